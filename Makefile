@@ -1,0 +1,43 @@
+# Two commands do all the set-up: `make run` (the job on data/, into ./out/) and `make test`.
+# Both create .venv and install system packages (bubblewrap) when they are missing.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# The sandbox runs programs as unprivileged uids, which cannot read an interpreter kept in a
+# private home folder (pyenv's lives in /root): prefer the system's Python 3.11+.
+PYTHON ?= $(shell for p in /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+INPUT ?= data/sample.jsonl
+OUTPUT ?= out
+ARGS ?=
+
+.PHONY: run test lint bench system venv clean
+
+run: venv
+	$(BIN)/groundtrace trace --input $(INPUT) --output $(OUTPUT) $(ARGS)
+
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python bench/trace_throughput.py $(ARGS)
+
+system:
+	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
+
+venv: system $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "groundtrace needs Python 3.11 or newer"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

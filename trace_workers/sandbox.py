@@ -1,0 +1,283 @@
+"""A bubblewrap jail with a pre-forked zygote: the only place untrusted programs run.
+
+The jail has its own user, PID, network, IPC and UTS namespaces, a read-only view of the
+system and of the Python environment (nothing else: no home folders, no project checkout,
+no Ray session folder), an empty environment, and a small private tmpfs as scratch. When
+started as root, the jail runs as an unprivileged uid of its own (one per worker slot, held
+by a file lock), so that RLIMIT_NPROC holds a fork bomb. See ``zygote.py`` for the per-run
+limits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py")
+JAIL_ZYGOTE = "/opt/groundtrace/zygote.py"
+DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "pandas", "z3")
+SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
+
+
+class SandboxError(RuntimeError):
+    """The jail could not be started or stopped answering."""
+
+
+@dataclass
+class SandboxLimits:
+    """Per-run limits. The trace budget (max_trace_lines/bytes) stops runaway programs early."""
+
+    timeout_s: float = 5.0
+    memory_mb: int = 1024
+    max_procs: int = 32
+    max_file_mb: int = 16
+    max_open_files: int = 64
+    scratch_mb: int = 64
+    max_trace_lines: int = 300
+    max_trace_bytes: int = 262_144
+    max_stdout_bytes: int = 1_048_576
+
+    def for_zygote(self) -> dict:
+        return {
+            "timeout_s": self.timeout_s,
+            "memory_bytes": self.memory_mb << 20,
+            "max_procs": self.max_procs,
+            "max_file_bytes": self.max_file_mb << 20,
+            "max_open_files": self.max_open_files,
+            "max_trace_lines": self.max_trace_lines,
+            "max_trace_bytes": self.max_trace_bytes,
+            "max_stdout_bytes": self.max_stdout_bytes,
+            "max_result_bytes": 4 * self.max_trace_bytes + (1 << 20),
+        }
+
+
+@dataclass
+class SandboxSettings:
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    preload: tuple[str, ...] = DEFAULT_PRELOAD
+    # First uid of the per-slot range used when running as root; slots are base..base+slots-1.
+    uid_base: int = 61000
+    uid_slots: int = 512
+    start_timeout_s: float = 120.0
+
+
+def bwrap_path() -> str:
+    path = shutil.which("bwrap")
+    if not path:
+        raise SandboxError(
+            "bubblewrap (bwrap) is not installed; install the Debian package 'bubblewrap' "
+            "(make install-system does it)"
+        )
+    return path
+
+
+def _readable_by_others(path: Path) -> bool:
+    """True when an unprivileged uid can reach and read ``path`` (every parent traversable)."""
+    path = path.resolve()
+    for parent in [*reversed(path.parents), path]:
+        try:
+            mode = parent.stat().st_mode
+        except OSError:
+            return False
+        needed = stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH
+        if not mode & needed:
+            return False
+    return True
+
+
+def python_roots() -> list[Path]:
+    """Folders the jail must see read-only for this interpreter and its packages to work."""
+    roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent}
+    return sorted(r for r in roots if not str(r).startswith("/usr"))
+
+
+class UidSlot:
+    """An unprivileged uid held for the life of one sandbox, by an flock on a slot file."""
+
+    def __init__(self, base: int, count: int):
+        SLOT_DIR.mkdir(mode=0o700, exist_ok=True)
+        for uid in range(base, base + count):
+            fd = os.open(SLOT_DIR / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return
+        raise SandboxError(f"all {count} sandbox uid slots from {base} are in use")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Sandbox:
+    """One jail and its zygote. ``run`` executes one program call; the jail is restarted
+    whenever it dies (a program may kill its parent)."""
+
+    def __init__(self, settings: SandboxSettings | None = None):
+        self.settings = settings or SandboxSettings()
+        self._proc: subprocess.Popen | None = None
+        self._slot: UidSlot | None = None
+        self._workdir: Path | None = None
+        self._buffer = b""
+        self.info: dict = {}
+        self.restarts = 0
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def _identity(self) -> tuple[int | None, str]:
+        if os.geteuid() != 0:
+            return None, "current user (not root: no per-slot uid)"
+        unreadable = [str(p) for p in python_roots() if not _readable_by_others(p / "bin")]
+        if unreadable:
+            raise SandboxError(
+                "the sandbox runs programs as an unprivileged uid, which cannot read the Python "
+                f"environment at {', '.join(unreadable)}; use a virtualenv made from a system "
+                "interpreter in a world-readable folder (the Makefile does this)"
+            )
+        if self._slot is None:
+            self._slot = UidSlot(self.settings.uid_base, self.settings.uid_slots)
+        return self._slot.uid, f"uid {self._slot.uid}"
+
+    def _command(self) -> list[str]:
+        assert self._workdir is not None
+        argv = [
+            bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns",
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
+        ]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                argv += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                argv += ["--ro-bind", top, top]
+        for name in ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf"):
+            argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        for root in python_roots():
+            argv += ["--ro-bind", str(root), str(root)]
+        argv += [
+            "--ro-bind", str(self._workdir / "zygote.py"), JAIL_ZYGOTE,
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(self.settings.limits.scratch_mb << 20), "--tmpfs", "/tmp",
+            "--chdir", "/tmp",
+        ]
+        env = {
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
+            "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+        }
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        argv += [
+            sys.executable, "-s", "-B", JAIL_ZYGOTE,
+            json.dumps(self.settings.limits.for_zygote()), json.dumps(list(self.settings.preload)),
+        ]
+        return argv
+
+    def start(self) -> dict:
+        uid, identity = self._identity()
+        if self._workdir is None:
+            # The zygote is copied out of the checkout so that the jail never needs to see it.
+            self._workdir = Path(tempfile.mkdtemp(prefix="groundtrace-jail-"))
+            self._workdir.chmod(0o755)
+            shutil.copyfile(ZYGOTE_SOURCE, self._workdir / "zygote.py")
+            (self._workdir / "zygote.py").chmod(0o644)
+        log = open(self._workdir / "jail.log", "w+b")
+        self._proc = subprocess.Popen(
+            self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            user=uid, group=uid, extra_groups=[] if uid is not None else None,
+            close_fds=True, cwd="/",
+        )
+        self._log = log
+        self._buffer = b""
+        try:
+            ready = self._read_message(self.settings.start_timeout_s)
+        except SandboxError as exc:
+            self.stop()
+            log.seek(0)
+            raise SandboxError(f"the sandbox did not start: {exc}; bwrap said: "
+                               f"{log.read()[-2000:].decode(errors='replace').strip()}") from None
+        self.info = {**ready, "identity": identity}
+        return self.info
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe:
+                    pipe.close()
+            self._proc = None
+            self._log.close()
+
+    def close(self) -> None:
+        self.stop()
+        if self._slot is not None:
+            self._slot.release()
+            self._slot = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def run(self, code: str, funcname: str, kwargs_json: str, depth: int) -> dict:
+        """Run ``funcname(**json.loads(kwargs_json))`` from ``code`` under snoop.
+
+        Returns the zygote's verdict: ``status`` plus ``trace``, ``returned`` (JSON text),
+        ``detail`` and timings where they apply. Never raises for anything the program does.
+        """
+        if self._proc is None:
+            self.start()
+        request = {"code": code, "funcname": funcname, "kwargs": kwargs_json, "depth": depth}
+        try:
+            self._proc.stdin.write(json.dumps(request).encode("utf-8", "surrogatepass") + b"\n")
+            self._proc.stdin.flush()
+            # The zygote enforces the run's own limit; this one only catches a dead jail.
+            return self._read_message(self.settings.limits.timeout_s + 10.0)
+        except (SandboxError, OSError) as exc:
+            self.stop()
+            self.restarts += 1
+            return {"status": "crashed", "detail": f"the sandbox died during the run ({exc})"}
+
+    def _read_message(self, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        out = self._proc.stdout
+        fd = out.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SandboxError(f"no answer within {timeout_s:.0f} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                data = os.read(fd, 1 << 20)
+                if not data:
+                    raise SandboxError(f"the jail exited (code {self._proc.poll()})")
+                self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def describe(self) -> dict:
+        return {"limits": asdict(self.settings.limits), "preload": list(self.settings.preload),
+                **{k: v for k, v in self.info.items() if k not in ("pid",)}}

@@ -1,0 +1,431 @@
+"""The process that lives inside the bubblewrap jail: import once, fork one child per run.
+
+This file runs *inside* the sandbox, where the project checkout is not visible, so it must
+stand alone: standard library and snoop only. It speaks JSON lines on stdin/stdout with
+``trace_workers.sandbox.Sandbox``:
+
+    <- {"ready": true, "preloaded": {...}, "missing": [...]}            once, after imports
+    -> {"code": ..., "funcname": ..., "kwargs": "<json>", "depth": N}   one per run
+    <- {"status": ..., "trace": ..., "returned": "<json>", ...}         one per run
+
+Each run is a fork of this process. The child drops the protocol pipes, sets its rlimits,
+compiles the program under a fixed file name (so trace line numbers are the program's own),
+calls the function under snoop and writes one JSON result to a private pipe. The parent
+enforces the wall-clock limit and, after every run, kills every other process in the jail's
+PID namespace (``kill(-1)``), so orphans that called setsid() die too.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import importlib
+import json
+import linecache
+import math
+import os
+import pprint
+import re
+import resource
+import select
+import signal
+import sys
+import sysconfig
+import time
+
+PROGRAM_FILENAME = "/program/main.py"
+SCRATCH = "/tmp"
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# errnos that mean "the jail said no" rather than "the program is wrong".
+BLOCKED_ERRNOS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENETUNREACH, errno.ENETDOWN,
+    errno.EHOSTUNREACH, errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.ENOSPC,
+    errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.EFBIG, errno.EDQUOT,
+}
+
+
+def _send(fd: int, message: dict) -> None:
+    data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class TraceBuffer:
+    """snoop's output sink. Stops the run the moment the trace passes its budget."""
+
+    def __init__(self, result_fd: int, max_lines: int, max_bytes: int):
+        self.parts: list[str] = []
+        self.lines = 0
+        self.size = 0
+        self.result_fd = result_fd
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.lines += text.count("\n")
+        self.size += len(text)
+        if self.lines >= self.max_lines or self.size > self.max_bytes:
+            _send(self.result_fd, {
+                "status": "trace_limit",
+                "detail": f"trace passed its budget ({self.lines} lines, {self.size} chars)",
+                "trace_lines": self.lines,
+            })
+            os._exit(0)
+
+    def text(self) -> str:
+        return ADDRESS.sub("", "".join(self.parts))
+
+
+class OutputSink:
+    """Stands in for the program's stdout/stderr: discards, but stops a program that floods it."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, result_fd: int, max_bytes: int):
+        self.result_fd = result_fd
+        self.max_bytes = max_bytes
+        self.size = 0
+
+    def write(self, text) -> int:
+        self.size += len(text)
+        if self.size > self.max_bytes:
+            _send(self.result_fd, {
+                "status": "trace_limit",
+                "detail": f"program printed more than {self.max_bytes} bytes",
+            })
+            os._exit(0)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "program output is not a file")
+
+
+def _json_default(value):
+    """JSON for values the corpus' functions return that json cannot encode by itself."""
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, complex):
+        return [value.real, value.imag]
+    raise TypeError(f"returned value of type {type(value).__name__} is not JSON serializable")
+
+
+def _classify_exception(exc: BaseException) -> tuple[str, str | None]:
+    """(status, reason) for an exception that escaped the program."""
+    if isinstance(exc, MemoryError):
+        return "memory", "memory"
+    if isinstance(exc, ModuleNotFoundError):
+        return "error", "missing_module"
+    if isinstance(exc, OSError) and (
+        exc.errno in BLOCKED_ERRNOS or type(exc).__name__ == "gaierror"
+    ):
+        return "sandbox", "sandbox"
+    return "error", "error"
+
+
+def _snoop_config(buffer: TraceBuffer):
+    import snoop
+    from snoop.formatting import DefaultFormatter
+
+    class Formatter(DefaultFormatter):
+        """snoop's format, with the call line reduced to the function's name (as the
+        reference method prints it): file paths would only leak jail paths into data."""
+
+        def format_start(self, event):
+            if event.comprehension_type:
+                return [f"{event.comprehension_type}:"]
+            if event.event == "enter":
+                description = "Enter with block in"
+            elif event.frame_info.is_generator:
+                description = "Re-enter generator" if event.is_yield_value else "Start generator"
+            else:
+                description = "Call to"
+            return [f">>> {description} {event.code_qualname()}"]
+
+    return snoop.Config(
+        out=buffer.write, columns=(), color=False, replace_watch_extras=(),
+        formatter_class=Formatter, pformat=pprint.pformat,
+    )
+
+
+def _set_limits(limits: dict) -> None:
+    with open("/proc/self/status") as status:
+        vm_size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    address_space = vm_size_kb * 1024 + limits["memory_bytes"]
+    cpu = int(math.ceil(limits["timeout_s"])) + 1
+    for name, value in (
+        ("RLIMIT_AS", address_space),
+        ("RLIMIT_CPU", cpu),
+        ("RLIMIT_NPROC", limits["max_procs"]),
+        ("RLIMIT_FSIZE", limits["max_file_bytes"]),
+        ("RLIMIT_NOFILE", limits["max_open_files"]),
+        ("RLIMIT_CORE", 0),
+    ):
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def _child(request: dict, result_fd: int, limits: dict) -> None:
+    """Runs in the forked child; never returns."""
+    marks = {"child_start": time.monotonic()}
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2 and int(name) != result_fd:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
+    os.chdir(SCRATCH)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sink = OutputSink(result_fd, limits["max_stdout_bytes"])
+    sys.stdout = sys.stderr = sink
+    sys.stdin = open(os.devnull)
+    buffer = TraceBuffer(result_fd, limits["max_trace_lines"], limits["max_trace_bytes"])
+    started = time.perf_counter()
+    result: dict = {}
+    marks["setup"] = time.monotonic()
+    try:
+        _set_limits(limits)
+        config = _snoop_config(buffer)
+        marks["config"] = time.monotonic()
+        code = request["code"]
+        linecache.cache[PROGRAM_FILENAME] = (
+            len(code), None, code.splitlines(keepends=True), PROGRAM_FILENAME,
+        )
+        namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME, "__builtins__": __builtins__}
+        kwargs = json.loads(request["kwargs"])
+        exec(compile(code, PROGRAM_FILENAME, "exec"), namespace)
+        marks["exec"] = time.monotonic()
+        function = namespace.get(request["funcname"])
+        if not callable(function):
+            result = {"status": "error", "reason": "missing_function",
+                      "detail": f"{request['funcname']!r} is not defined by the program"}
+        else:
+            returned = config.snoop(depth=request["depth"])(function)(**kwargs)
+            try:
+                encoded = json.dumps(returned, default=_json_default, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                result = {"status": "error", "reason": "unserializable_return", "detail": str(exc)[:500]}
+            else:
+                result = {"status": "returned", "returned": encoded}
+    except BaseException as exc:  # the program is untrusted: anything may escape it
+        status, reason = _classify_exception(exc)
+        result = {"status": status, "reason": reason,
+                  "detail": f"{type(exc).__name__}: {exc}"[:500]}
+        if reason == "missing_module":
+            result["module"] = getattr(exc, "name", None)
+    result["trace"] = buffer.text()
+    result["trace_lines"] = buffer.lines
+    result["run_s"] = time.perf_counter() - started
+    marks["done"] = time.monotonic()
+    result["marks"] = marks
+    try:
+        _send(result_fd, result)
+    except BaseException:
+        os._exit(71)
+    os._exit(0)
+
+
+_EXIT_SIGNALS = {
+    signal.SIGXCPU: ("timeout", "cpu time limit"),
+    signal.SIGXFSZ: ("sandbox", "file size limit"),
+    signal.SIGKILL: ("crashed", "killed"),
+}
+
+
+def _status_from_wait(wait_status: int) -> tuple[str, str]:
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        status, what = _EXIT_SIGNALS.get(sig, ("crashed", "signal"))
+        return status, f"{what} ({signal.Signals(sig).name})"
+    return "crashed", f"exited with code {os.WEXITSTATUS(wait_status)} and no result"
+
+
+def _wipe_scratch() -> None:
+    for entry in os.scandir(SCRATCH):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _rmtree(path: str) -> None:
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            _rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    os.rmdir(path)
+
+
+def run_one(request: dict, limits: dict) -> tuple[dict, int, bool]:
+    """Fork a child for one run and wait for its result within the wall-clock limit.
+
+    Returns (verdict, pid, reaped). The caller answers first and cleans up after
+    (``finish_run``), so reaping and scratch wiping overlap the actor's own work.
+    """
+    read_fd, write_fd = os.pipe()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        try:
+            _child(request, write_fd, limits)
+        finally:
+            os._exit(70)
+    os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    pidfd = os.pidfd_open(pid)
+    deadline = started + limits["timeout_s"]
+    chunks: list[bytes] = []
+    received = 0
+    wait_status = None
+    verdict: dict | None = None
+    try:
+        while verdict is None and wait_status is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                verdict = {"status": "timeout", "detail": f"wall-clock limit of {limits['timeout_s']} s"}
+                break
+            ready, _, _ = select.select([read_fd, pidfd], [], [], remaining)
+            if read_fd in ready:
+                received += _drain(read_fd, chunks)
+                if chunks and b"\n" in chunks[-1]:
+                    verdict = _parse_result(b"".join(chunks), None)
+                elif received > limits["max_result_bytes"]:
+                    verdict = {"status": "trace_limit", "detail": "result larger than its budget"}
+            if verdict is None and pidfd in ready:
+                _, wait_status = os.waitpid(pid, 0)
+                _drain(read_fd, chunks)
+                verdict = _parse_result(b"".join(chunks), wait_status)
+    finally:
+        os.close(read_fd)
+        os.close(pidfd)
+    elapsed = time.monotonic() - started
+    verdict["elapsed_s"] = elapsed
+    if "marks" in verdict:
+        verdict["marks"] = {k: round((v - started) * 1000, 2) for k, v in verdict["marks"].items()}
+        verdict["marks"]["end"] = round(elapsed * 1000, 2)
+    return verdict, pid, wait_status is not None
+
+
+def finish_run(pid: int, reaped: bool) -> None:
+    """Kill whatever the run left behind (orphans included), reap it, wipe the scratch."""
+    _kill_everything_else(first_child=None if reaped else pid)
+    _wipe_scratch()
+
+
+def _drain(fd: int, chunks: list[bytes]) -> int:
+    got = 0
+    while True:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return got
+        if not data:
+            return got
+        chunks.append(data)
+        got += len(data)
+
+
+def _parse_result(data: bytes, wait_status: int | None) -> dict:
+    line = data.split(b"\n", 1)[0]
+    if line:
+        try:
+            return json.loads(line)
+        except ValueError:
+            return {"status": "crashed", "detail": "the run wrote a malformed result"}
+    status, detail = _status_from_wait(wait_status)
+    return {"status": status, "detail": detail}
+
+
+def _kill_everything_else(first_child: int | None) -> None:
+    """Kill every process in this PID namespace except this one and its init (bwrap's
+    reaper, which collects the orphans); reap our own child."""
+    if os.getpid() > 2:  # kill(-1) outside the jail's own PID namespace would be a disaster
+        raise RuntimeError("the zygote must run as PID 2 of a private PID namespace")
+    for attempt in range(400):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if first_child is not None:
+            os.waitpid(first_child, 0)
+            first_child = None
+        elif attempt:
+            time.sleep(0.0005)
+
+
+def _preload(modules: list[str]) -> tuple[dict, dict]:
+    loaded, missing = {}, {}
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except BaseException as exc:  # a broken optional library must not stop the jail
+            missing[name] = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            loaded[name] = getattr(module, "__version__", None)
+    return loaded, missing
+
+
+def _untraced_directories() -> tuple[str, ...]:
+    """Library code is never traced: only frames from the program itself are."""
+    paths = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    return tuple(sorted(paths))
+
+
+def main() -> None:
+    limits = json.loads(sys.argv[1])
+    preload = json.loads(sys.argv[2])
+    protocol_in = os.fdopen(os.dup(0), "rb")
+    protocol_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    # cheap_repr (snoop's repr library) imports pandas at import time when it can; pandas
+    # triples the size of every fork, so it stays out unless it is preloaded on purpose.
+    hidden = {name: None for name in ("pandas", "django") if name not in preload}
+    sys.modules.update(hidden)
+    import snoop.tracer
+
+    for name in hidden:
+        del sys.modules[name]
+    loaded, missing = _preload(["snoop", *preload])
+    snoop.tracer.internal_directories = _untraced_directories()
+    gc.collect()
+    gc.freeze()  # keep forked children from touching (copying) every preloaded object
+    _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
+                         "python": sys.version.split()[0], "preloaded": loaded, "missing": missing})
+    for raw in protocol_in:
+        request = json.loads(raw)
+        pid, reaped = None, True
+        try:
+            result, pid, reaped = run_one(request, limits)
+        except Exception as exc:  # keep the jail alive; the run is reported as crashed
+            result = {"status": "crashed", "detail": f"zygote: {type(exc).__name__}: {exc}"[:500]}
+        _send(protocol_out, result)
+        if pid is not None:
+            finish_run(pid, reaped)
+
+
+if __name__ == "__main__":
+    main()
