@@ -1,0 +1,159 @@
+"""The job's one configuration: dataclasses, loadable from YAML/TOML, overridden by CLI flags.
+
+Every field's ``metadata["help"]`` doubles as its ``--flag`` help, so the file format, the
+defaults and ``--help`` cannot drift apart. Field names are unique across sections, so a flag
+is just the field name with dashes (``--ios-per-program``); a file uses sections
+(``trace: {ios_per_program: 5}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from trace_workers.actor import TraceStageConfig
+from trace_workers.raw_filter import RawFilterConfig
+from trace_workers.sandbox import SandboxLimits
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class TraceConfig:
+    ios_per_program: int = _opt(10, "input/output pairs traced per program at most (seeded sample; 0: all)")
+    samples_per_problem: int = _opt(1, "kept traces per problem (seeded; 0 keeps all)")
+    trace_all: bool = _opt(False, "run every pair even when a problem already has its samples "
+                                  "(slower; gives full status counts)")
+    seed: int = _opt(0, "seed for every sample")
+    max_trace_lines: int = _opt(300, "traces must have fewer lines; a run is stopped when it reaches this")
+    max_trace_bytes: int = _opt(262_144, "a run is stopped when its trace passes this many characters")
+    timeout_s: float = _opt(5.0, "wall-clock limit of one run, seconds")
+    memory_mb: int = _opt(1024, "memory a run may allocate, MiB")
+    max_procs: int = _opt(32, "processes and threads per sandbox (holds fork bombs)")
+    scratch_mb: int = _opt(64, "size of the run's private /tmp, MiB")
+    float_rel_tol: float = _opt(1e-6, "relative tolerance when comparing floats with the expected output")
+    max_items: int = _opt(20, "inputs with a container of this many items or more are dropped")
+    max_str_chars: int = _opt(100, "inputs with a string of this many characters or more are dropped")
+    max_value_bytes: int = _opt(1024, "inputs with a value of this many JSON bytes or more are dropped")
+
+    def raw_filter(self) -> RawFilterConfig:
+        return RawFilterConfig(
+            ios_per_program=self.ios_per_program, seed=self.seed, max_items=self.max_items,
+            max_str_chars=self.max_str_chars, max_value_bytes=self.max_value_bytes,
+        )
+
+    def stage(self) -> TraceStageConfig:
+        return TraceStageConfig(
+            samples_per_problem=self.samples_per_problem, trace_all=self.trace_all,
+            float_rel_tol=self.float_rel_tol,
+            limits=SandboxLimits(
+                timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_procs=self.max_procs,
+                scratch_mb=self.scratch_mb, max_trace_lines=self.max_trace_lines,
+                max_trace_bytes=self.max_trace_bytes,
+            ),
+        )
+
+
+@dataclass
+class RayConfig:
+    address: str | None = _opt(None, "Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    num_cpus: int | None = _opt(None, "logical CPUs of a local Ray (default: this machine's cores)")
+    actors: int | None = _opt(None, "trace actors (default: one per CPU Ray has, less one for the rest)")
+    batch_size: int = _opt(4, "programs per batch sent to a trace actor")
+    programs_per_block: int = _opt(16, "programs per block read from an input file")
+
+
+@dataclass
+class JobConfig:
+    input: str = _opt("data/sample.jsonl", "JSONL (.gz/.zst) or Parquet file, folder or glob; "
+                                           "local path or s3:// gs:// https:// URL")
+    output: str = _opt("out", "output folder, local or s3:// gs://")
+    overwrite: bool = _opt(False, "replace an earlier run's output in the same folder")
+    trace: TraceConfig = field(default_factory=TraceConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"trace": TraceConfig, "ray": RayConfig}
+
+
+def load_file(path: str | Path) -> dict:
+    text = Path(path).read_text()
+    if str(path).endswith(".toml"):
+        return tomllib.loads(text)
+    return yaml.safe_load(text) or {}
+
+
+def from_dict(data: dict) -> JobConfig:
+    unknown = set(data) - {f.name for f in dataclasses.fields(JobConfig)}
+    if unknown:
+        raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+    top = {k: v for k, v in data.items() if k not in SECTIONS}
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = data.get(name) or {}
+        bad = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if bad:
+            raise ValueError(f"unknown keys in [{name}]: {', '.join(sorted(bad))}")
+        sections[name] = cls(**values)
+    return JobConfig(**top, **sections)
+
+
+def _flag_fields() -> list[tuple[str | None, dataclasses.Field, Any]]:
+    out = []
+    hints = get_type_hints(JobConfig)
+    for f in dataclasses.fields(JobConfig):
+        if f.name in SECTIONS:
+            section_hints = get_type_hints(SECTIONS[f.name])
+            out += [(f.name, sf, section_hints[sf.name]) for sf in dataclasses.fields(SECTIONS[f.name])]
+        else:
+            out.append((None, f, hints[f.name]))
+    return out
+
+
+def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = ("trace", "ray")) -> None:
+    """One --flag per config field; unset flags stay None so files and defaults show through."""
+    parser.add_argument("--config", help="YAML or TOML file with the settings below, in sections")
+    for section, f, hint in _flag_fields():
+        if section is not None and section not in sections:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            kind = next((t for t in (int, float, str) if t in _types(hint)), str)
+            parser.add_argument(flag, type=kind, default=None, help=help_text)
+
+
+def _types(hint: Any) -> tuple:
+    return getattr(hint, "__args__", (hint,))
+
+
+def from_args(args: argparse.Namespace) -> JobConfig:
+    data: dict = load_file(args.config) if getattr(args, "config", None) else {}
+    for section, f, _ in _flag_fields():
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if section is None:
+            data[f.name] = value
+        else:
+            data.setdefault(section, {})[f.name] = value
+    return from_dict(data)
+
+
+def describe(cfg: JobConfig) -> str:
+    return json.dumps(cfg.to_dict(), indent=2)

@@ -1,0 +1,89 @@
+"""manifest.json: what ran, with what, and where every row went."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+from trace_workers.stats import STAGES
+
+if TYPE_CHECKING:
+    from jobs.config import JobConfig
+    from jobs.sink import TraceSink
+
+VERSIONED = ("groundtrace", "ray", "snoop", "pyarrow", "smart-open", "numpy", "sympy",
+             "networkx", "scipy", "pandas", "z3-solver")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        out["bubblewrap"] = subprocess.run(["bwrap", "--version"], capture_output=True,
+                                           text=True, check=False).stdout.split()[-1]
+    except (OSError, IndexError):
+        out["bubblewrap"] = None
+    return out
+
+
+def build_manifest(cfg: JobConfig, sink: TraceSink, started: float, wall_s: float,
+                   actors: int) -> dict:
+    stats = sink.stats
+    funnel = stats.funnel()
+    rejected_total = sum(stage["rejected"] for stage in funnel.values())
+    checks = {
+        "every_stage_balanced": all(stage["balanced"] for stage in funnel.values()),
+        "every_stage_follows_previous": all(stage.get("follows_previous", True)
+                                            for stage in funnel.values()),
+        "traces_written_equal_kept": sink.written["traces"] == funnel["trace_filter"]["kept"],
+        "rejects_written_equal_rejected": sink.written["rejects"] == rejected_total,
+    }
+    trace = funnel["trace"]
+    executed = trace["seen"] - sum(n for reason, n in trace["reasons"].items()
+                                   if reason in ("not_sampled",))
+    sandbox_s = stats.timing.get("sandbox_s", 0.0)
+    return {
+        "stage": "trace",
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
+        "wall_s": round(wall_s, 3),
+        "config": cfg.to_dict(),
+        "versions": versions(),
+        "trace_actors": actors,
+        "counts": funnel,
+        "missing_modules": dict(stats.details.get("missing_modules", {})),
+        "written": dict(sink.written),
+        "throughput": {
+            "runs_executed": executed,
+            "runs_per_s": round(executed / wall_s, 2) if wall_s else None,
+            "pairs_per_s": round(funnel["pair_filter"]["seen"] / wall_s, 2) if wall_s else None,
+            "sandbox_s_per_run": round(sandbox_s / executed, 5) if executed else None,
+        },
+        "checks": checks,
+        "accounting_ok": all(checks.values()),
+    }
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    lines = []
+    for stage, counts in manifest["counts"].items():
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(counts["reasons"].items(),
+                                                         key=lambda kv: -kv[1]))
+        lines.append(f"{stage:<15} {counts['unit']:<8} seen {counts['seen']:>8}  kept "
+                     f"{counts['kept']:>8}  rejected {counts['rejected']:>8}"
+                     + (f"  ({reasons})" if reasons else ""))
+    t = manifest["throughput"]
+    lines.append(f"{manifest['written']['traces']} traces and {manifest['written']['rejects']} "
+                 f"rejects written in {manifest['wall_s']:.1f} s "
+                 f"({t['runs_executed']} runs, {t['runs_per_s']} runs/s)")
+    if not manifest["accounting_ok"]:
+        failed = [name for name, ok in manifest["checks"].items() if not ok]
+        lines.append(f"ACCOUNTING FAILED: {', '.join(failed)}")
+    assert set(manifest["counts"]) == set(STAGES)
+    return lines

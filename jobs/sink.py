@@ -1,0 +1,114 @@
+"""Where the stream ends: kept traces and rejects as Parquet shards, counters summed.
+
+Each write task writes ``traces/part-NNNNN.parquet`` and ``rejects/part-NNNNN.parquet`` for
+the rows it got (an empty kind gets no file) and returns its counts; the driver sums them in
+``on_write_complete``. A local shard is written under a temporary name and renamed, an object
+store shard is one PUT: a shard is either absent or whole.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.data.block import Block, BlockAccessor
+from ray.data.datasource import Datasink, WriteResult
+
+from jobs.sources import REMOTE_SCHEMES, filesystem_for
+from trace_workers.stats import StageStats
+
+TRACE_SCHEMA = pa.schema([
+    ("id", pa.string()), ("problem_id", pa.string()), ("problem_description", pa.string()),
+    ("io_requirements", pa.string()), ("refcode", pa.string()), ("funcname", pa.string()),
+    ("input", pa.string()), ("expected_output", pa.string()), ("returned", pa.string()),
+    ("trace", pa.string()), ("trace_lines", pa.int32()), ("status", pa.string()),
+])
+REJECT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("problem_id", pa.string()), ("stage", pa.string()),
+    ("reason", pa.string()), ("detail", pa.string()),
+])
+OUTPUT_KINDS = {"trace": ("traces", TRACE_SCHEMA), "reject": ("rejects", REJECT_SCHEMA)}
+
+
+class ShardWriter:
+    """Writes one Parquet shard so that it is either absent or whole."""
+
+    def __init__(self, output: str):
+        self.fs, self.root = filesystem_for(output)
+        self.remote = output.startswith(REMOTE_SCHEMES)
+
+    def ensure_dir(self, sub: str) -> None:
+        self.fs.create_dir(posixpath.join(self.root, sub), recursive=True)
+
+    def write(self, sub: str, name: str, table: pa.Table) -> str:
+        final = posixpath.join(self.root, sub, name)
+        if self.remote:
+            pq.write_table(table, final, filesystem=self.fs, compression="zstd")
+            return final
+        temporary = posixpath.join(self.root, sub, f".{name}.{uuid.uuid4().hex}.tmp")
+        pq.write_table(table, temporary, filesystem=self.fs, compression="zstd")
+        self.fs.move(temporary, final)
+        return final
+
+    def write_text(self, name: str, text: str) -> None:
+        path = posixpath.join(self.root, name)
+        if not self.remote:
+            temporary = path + ".tmp"
+            with self.fs.open_output_stream(temporary) as out:
+                out.write(text.encode())
+            self.fs.move(temporary, path)
+            return
+        with self.fs.open_output_stream(path) as out:
+            out.write(text.encode())
+
+
+class TraceSink(Datasink):
+    def __init__(self, output: str, rows_per_write: int = 2000):
+        self.output = output
+        self.rows_per_write = rows_per_write
+        self.stats = StageStats()
+        self.written = {"traces": 0, "rejects": 0}
+        self.files: list[str] = []
+
+    @property
+    def min_rows_per_write(self) -> int | None:
+        return self.rows_per_write
+
+    def on_write_start(self, schema: Any = None) -> None:
+        writer = ShardWriter(self.output)
+        for sub, _ in OUTPUT_KINDS.values():
+            writer.ensure_dir(sub)
+
+    def write(self, blocks: Iterable[Block], ctx: Any) -> dict:
+        rows: dict[str, list[dict]] = {kind: [] for kind in OUTPUT_KINDS}
+        stats = StageStats()
+        for block in blocks:
+            table = BlockAccessor.for_block(block).to_arrow()
+            for kind, payload in zip(table.column("kind").to_pylist(),
+                                     table.column("payload").to_pylist(), strict=True):
+                if kind == "stats":
+                    stats.merge(json.loads(payload))
+                elif kind in rows:
+                    rows[kind].append(json.loads(payload))
+                else:
+                    raise ValueError(f"a {kind!r} row reached the sink: a stage dropped its work")
+        writer = ShardWriter(self.output)
+        written, files = {}, []
+        for kind, (sub, schema) in OUTPUT_KINDS.items():
+            written[sub] = len(rows[kind])
+            if rows[kind]:
+                table = pa.Table.from_pylist(rows[kind], schema=schema)
+                files.append(writer.write(sub, f"part-{ctx.task_idx:05d}.parquet", table))
+        return {"written": written, "stats": stats.to_dict(), "files": files}
+
+    def on_write_complete(self, write_result: WriteResult) -> None:
+        for result in write_result.write_returns:
+            self.stats.merge(result["stats"])
+            for sub, n in result["written"].items():
+                self.written[sub] += n
+            self.files += result["files"]

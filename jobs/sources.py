@@ -1,0 +1,129 @@
+"""Reading PyEdu shards, local or remote, as a stream of small blocks.
+
+One read task per file; each task yields a block every ``programs_per_block`` records, so a
+single large shard still feeds many trace actors at once and memory stays flat. JSONL (plain,
+.gz, .zst, .bz2, .xz) is read with smart-open; Parquet with pyarrow, each row turned back into
+the JSON record it stands for, so that both formats take the same parsing path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import smart_open
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+LINE_SCHEMA = pa.schema([("where", pa.string()), ("record", pa.string())])
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+COMPRESSION_SUFFIXES = ("", ".gz", ".zst", ".bz2", ".xz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")
+
+
+def is_input_file(name: str) -> bool:
+    name = name.lower()
+    return name.endswith(PARQUET_SUFFIXES) or any(
+        name.endswith(s + c) for s in JSONL_SUFFIXES for c in COMPRESSION_SUFFIXES
+    )
+
+
+def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow filesystem and path for a local path or an s3:// gs:// URI (standard env creds)."""
+    if uri.startswith(REMOTE_SCHEMES):
+        return pafs.FileSystem.from_uri(uri.replace("gcs://", "gs://", 1))
+    return pafs.LocalFileSystem(), posixpath.abspath(uri)
+
+
+def _uri(uri: str, path: str) -> str:
+    if uri.startswith(REMOTE_SCHEMES):
+        return uri.split("://", 1)[0] + "://" + path
+    return path
+
+
+def list_inputs(uri: str) -> list[str]:
+    """The input files a user's path, folder or glob names, sorted, as URIs."""
+    if uri.startswith(("http://", "https://")):
+        return [uri]
+    fs, path = filesystem_for(uri)
+    if any(ch in path for ch in "*?["):
+        base = path[: min(path.index(ch) for ch in "*?[" if ch in path)].rsplit("/", 1)[0] or "/"
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        found = [i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)]
+    else:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"input not found: {uri}")
+        if info.type == pafs.FileType.Directory:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            found = [i.path for i in infos
+                     if i.type == pafs.FileType.File and is_input_file(posixpath.basename(i.path))]
+        else:
+            found = [path]
+    if not found:
+        raise FileNotFoundError(f"no JSONL or Parquet files under {uri}")
+    return [_uri(uri, p) for p in sorted(found)]
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def iter_records(uri: str) -> Iterator[tuple[str, str]]:
+    """(where, record JSON text) for every record of one file; blank lines are not records."""
+    name = posixpath.basename(uri.split("?", 1)[0])
+    if name.lower().endswith(PARQUET_SUFFIXES):
+        fs, path = filesystem_for(uri)
+        with fs.open_input_file(path) as handle:
+            row_number = 0
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=256):
+                for row in batch.to_pylist():
+                    row_number += 1
+                    yield f"{name}:{row_number}", json.dumps(row, default=_json_default)
+        return
+    with smart_open.open(uri, "rb") as handle:
+        for line_number, raw in enumerate(handle, 1):
+            if raw.strip():
+                yield f"{name}:{line_number}", raw.decode("utf-8", "replace")
+
+
+class PyEduSource(Datasource):
+    def __init__(self, uri: str, programs_per_block: int = 16):
+        super().__init__()
+        self.files = list_inputs(uri)
+        self.programs_per_block = programs_per_block
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                       data_context: Any = None) -> list[ReadTask]:
+        return [self._task(uri) for uri in self.files]
+
+    def _task(self, uri: str) -> ReadTask:
+        per_block = self.programs_per_block
+
+        def read() -> Iterator[pa.Table]:
+            wheres, records = [], []
+            for where, record in iter_records(uri):
+                wheres.append(where)
+                records.append(record)
+                if len(records) >= per_block:
+                    yield pa.table([wheres, records], schema=LINE_SCHEMA)
+                    wheres, records = [], []
+            if records:
+                yield pa.table([wheres, records], schema=LINE_SCHEMA)
+
+        metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[uri])
+        return ReadTask(read, metadata, schema=LINE_SCHEMA)

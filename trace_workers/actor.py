@@ -1,0 +1,159 @@
+"""The trace stage's Ray Data actor: programs in, kept traces and rejects out.
+
+Each actor owns two sandboxes: a lean one (snoop and numpy preloaded: cheap forks) and a heavy
+one (sympy, networkx, scipy, pandas, z3 as well), started on first need for the few programs
+that import those. Runs of a program are tried in their seeded order; with
+``samples_per_problem = k`` the actor stops after the first k runs that pass the trace filter
+(a uniform seeded sample of the passing runs, at a fraction of the cost) unless ``trace_all``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from trace_workers.canonical import values_match
+from trace_workers.records import STREAM_SCHEMA, ProgramWork, Reject, Run
+from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
+from trace_workers.stats import StageStats
+from trace_workers.trace_filter import trace_problem
+
+LEAN_PRELOAD = ("numpy",)
+# zygote statuses that become rejects under their own name
+FAILED_STATUSES = ("error", "timeout", "memory", "trace_limit", "crashed", "sandbox")
+
+
+@dataclass
+class TraceStageConfig:
+    samples_per_problem: int = 1
+    trace_all: bool = False
+    float_rel_tol: float = 1e-6
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+
+class Tracer:
+    """Traces programs in sandboxes; plain Python, usable without Ray."""
+
+    def __init__(self, cfg: TraceStageConfig):
+        self.cfg = cfg
+        self.lean = Sandbox(SandboxSettings(limits=cfg.limits, preload=LEAN_PRELOAD))
+        self.heavy = Sandbox(SandboxSettings(limits=cfg.limits, preload=DEFAULT_PRELOAD))
+        self.lean.start()
+
+    def close(self) -> None:
+        self.lean.close()
+        self.heavy.close()
+
+    def trace_program(self, work: ProgramWork, stats: StageStats) -> list[dict]:
+        sandbox = self.heavy if work.heavy else self.lean
+        quota = self.cfg.samples_per_problem if not self.cfg.trace_all else 0
+        rows: list[dict] = []
+        kept = 0
+        skip_reason: tuple[str, str] | None = None
+        for run in work.runs:
+            stats.see("trace")
+            if skip_reason or (quota and kept >= quota):
+                reason, detail = skip_reason or (
+                    "not_sampled", f"problem already has {kept} kept trace(s)")
+                stats.reject("trace", reason)
+                rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
+                continue
+            verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth)
+            stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
+            status, reason, detail = self._judge(verdict, run)
+            if reason == "missing_module":
+                stats.note("missing_modules", str(verdict.get("module")))
+                # every other run of this program would fail the same way
+                skip_reason = (reason, detail)
+            if status != "ok":
+                stats.reject("trace", reason)
+                rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
+                continue
+            stats.keep("trace")
+            stats.see("trace_filter")
+            problem = trace_problem(verdict["trace"], work.funcname, self.cfg.limits.max_trace_lines)
+            if problem:
+                stats.reject("trace_filter", problem[0])
+                rows.append(Reject(run.id, work.problem_id, "trace_filter", *problem).row())
+                continue
+            kept += 1
+            stats.keep("trace_filter")
+            rows.append({"kind": "trace", "payload": json.dumps(
+                self._trace_row(work, run, verdict), ensure_ascii=False)})
+        return self._sample_kept(rows, work, stats) if self.cfg.trace_all else rows
+
+    def _judge(self, verdict: dict, run: Run) -> tuple[str, str, str]:
+        """(status, reject reason, detail) for one zygote verdict."""
+        status = verdict.get("status")
+        if status == "returned":
+            returned = json.loads(verdict["returned"])
+            expected = json.loads(run.expected_output)
+            if values_match(returned, expected, rel_tol=self.cfg.float_rel_tol):
+                return "ok", "", ""
+            return "mismatch", "mismatch", (
+                f"expected {run.expected_output[:200]}, returned {verdict['returned'][:200]}")
+        if status in FAILED_STATUSES:
+            reason = verdict.get("reason") or status
+            detail = verdict.get("detail", "")
+            if reason == "missing_module":
+                detail = str(verdict.get("module"))
+            return status, reason, detail
+        return "crashed", "crashed", f"unexpected verdict {str(verdict)[:200]}"
+
+    def _trace_row(self, work: ProgramWork, run: Run, verdict: dict) -> dict:
+        return {
+            "id": run.id, "problem_id": work.problem_id,
+            "problem_description": work.problem_description,
+            "io_requirements": work.io_requirements, "refcode": work.refcode,
+            "funcname": work.funcname, "input": run.input,
+            "expected_output": run.expected_output, "returned": verdict["returned"],
+            "trace": verdict["trace"], "trace_lines": verdict["trace_lines"], "status": "ok",
+        }
+
+    def _sample_kept(self, rows: list[dict], work: ProgramWork, stats: StageStats) -> list[dict]:
+        """With trace_all: keep the first k kept traces in the seeded order, reject the rest."""
+        quota = self.cfg.samples_per_problem
+        if not quota:
+            return rows
+        out, kept = [], 0
+        for row in rows:
+            if row["kind"] == "trace" and kept >= quota:
+                run_id = json.loads(row["payload"])["id"]
+                stats.kept["trace_filter"] -= 1
+                stats.reject("trace_filter", "not_sampled")
+                out.append(Reject(run_id, work.problem_id, "trace_filter", "not_sampled",
+                                  f"problem already has {quota} kept trace(s)").row())
+                continue
+            kept += row["kind"] == "trace"
+            out.append(row)
+        return out
+
+
+class TraceActor:
+    """``map_batches`` callable: program rows are traced, every other row passes through."""
+
+    def __init__(self, cfg: TraceStageConfig):
+        self.tracer = Tracer(cfg)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        kinds = batch.column("kind").to_pylist()
+        payloads = batch.column("payload").to_pylist()
+        stats = StageStats()
+        started = time.perf_counter()
+        rows: list[dict] = []
+        for kind, payload in zip(kinds, payloads, strict=True):
+            if kind == "program":
+                rows.extend(self.tracer.trace_program(ProgramWork.from_payload(payload), stats))
+            else:
+                rows.append({"kind": kind, "payload": payload})
+        stats.time("trace_actor_s", time.perf_counter() - started)
+        rows.append(stats.row())
+        return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
+
+    def __del__(self) -> None:
+        tracer = getattr(self, "tracer", None)
+        if tracer is not None:
+            tracer.close()

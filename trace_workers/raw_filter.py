@@ -1,0 +1,229 @@
+"""Raw filters: which programs and which input/output pairs are worth tracing.
+
+Program level: the code parses, defines the function, and is deterministic (randomness and
+clock reads found in the AST, not by substring). Pair level: a well-formed pair whose input is
+a JSON object of keyword arguments, new (de-duplicated by canonical JSON), within the size
+limits; then a seeded sample of at most ``ios_per_program`` pairs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from trace_workers.canonical import canonical_json
+from trace_workers.records import Program, ProgramWork, Reject, Run, is_invalid, run_id
+from trace_workers.stats import StageStats
+
+# Qualified names whose use makes a program's output depend on more than its input.
+NONDETERMINISTIC_MODULES = ("random", "secrets", "uuid", "numpy.random", "torch.random")
+NONDETERMINISTIC_CALLS = (
+    "os.urandom", "os.getrandom", "random.SystemRandom",
+    "time.time", "time.time_ns", "time.perf_counter", "time.perf_counter_ns",
+    "time.monotonic", "time.monotonic_ns", "time.process_time", "time.process_time_ns",
+    "time.localtime", "time.gmtime", "time.ctime", "time.asctime", "time.strftime",
+    "datetime.datetime.now", "datetime.datetime.today", "datetime.datetime.utcnow",
+    "datetime.date.today", "torch.rand", "torch.randn", "torch.randint", "torch.randperm",
+)
+# Libraries that only the heavy zygote preloads (each makes every fork dearer).
+HEAVY_MODULES = frozenset({"sympy", "networkx", "scipy", "pandas", "z3"})
+MAX_SNOOP_DEPTH = 19  # snoop fails at depth >= 20
+
+
+@dataclass
+class RawFilterConfig:
+    ios_per_program: int = 10
+    seed: int = 0
+    max_items: int = 20  # containers of this many items or more are too large
+    max_str_chars: int = 100  # strings of this many characters or more are too large
+    max_value_bytes: int = 1024  # any value whose canonical JSON has this many bytes or more
+    max_code_bytes: int = 65_536
+
+
+def _qualified_names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """(imported module names, qualified dotted names used), resolving import aliases."""
+    aliases: dict[str, str] = {}
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imported.add(alias.name)
+                aliases[(alias.asname or alias.name).split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imported.add(node.module)
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                imported.add(full)
+                aliases[alias.asname or alias.name] = full
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Attribute, ast.Name)):
+            dotted = _dotted(node)
+            if dotted:
+                head, _, rest = dotted.partition(".")
+                if head in aliases:
+                    used.add(f"{aliases[head]}.{rest}" if rest else aliases[head])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "__import__" and node.args and isinstance(node.args[0], ast.Constant):
+                imported.add(str(node.args[0].value))
+        if isinstance(node, ast.Call) and _dotted(node.func) in ("importlib.import_module",):
+            if node.args and isinstance(node.args[0], ast.Constant):
+                imported.add(str(node.args[0].value))
+    return imported, used
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _matches(name: str, prefixes: tuple[str, ...]) -> str | None:
+    for prefix in prefixes:
+        if name == prefix or name.startswith(prefix + "."):
+            return prefix
+    return None
+
+
+def find_randomness(tree: ast.AST) -> str | None:
+    """The first nondeterministic module or call the program uses, or None."""
+    imported, used = _qualified_names(tree)
+    for name in sorted(imported):
+        hit = _matches(name, NONDETERMINISTIC_MODULES)
+        if hit:
+            return f"imports {hit}"
+    for name in sorted(used):
+        hit = _matches(name, NONDETERMINISTIC_MODULES) or _matches(name, NONDETERMINISTIC_CALLS)
+        if hit:
+            return f"uses {hit}"
+    return None
+
+
+def count_defs(tree: ast.AST) -> int:
+    return sum(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
+
+
+def snoop_depth(tree: ast.AST) -> int:
+    """The reference method traces with depth = number of defs; snoop breaks at 20."""
+    return max(1, min(count_defs(tree), MAX_SNOOP_DEPTH))
+
+
+def defines_function(tree: ast.Module, name: str) -> bool:
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return True
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return True
+    return False
+
+
+def uses_heavy_library(tree: ast.AST) -> bool:
+    imported, _ = _qualified_names(tree)
+    return any(name.split(".")[0] in HEAVY_MODULES for name in imported)
+
+
+def size_violation(value: Any, cfg: RawFilterConfig) -> str | None:
+    """Why an input is too large for a readable trace (the reference's limits), or None."""
+    if len(canonical_json(value).encode()) >= cfg.max_value_bytes:
+        return f"a value of {cfg.max_value_bytes} bytes or more"
+    if isinstance(value, dict):
+        if len(value) >= cfg.max_items:
+            return f"a dict of {len(value)} items"
+        for key, item in value.items():
+            found = size_violation(key, cfg) or size_violation(item, cfg)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple, set)):
+        if len(value) >= cfg.max_items:
+            return f"a list of {len(value)} items"
+        for item in value:
+            found = size_violation(item, cfg)
+            if found:
+                return found
+    elif isinstance(value, str) and len(value) >= cfg.max_str_chars:
+        return f"a string of {len(value)} characters"
+    return None
+
+
+def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) -> list[dict]:
+    """Program and pair filters for one parsed program: its work row and its rejects."""
+    pid = program.problem_id
+    stats.see("program_filter")
+
+    def reject_program(reason: str, detail: str) -> list[dict]:
+        stats.reject("program_filter", reason)
+        return [Reject(pid, pid, "program_filter", reason, detail).row()]
+
+    if len(program.refcode.encode("utf-8", "surrogatepass")) > cfg.max_code_bytes:
+        return reject_program("code_too_large", f"more than {cfg.max_code_bytes} bytes")
+    try:
+        tree = ast.parse(program.refcode)
+    except (SyntaxError, ValueError) as exc:
+        return reject_program("syntax_error", str(exc)[:300])
+    if not program.pairs:
+        return reject_program("no_pairs", "the record has no input/output pairs")
+    random_use = find_randomness(tree)
+    if random_use:
+        return reject_program("uses_randomness", random_use)
+    if not defines_function(tree, program.funcname):
+        return reject_program("function_not_found", f"no top-level {program.funcname!r}")
+    stats.keep("program_filter")
+
+    rows: list[dict] = []
+    candidates: list[tuple[int, str, str]] = []
+    seen_inputs: set[str] = set()
+    stats.see("pair_filter", len(program.pairs))
+
+    def reject_pair(index: int, reason: str, detail: str) -> None:
+        stats.reject("pair_filter", reason)
+        rows.append(Reject(run_id(pid, index), pid, "pair_filter", reason, detail).row())
+
+    for pair in program.pairs:
+        if is_invalid(pair.input):
+            reject_pair(pair.index, "invalid_pair", "not an object with input and output")
+            continue
+        if not isinstance(pair.input, dict):
+            reject_pair(pair.index, "input_not_object",
+                        f"input is {type(pair.input).__name__}, not keyword arguments")
+            continue
+        key = canonical_json(pair.input)
+        if key in seen_inputs:
+            reject_pair(pair.index, "duplicate_input", "an earlier pair has the same input")
+            continue
+        seen_inputs.add(key)
+        too_large = size_violation(pair.input, cfg)
+        if too_large:
+            reject_pair(pair.index, "input_too_large", too_large)
+            continue
+        candidates.append((pair.index, json.dumps(pair.input, ensure_ascii=False),
+                           canonical_json(pair.output)))
+
+    # Seeded per program, independent of where the program sits in the input.
+    rng = random.Random(f"{cfg.seed}:{pid}")
+    rng.shuffle(candidates)
+    chosen = candidates[: cfg.ios_per_program] if cfg.ios_per_program > 0 else candidates
+    for index, _, _ in candidates[len(chosen):]:
+        reject_pair(index, "over_ios_per_program", f"more than {cfg.ios_per_program} pairs")
+    if not chosen:
+        return rows
+    stats.keep("pair_filter", len(chosen))
+    work = ProgramWork(
+        problem_id=pid, problem_description=program.problem_description,
+        io_requirements=program.io_requirements, refcode=program.refcode,
+        funcname=program.funcname, depth=snoop_depth(tree), heavy=uses_heavy_library(tree),
+        runs=[Run(run_id(pid, index), inp, out) for index, inp, out in chosen],
+    )
+    rows.append(work.row())
+    return rows

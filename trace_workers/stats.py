@@ -1,0 +1,86 @@
+"""Per-stage counters that travel in the stream as ``stats`` rows and are summed by the sink.
+
+Each stage counts what it saw, kept and rejected (by reason); the manifest checks that
+``kept + rejected == seen`` for every stage and that each stage saw what the one before kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+# The funnel, in order, with the unit each stage counts.
+# A stage whose unit is the one before's must see exactly what that stage kept.
+STAGES: dict[str, str] = {
+    "read": "records",
+    "program_filter": "records",
+    "pair_filter": "pairs",
+    "trace": "pairs",
+    "trace_filter": "pairs",
+}
+
+
+class StageStats:
+    def __init__(self) -> None:
+        self.seen: Counter = Counter()
+        self.kept: Counter = Counter()
+        self.rejected: dict[str, Counter] = defaultdict(Counter)
+        self.details: dict[str, Counter] = defaultdict(Counter)  # e.g. missing module names
+        self.timing: Counter = Counter()  # seconds summed over workers, e.g. sandbox time
+
+    def see(self, stage: str, n: int = 1) -> None:
+        self.seen[stage] += n
+
+    def keep(self, stage: str, n: int = 1) -> None:
+        self.kept[stage] += n
+
+    def reject(self, stage: str, reason: str, n: int = 1) -> None:
+        self.rejected[stage][reason] += n
+
+    def note(self, what: str, key: str, n: int = 1) -> None:
+        self.details[what][key] += n
+
+    def time(self, what: str, seconds: float) -> None:
+        self.timing[what] += seconds
+
+    def to_dict(self) -> dict:
+        return {
+            "seen": dict(self.seen), "kept": dict(self.kept),
+            "rejected": {stage: dict(c) for stage, c in self.rejected.items()},
+            "details": {what: dict(c) for what, c in self.details.items()},
+            "timing": dict(self.timing),
+        }
+
+    def row(self) -> dict:
+        return {"kind": "stats", "payload": json.dumps(self.to_dict())}
+
+    def merge(self, data: dict) -> None:
+        self.seen.update(data.get("seen", {}))
+        self.kept.update(data.get("kept", {}))
+        for stage, reasons in data.get("rejected", {}).items():
+            self.rejected[stage].update(reasons)
+        for what, keys in data.get("details", {}).items():
+            self.details[what].update(keys)
+        self.timing.update(data.get("timing", {}))
+
+    def funnel(self) -> dict[str, dict]:
+        """Counts per stage, in funnel order, with the two accounting checks per stage."""
+        out = {}
+        previous_kept = None
+        for stage, unit in STAGES.items():
+            rejected = dict(self.rejected.get(stage, {}))
+            seen, kept = self.seen.get(stage, 0), self.kept.get(stage, 0)
+            out[stage] = {
+                "unit": unit, "seen": seen, "kept": kept,
+                "rejected": sum(rejected.values()), "reasons": dict(sorted(rejected.items())),
+                "balanced": kept + sum(rejected.values()) == seen,
+            }
+            if previous_kept is not None and STAGES[stage] == STAGES[_previous(stage)]:
+                out[stage]["follows_previous"] = seen == previous_kept
+            previous_kept = kept
+        return out
+
+
+def _previous(stage: str) -> str:
+    names = list(STAGES)
+    return names[names.index(stage) - 1]
