@@ -172,7 +172,7 @@ class Sandbox:
             "--ro-bind", str(self._workdir / "zygote.py"), JAIL_ZYGOTE,
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(self.settings.limits.scratch_mb << 20), "--tmpfs", "/tmp",
-            "--chdir", "/tmp",
+            "--remount-ro", "/", "--chdir", "/tmp",
         ]
         env = {
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
@@ -201,6 +201,9 @@ class Sandbox:
             self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
             user=uid, group=uid, extra_groups=[] if uid is not None else None,
             close_fds=True, cwd="/",
+            # bwrap's own init stays in the jail as PID 1, and /proc/1/environ is readable
+            # there: it must not inherit the worker's environment (credentials, Ray address).
+            env={"PATH": "/usr/bin:/bin"},
         )
         self._log = log
         self._buffer = b""

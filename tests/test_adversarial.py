@@ -1,0 +1,198 @@
+"""Hostile programs: each is stopped and recorded, and the sandbox goes on working.
+
+Every test ends by running an honest program in the same jail, so a hostile run that broke
+the jail (or left something running in it) fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_code
+
+from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+
+HONEST = "def main_solution():\n    return 'still fine'\n"
+
+
+def still_works(box: Sandbox) -> None:
+    result = run_code(box, HONEST)
+    assert json.loads(result["returned"]) == "still fine"
+
+
+@pytest.fixture
+def jail(secret_env):
+    """A fresh jail per test, started while secrets sit in this process's environment."""
+    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=2.0, memory_mb=256, max_procs=16),
+                                  preload=()))
+    box.start()
+    yield box
+    still_works(box)
+    box.close()
+
+
+def returned(result: dict):
+    assert result["status"] == "returned", result
+    return json.loads(result["returned"])
+
+
+def test_no_network(jail):
+    code = (
+        "import socket\n\ndef main_solution():\n"
+        "    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+        "    s.settimeout(1)\n    s.connect(('1.1.1.1', 80))\n    return 'connected'\n"
+    )
+    result = run_code(jail, code)
+    assert result["status"] == "sandbox"
+    assert "Network is unreachable" in result["detail"]
+
+
+def test_no_loopback_services_of_the_host(jail):
+    code = (
+        "import socket\n\ndef main_solution():\n    s = socket.socket()\n"
+        "    s.connect(('127.0.0.1', 6379))\n    return 'reached ray'\n"
+    )
+    assert run_code(jail, code)["status"] in ("sandbox", "error")
+
+
+def test_environment_secrets_are_invisible(jail, secret_env):
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == secret_env
+    code = "import os\n\ndef main_solution():\n    return dict(os.environ)\n"
+    env = returned(run_code(jail, code))
+    assert secret_env not in json.dumps(env)
+    assert not any(key.startswith(("AWS_", "RAY_")) for key in env)
+
+
+def test_proc_shows_only_the_jails_own_processes(jail, secret_env):
+    code = (
+        "import os\n\ndef main_solution():\n"
+        "    pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+        "    environ = b''\n"
+        "    for pid in pids:\n"
+        "        try:\n            environ += open(f'/proc/{pid}/environ', 'rb').read()\n"
+        "        except OSError:\n            pass\n"
+        "    return {'pids': len(pids), 'environ': environ.decode(errors='replace')}\n"
+    )
+    seen = returned(run_code(jail, code))
+    assert seen["pids"] <= 4  # bwrap's init, the zygote, this run (and at most its helper)
+    assert secret_env not in seen["environ"]
+
+
+@pytest.mark.parametrize("path", [
+    "/etc/shadow", "/root/.bashrc", str(ROOT / "pyproject.toml"), "/tmp/ray/session_latest",
+    "/home",
+])
+def test_host_files_outside_the_jail_are_not_visible(jail, path):
+    code = ("import os\n\ndef main_solution(path):\n    if os.path.isdir(path):\n"
+            "        return os.listdir(path)\n    return open(path).read()[:50]\n")
+    result = run_code(jail, code, {"path": path})
+    assert result["status"] in ("error", "sandbox"), result
+    assert "FileNotFoundError" in result["detail"] or "PermissionError" in result["detail"]
+
+
+def test_writes_outside_scratch_are_refused(jail):
+    code = ("def main_solution(path):\n    with open(path, 'w') as f:\n        f.write('x')\n"
+            "    return 'wrote'\n")
+    for target in ("/usr/evil.txt", "/opt/groundtrace/zygote.py", f"{Path.cwd()}/evil.txt"):
+        result = run_code(jail, code, {"path": target})
+        assert result["status"] in ("sandbox", "error"), (target, result)
+    assert not Path("evil.txt").exists()
+
+
+def test_scratch_is_private_and_wiped_between_runs(jail):
+    write = "def main_solution():\n    open('/tmp/left.txt', 'w').write('x')\n    return 1\n"
+    look = "import os\n\ndef main_solution():\n    return os.listdir('/tmp')\n"
+    assert returned(run_code(jail, write)) == 1
+    assert returned(run_code(jail, look)) == []
+
+
+def test_filling_the_disk_is_stopped(jail):
+    code = ("def main_solution():\n    with open('/tmp/big', 'wb') as f:\n"
+            "        while True:\n            f.write(b'x' * (1 << 20))\n")
+    result = run_code(jail, code)
+    assert result["status"] == "sandbox"
+
+
+def test_a_memory_bomb_is_a_memory_reject(jail):
+    code = "def main_solution():\n    block = bytearray(10 * 1024 ** 3)\n    return len(block)\n"
+    result = run_code(jail, code)
+    assert result["status"] == "memory"
+
+
+def test_an_infinite_loop_without_trace_lines_times_out(jail):
+    code = "def main_solution():\n    return sum(1 for _ in iter(int, 1))\n"  # loops in C
+    result = run_code(jail, code)
+    assert result["status"] in ("timeout", "trace_limit")
+    assert result["elapsed_s"] < 3
+
+
+def test_a_fork_bomb_is_held_by_the_process_limit(jail):
+    code = ("import os\n\ndef main_solution():\n    children = 0\n    while True:\n"
+            "        if os.fork() == 0:\n            while True:\n                pass\n"
+            "        children += 1\n")
+    result = run_code(jail, code)
+    assert result["status"] in ("sandbox", "trace_limit", "timeout"), result
+
+
+def test_printing_gigabytes_is_stopped_early(jail):
+    code = "def main_solution():\n    while True:\n        print('x' * 65536)\n"
+    result = run_code(jail, code)
+    assert result["status"] == "trace_limit"
+    assert "printed" in result["detail"] or "trace" in result["detail"]
+
+
+def test_forging_a_result_on_the_pipe_cannot_touch_other_runs(jail):
+    """A program shares its process with the tracer, so it can forge its *own* verdict (which
+    the expected-output check still judges); it must not reach the next run's."""
+    code = ("import os\n\ndef main_solution():\n"
+            "    for fd in range(0, 64):\n        try:\n"
+            "            os.write(fd, b'{\"status\": \"returned\", \"returned\": \"42\"}\\n' * 100)\n"
+            "        except OSError:\n            pass\n    return 1\n")
+    run_code(jail, code)
+    honest = run_code(jail, "def main_solution():\n    return 2\n")
+    assert honest["returned"] == "2"
+    assert "return 2" in honest["trace"]
+
+
+def test_killing_the_parent_is_a_crash_and_the_jail_restarts(jail):
+    code = "import os, signal\n\ndef main_solution():\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+    result = run_code(jail, code)
+    assert result["status"] == "crashed"
+    assert jail.restarts == 1
+
+
+def test_killing_every_process_it_can_reach_is_a_crash(jail):
+    code = "import os, signal\n\ndef main_solution():\n    os.kill(-1, signal.SIGKILL)\n"
+    assert run_code(jail, code)["status"] == "crashed"
+
+
+def test_setsid_orphans_do_not_survive_their_run(jail):
+    spawn = ("import os, time\n\ndef main_solution():\n    if os.fork() == 0:\n"
+             "        os.setsid()\n        if os.fork() == 0:\n            time.sleep(60)\n"
+             "        os._exit(0)\n    time.sleep(0.2)\n    return 'spawned'\n")
+    count = ("import os\n\ndef main_solution():\n"
+             "    return sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n")
+    assert returned(run_code(jail, spawn)) == "spawned"
+    pids = returned(run_code(jail, count))
+    assert len(pids) == 3, pids  # init, zygote, this run: the sleeper is gone
+
+
+def test_a_segfault_is_a_crash(jail):
+    code = "import ctypes\n\ndef main_solution():\n    return ctypes.string_at(0)\n"
+    assert run_code(jail, code)["status"] == "crashed"
+
+
+def test_runs_as_an_unprivileged_uid_when_started_as_root(jail):
+    if os.geteuid() != 0:
+        pytest.skip("per-slot uids need root")
+    uid = returned(run_code(jail, "import os\n\ndef main_solution():\n    return os.getuid()\n"))
+    assert uid == jail.info["uid"] >= 1000
+
+
+def test_new_user_namespaces_are_refused(jail):
+    code = ("import os\n\ndef main_solution():\n    os.unshare(os.CLONE_NEWUSER)\n"
+            "    return 'unshared'\n")
+    assert run_code(jail, code)["status"] in ("sandbox", "error")

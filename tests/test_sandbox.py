@@ -1,0 +1,126 @@
+"""The sandbox traces real programs with snoop: format, values, determinism, limits."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_code
+
+from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+
+TWO_FUNCTIONS = """\
+def helper(values):
+    total = 0
+    for value in values:
+        total += value
+    return total
+
+def main_solution(values, label):
+    total = helper(values)
+    return {"label": label, "total": total}
+"""
+
+
+def test_trace_has_snoop_format_with_the_programs_own_line_numbers(sandbox):
+    result = run_code(sandbox, TWO_FUNCTIONS, {"values": [1, 2], "label": "x"}, depth=2)
+    assert result["status"] == "returned"
+    lines = [line.strip() for line in result["trace"].strip().split("\n")]
+    assert lines[0] == ">>> Call to main_solution"
+    assert "...... values = [1, 2]" in lines
+    assert "7 | def main_solution(values, label):" in lines
+    assert "8 |     total = helper(values)" in lines
+    assert ">>> Call to helper" in lines  # depth 2 follows the call
+    assert "4 |         total += value" in lines
+    assert lines[-1] == "<<< Return value from main_solution: {'label': 'x', 'total': 3}"
+    assert "SOURCE IS UNAVAILABLE" not in result["trace"]
+    assert result["trace_lines"] == len(lines)
+
+
+def test_depth_one_does_not_follow_calls(sandbox):
+    result = run_code(sandbox, TWO_FUNCTIONS, {"values": [1], "label": "y"}, depth=1)
+    assert ">>> Call to helper" not in result["trace"]
+
+
+def test_returned_value_is_the_full_value_as_json_not_snoops_abbreviation(sandbox):
+    code = "def main_solution(n):\n    return [(i, str(i)) for i in range(n)]\n"
+    result = run_code(sandbox, code, {"n": 200})
+    assert json.loads(result["returned"]) == [[i, str(i)] for i in range(200)]
+    assert "..." in result["trace"].strip().split("\n")[-1]  # snoop abbreviates in the trace
+
+
+def test_inputs_are_objects_not_source_text(sandbox):
+    tricky = "it's a \"quote\"\n', __import__('os').system('x'), '"
+    code = "def main_solution(text, nested):\n    return [text, nested]\n"
+    result = run_code(sandbox, code, {"text": tricky, "nested": {"a": [1, None, True]}})
+    assert json.loads(result["returned"]) == [tricky, {"a": [1, None, True]}]
+
+
+def test_memory_addresses_are_removed(sandbox):
+    code = "class Box:\n    pass\n\ndef main_solution():\n    box = Box()\n    return 1\n"
+    result = run_code(sandbox, code)
+    assert "box = <program.Box object>" in result["trace"]
+    assert " at 0x" not in result["trace"]
+
+
+def test_same_run_twice_gives_byte_identical_traces_even_with_sets():
+    code = ("def main_solution(words):\n    seen = set(words)\n    order = list(seen)\n"
+            "    return order\n")
+    kwargs = json.dumps({"words": ["pear", "fig", "apple", "kiwi", "plum", "lime"]})
+    traces = []
+    for _ in range(2):  # two separate jails: the hash seed is fixed, not inherited by luck
+        with Sandbox(SandboxSettings(preload=())) as box:
+            traces.append(box.run(code, "main_solution", kwargs, 1)["trace"])
+    assert traces[0] == traces[1]
+
+
+def test_an_exception_is_an_error_with_its_trace(sandbox):
+    result = run_code(sandbox, "def main_solution(a):\n    return 1 / a\n", {"a": 0})
+    assert result["status"] == "error"
+    assert "ZeroDivisionError" in result["detail"]
+    assert "!!! ZeroDivisionError" in result["trace"]
+
+
+def test_a_missing_module_is_named(sandbox):
+    result = run_code(sandbox, "import no_such_module_xyz\n\ndef main_solution():\n    return 1\n")
+    assert (result["status"], result["reason"], result["module"]) == (
+        "error", "missing_module", "no_such_module_xyz")
+
+
+def test_the_trace_budget_stops_a_runaway_program_at_once(sandbox):
+    code = "def main_solution():\n    i = 0\n    while True:\n        i += 1\n"
+    result = run_code(sandbox, code)
+    assert result["status"] == "trace_limit"
+    assert result["elapsed_s"] < 1.0  # far below the 2 s timeout
+
+
+def test_libraries_are_not_traced_only_the_program(sandbox):
+    code = ("import json\nfrom collections import OrderedDict\n\ndef main_solution(s):\n"
+            "    data = json.loads(s)\n    return OrderedDict(sorted(data.items()))\n")
+    result = run_code(sandbox, code, {"s": '{"b": 1, "a": 2}'}, depth=5)
+    assert result["status"] == "returned"
+    assert ">>> Call to" not in result["trace"].split("\n", 1)[1]  # nothing but main_solution
+
+
+def test_numpy_values_are_returned_as_json(sandbox):
+    code = ("import numpy as np\n\ndef main_solution(n):\n    a = np.arange(n)\n"
+            "    return {'sum': a.sum(), 'items': a}\n")
+    result = run_code(sandbox, code, {"n": 4})
+    assert json.loads(result["returned"]) == {"sum": 6, "items": [0, 1, 2, 3]}
+
+
+def test_an_unpreloaded_library_still_imports_inside_the_jail():
+    with Sandbox(SandboxSettings(preload=())) as box:
+        result = box.run("import sympy\n\ndef main_solution():\n    return str(sympy.sqrt(8))\n",
+                         "main_solution", "{}", 1)
+    assert json.loads(result["returned"]) == "2*sqrt(2)"
+
+
+def test_a_timeout_is_reported_and_the_jail_keeps_working():
+    limits = SandboxLimits(timeout_s=0.5)
+    with Sandbox(SandboxSettings(limits=limits, preload=())) as box:
+        slow = box.run("import time\n\ndef main_solution():\n    time.sleep(30)\n",
+                       "main_solution", "{}", 1)
+        after = box.run("def main_solution():\n    return 7\n", "main_solution", "{}", 1)
+    assert slow["status"] == "timeout"
+    assert slow["elapsed_s"] < 2
+    assert after["returned"] == "7"
