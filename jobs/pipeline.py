@@ -17,7 +17,7 @@ import ray
 from jobs.config import JobConfig
 from jobs.manifest import build_manifest
 from jobs.sink import OUTPUT_KINDS, ShardWriter, TraceSink
-from jobs.sources import PyEduSource
+from jobs.sources import PyEduSource, list_inputs
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
@@ -50,8 +50,8 @@ def trace_actor_count(cfg: JobConfig) -> int:
     return max(1, min(os.cpu_count() or 1, int(ray.cluster_resources().get("CPU", 1)) - 1))
 
 
-def build_trace_dataset(cfg: JobConfig, actors: int) -> ray.data.Dataset:
-    ds = ray.data.read_datasource(PyEduSource(cfg.input, cfg.ray.programs_per_block))
+def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int) -> ray.data.Dataset:
+    ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block))
     ds = ds.map_batches(
         expand_batch, fn_kwargs={"cfg": cfg.trace.raw_filter()},
         batch_format="pyarrow", batch_size=None,
@@ -80,12 +80,13 @@ def prepare_output(cfg: JobConfig) -> None:
 def run_trace(cfg: JobConfig) -> dict:
     """Run the trace stage end to end; returns the manifest (also written to OUT)."""
     bwrap_path()  # fail before starting Ray when the sandbox cannot exist
+    files = list_inputs(cfg.input)
     prepare_output(cfg)
     init_ray(cfg)
     actors = trace_actor_count(cfg)
     started = time.time()
     sink = TraceSink(cfg.output)
-    build_trace_dataset(cfg, actors).write_datasink(sink)
+    build_trace_dataset(cfg, files, actors).write_datasink(sink)
     wall_s = time.time() - started
     manifest = build_manifest(cfg, sink, started, wall_s, actors)
     ShardWriter(cfg.output).write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")

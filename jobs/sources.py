@@ -99,9 +99,9 @@ def iter_records(uri: str) -> Iterator[tuple[str, str]]:
 
 
 class PyEduSource(Datasource):
-    def __init__(self, uri: str, programs_per_block: int = 16):
+    def __init__(self, files: list[str], programs_per_block: int = 16):
         super().__init__()
-        self.files = list_inputs(uri)
+        self.files = files
         self.programs_per_block = programs_per_block
 
     def estimate_inmemory_data_size(self) -> int | None:

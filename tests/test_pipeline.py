@@ -1,0 +1,116 @@
+"""The trace job end to end on a real local Ray: every row that enters leaves."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from conftest import ROOT, program, write_jsonl
+
+from jobs import cli
+from jobs.config import JobConfig, RayConfig, TraceConfig
+from jobs.pipeline import OutputExistsError, run_trace
+
+pytestmark = pytest.mark.slow
+
+GOOD = program("def main_solution(a, b):\n    total = a + b\n    return total\n",
+               [({"a": i, "b": 2 * i}, 3 * i) for i in range(6)], description="add")
+MIXED = [
+    GOOD,
+    program("def main_solution(n):\n    return n * 2\n", [({"n": 1}, 2), ({"n": 2}, 5)],
+            description="one pair right, one wrong"),
+    program("def main_solution(n):\n    while True:\n        n += 1\n", [({"n": 1}, 0)],
+            description="runaway"),
+    program("import os\n\ndef main_solution():\n    os.kill(os.getppid(), 9)\n", [({}, 0)],
+            description="kills its parent"),
+    program("def main_solution():\n    return bytearray(8 * 1024 ** 3)\n", [({}, 0)],
+            description="memory bomb"),
+    program("import random\n\ndef main_solution():\n    return random.random()\n", [({}, 0)]),
+    program("import not_installed_mod\n\ndef main_solution(n):\n    return n\n",
+            [({"n": 1}, 1), ({"n": 2}, 2)]),
+    "{this line is not json",
+]
+
+
+def _config(tmp_path: Path, source: Path, **trace) -> JobConfig:
+    return JobConfig(input=str(source), output=str(tmp_path / "out"),
+                     trace=TraceConfig(timeout_s=2.0, **trace), ray=RayConfig(actors=2))
+
+
+def _read(out: Path, kind: str) -> list[dict]:
+    files = sorted((out / kind).glob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
+
+
+def test_every_pair_is_kept_or_rejected_with_a_reason(tmp_path, ray_local):
+    source = write_jsonl(tmp_path / "in.jsonl", MIXED)
+    manifest = run_trace(_config(tmp_path, source, samples_per_problem=0))
+    out = tmp_path / "out"
+    traces, rejects = _read(out, "traces"), _read(out, "rejects")
+    assert manifest["accounting_ok"], manifest["checks"]
+    assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
+
+    pair_ids = {r["id"] for r in traces} | {r["id"] for r in rejects if "-" in r["id"]}
+    past_program_filter = [r for r in MIXED if isinstance(r, dict) and "random" not in r["refcode"]]
+    assert len(pair_ids) == sum(len(r["ios"]) for r in past_program_filter)
+    assert len(traces) + len(rejects) == len({r["id"] for r in traces + rejects})  # no twice
+
+    reasons = {(r["stage"], r["reason"]) for r in rejects}
+    assert {("read", "invalid_json"), ("program_filter", "uses_randomness"),
+            ("trace", "mismatch"), ("trace", "trace_limit"), ("trace", "crashed"),
+            ("trace", "memory"), ("trace", "missing_module")} <= reasons
+    assert manifest["missing_modules"] == {"not_installed_mod": 1}  # programs, not pairs
+    assert sorted(t["input"] for t in traces if t["funcname"] == "main_solution")[:1]
+    add = [t for t in traces if t["problem_description"] == "add"]
+    assert len(add) == 6 and all(json.loads(t["returned"]) == json.loads(t["expected_output"])
+                                 for t in add)
+    assert all(t["trace"].strip().endswith(t["returned"].replace('"', "'")) for t in add)
+
+
+def test_samples_per_problem_keeps_one_trace_and_skips_the_rest(tmp_path, ray_local):
+    source = write_jsonl(tmp_path / "in.jsonl", [GOOD])
+    manifest = run_trace(_config(tmp_path, source))
+    assert manifest["counts"]["trace_filter"]["kept"] == 1
+    assert manifest["counts"]["trace"]["reasons"] == {"not_sampled": 5}
+    assert manifest["throughput"]["runs_executed"] == 1
+
+
+def test_compressed_parquet_and_folder_inputs_read_the_same(tmp_path, ray_local):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    lines = "".join(json.dumps(r) + "\n" for r in [GOOD, MIXED[1]])
+    (folder / "a.jsonl.gz").write_bytes(gzip.compress(lines.encode()))
+    (folder / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines.encode()))
+    rows = [dict(r, ios=json.dumps(r["ios"])) for r in [GOOD, MIXED[1]]]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "c.parquet")
+    manifest = run_trace(_config(tmp_path, folder))
+    assert manifest["counts"]["read"]["seen"] == 6
+    assert manifest["counts"]["read"]["kept"] == 6
+    assert manifest["accounting_ok"]
+
+
+def test_an_existing_output_is_not_overwritten_without_asking(tmp_path, ray_local):
+    source = write_jsonl(tmp_path / "in.jsonl", [GOOD])
+    cfg = _config(tmp_path, source)
+    run_trace(cfg)
+    with pytest.raises(OutputExistsError):
+        run_trace(cfg)
+    cfg.overwrite = True
+    assert run_trace(cfg)["accounting_ok"]
+
+
+def test_the_sample_in_data_runs_through_the_cli(tmp_path, ray_local, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["trace", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
+                     "--actors", "2", "--timeout-s", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "trace_filter" in printed and "traces and" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["accounting_ok"] and manifest["written"]["traces"] > 5
+    assert manifest["config"]["trace"]["timeout_s"] == 2.0
