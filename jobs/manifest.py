@@ -65,6 +65,7 @@ def build_manifest(cfg: JobConfig, sink: TraceSink, started: float, wall_s: floa
             "pairs_per_s": round(funnel["pair_filter"]["seen"] / wall_s, 2) if wall_s else None,
             "sandbox_s_per_run": round(sandbox_s / executed, 5) if executed else None,
         },
+        "peaks": {k: round(v, 1) for k, v in stats.peaks.items()},
         "checks": checks,
         "accounting_ok": all(checks.values()),
     }

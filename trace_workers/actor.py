@@ -10,6 +10,7 @@ that import those. Runs of a program are tried in their seeded order; with
 from __future__ import annotations
 
 import json
+import resource
 import time
 from dataclasses import dataclass, field
 
@@ -150,6 +151,7 @@ class TraceActor:
             else:
                 rows.append({"kind": kind, "payload": payload})
         stats.time("trace_actor_s", time.perf_counter() - started)
+        stats.peak("trace_actor_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         rows.append(stats.row())
         return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
 

@@ -27,6 +27,7 @@ class StageStats:
         self.rejected: dict[str, Counter] = defaultdict(Counter)
         self.details: dict[str, Counter] = defaultdict(Counter)  # e.g. missing module names
         self.timing: Counter = Counter()  # seconds summed over workers, e.g. sandbox time
+        self.peaks: dict[str, float] = {}  # maxima over workers, e.g. peak RSS of an actor
 
     def see(self, stage: str, n: int = 1) -> None:
         self.seen[stage] += n
@@ -43,12 +44,15 @@ class StageStats:
     def time(self, what: str, seconds: float) -> None:
         self.timing[what] += seconds
 
+    def peak(self, what: str, value: float) -> None:
+        self.peaks[what] = max(self.peaks.get(what, value), value)
+
     def to_dict(self) -> dict:
         return {
             "seen": dict(self.seen), "kept": dict(self.kept),
             "rejected": {stage: dict(c) for stage, c in self.rejected.items()},
             "details": {what: dict(c) for what, c in self.details.items()},
-            "timing": dict(self.timing),
+            "timing": dict(self.timing), "peaks": dict(self.peaks),
         }
 
     def row(self) -> dict:
@@ -62,6 +66,8 @@ class StageStats:
         for what, keys in data.get("details", {}).items():
             self.details[what].update(keys)
         self.timing.update(data.get("timing", {}))
+        for what, value in data.get("peaks", {}).items():
+            self.peak(what, value)
 
     def funnel(self) -> dict[str, dict]:
         """Counts per stage, in funnel order, with the two accounting checks per stage."""

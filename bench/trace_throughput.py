@@ -1,0 +1,145 @@
+"""Trace-stage throughput against the reference method, and memory while streaming.
+
+    .venv/bin/python bench/trace_throughput.py [--dev PATH] [--reference-runs N] [--repeat 5]
+
+(a) Reference method, as the design notes describe it: per run, a generated file with
+    ``@snoop(depth=N)`` pasted above the function and the call appended, run by a fresh
+    interpreter that imports snoop, 5 s limit. Sequential, so its wall time is core time.
+(b) ``groundtrace trace --trace-all --samples-per-problem 0`` on the whole dev set: every chosen
+    pair is executed, one actor per core. Runs per core-second = runs / (wall x actors).
+(c) Peak RSS of the driver and of an actor with default settings, for the set and for the set
+    repeated ``--repeat`` times (streaming: should stay flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from trace_workers.raw_filter import RawFilterConfig, filter_program  # noqa: E402
+from trace_workers.records import ProgramWork, parse_record  # noqa: E402
+from trace_workers.stats import StageStats  # noqa: E402
+
+REFERENCE_PRELUDE = """\
+import snoop
+snoop.install(columns='', replace_watch_extras=())
+"""
+
+
+def chosen_runs(dev: Path) -> list[tuple[ProgramWork, int]]:
+    """The runs the trace stage would make, in a seeded order, as (program, run index)."""
+    runs = []
+    for line_number, line in enumerate(dev.read_text().splitlines(), 1):
+        parsed = parse_record(line, f"dev:{line_number}")
+        if hasattr(parsed, "reason"):
+            continue
+        for row in filter_program(parsed, RawFilterConfig(), StageStats()):
+            if row["kind"] == "program":
+                work = ProgramWork.from_payload(row["payload"])
+                runs += [(work, i) for i in range(len(work.runs))]
+    return runs
+
+
+def reference(runs: list[tuple[ProgramWork, int]], python: str) -> dict:
+    statuses: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        for number, (work, index) in enumerate(runs):
+            kwargs = json.loads(work.runs[index].input)
+            code = work.refcode.replace(f"def {work.funcname}",
+                                        f"\n@snoop(depth={work.depth})\ndef {work.funcname}", 1)
+            call = f"\n{work.funcname}(**{kwargs!r})\n"
+            path = Path(folder, f"main_{number}.py")
+            path.write_text(REFERENCE_PRELUDE + code + call)
+            try:
+                done = subprocess.run([python, str(path)], capture_output=True, text=True,
+                                      timeout=5, cwd=folder, start_new_session=True)
+                ok = f"<<< Return value from {work.funcname}" in done.stderr
+                status = "returned" if ok else "failed"
+            except subprocess.TimeoutExpired:
+                status = "timeout"
+            statuses[status] = statuses.get(status, 0) + 1
+        wall = time.perf_counter() - started
+    return {"runs": len(runs), "wall_s": wall, "runs_per_core_s": len(runs) / wall,
+            "statuses": statuses}
+
+
+def trace_stage(source: Path, out: Path, actors: int, extra: list[str]) -> dict:
+    command = [sys.executable, "-m", "jobs.cli", "trace", "--input", str(source), "--output",
+               str(out), "--overwrite", "--actors", str(actors), *extra]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"trace stage failed:\n{output}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    runs = manifest["throughput"]["runs_executed"]
+    return {
+        "command": " ".join(command[1:]), "process_wall_s": time.perf_counter() - started,
+        "job_wall_s": manifest["wall_s"], "runs": runs,
+        "runs_per_core_s": runs / (manifest["wall_s"] * actors),
+        "driver_peak_rss_mb": usage.ru_maxrss / 1024,
+        "actor_peak_rss_mb": manifest["peaks"].get("trace_actor_peak_rss_mb"),
+        "trace_reasons": manifest["counts"]["trace"]["reasons"],
+        "kept": manifest["written"]["traces"], "accounting_ok": manifest["accounting_ok"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared/data/pyedu_dev.jsonl")
+    parser.add_argument("--reference-runs", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--actors", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    if not args.dev.exists():
+        raise SystemExit(f"{args.dev} not found")
+    runs = chosen_runs(args.dev)
+    step = max(1, len(runs) // args.reference_runs)
+    sample = runs[::step][: args.reference_runs]  # spread over the whole set
+    print(f"dev set: {len(runs)} chosen runs; reference sample: {len(sample)} runs", flush=True)
+
+    ref = reference(sample, sys.executable)
+    print(f"(a) reference: {ref['runs']} runs in {ref['wall_s']:.1f} s on 1 core = "
+          f"{ref['runs_per_core_s']:.2f} runs/core-s {ref['statuses']}", flush=True)
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        full = trace_stage(args.dev, folder / "all", args.actors,
+                           ["--trace-all", "--samples-per-problem", "0"])
+        print(f"(b) trace stage, every run: {full['runs']} runs in {full['job_wall_s']:.1f} s "
+              f"with {args.actors} actors = {full['runs_per_core_s']:.2f} runs/core-s; "
+              f"ratio to reference {full['runs_per_core_s'] / ref['runs_per_core_s']:.1f}x; "
+              f"kept {full['kept']}; {full['trace_reasons']}", flush=True)
+        once = trace_stage(args.dev, folder / "once", args.actors, [])
+        repeated_source = folder / "repeated.jsonl"
+        repeated_source.write_text(args.dev.read_text() * args.repeat)
+        many = trace_stage(repeated_source, folder / "many", args.actors, [])
+    print(f"(c) default settings, set x1: {once['runs']} runs in {once['job_wall_s']:.1f} s, "
+          f"driver peak {once['driver_peak_rss_mb']:.0f} MiB, actor peak "
+          f"{once['actor_peak_rss_mb']:.0f} MiB")
+    print(f"    default settings, set x{args.repeat}: {many['runs']} runs in "
+          f"{many['job_wall_s']:.1f} s, driver peak {many['driver_peak_rss_mb']:.0f} MiB, "
+          f"actor peak {many['actor_peak_rss_mb']:.0f} MiB")
+    for name in ("driver_peak_rss_mb", "actor_peak_rss_mb"):
+        growth = many[name] / once[name] - 1
+        print(f"    {name}: x{args.repeat} vs x1 {growth:+.1%}")
+    print(json.dumps({"reference": ref, "trace_all": full, "default_x1": once,
+                      f"default_x{args.repeat}": many,
+                      "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
