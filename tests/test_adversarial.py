@@ -157,8 +157,13 @@ def test_forging_a_result_on_the_pipe_cannot_touch_other_runs(jail):
     assert "return 2" in honest["trace"]
 
 
-def test_killing_the_parent_is_a_crash_and_the_jail_restarts(jail):
+def test_killing_the_parent_is_a_crash(jail):
     code = "import os, signal\n\ndef main_solution():\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+    assert run_code(jail, code)["status"] == "crashed"
+
+
+def test_killing_the_zygote_is_a_crash_and_the_jail_restarts(jail):
+    code = "import os, signal\n\ndef main_solution():\n    os.kill(2, signal.SIGKILL)\n"
     result = run_code(jail, code)
     assert result["status"] == "crashed"
     assert jail.restarts == 1

@@ -124,3 +124,29 @@ def test_a_timeout_is_reported_and_the_jail_keeps_working():
     assert slow["status"] == "timeout"
     assert slow["elapsed_s"] < 2
     assert after["returned"] == "7"
+
+
+def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
+    code = "def main_solution(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+    roomy = SandboxLimits(max_trace_lines=10_000, timeout_s=2.0)
+    with Sandbox(SandboxSettings(limits=roomy, preload=())) as box:
+        lengths = {n: box.run(code, "main_solution", json.dumps({"n": n}), 1)["trace_lines"]
+                   for n in range(60, 80)}
+    n_just_under = max(n for n, lines in lengths.items() if lines < 300)
+    fits = run_code(sandbox, code, {"n": n_just_under})
+    assert fits["status"] == "returned" and fits["trace_lines"] == lengths[n_just_under] > 290
+    assert run_code(sandbox, code, {"n": n_just_under + 1})["status"] == "trace_limit"
+
+
+def test_the_dry_runs_side_effects_do_not_reach_the_real_run(sandbox):
+    code = ("calls = []\n\ndef main_solution(items):\n    calls.append(1)\n    items.append(len(calls))\n"
+            "    return items\n")
+    assert json.loads(run_code(sandbox, code, {"items": []})["returned"]) == [1]
+
+
+def test_recursion_deeper_than_the_depth_is_not_counted_against_the_budget(sandbox):
+    # snoop traces fib's frames only within depth 2 of main_solution; the dry run must agree.
+    code = ("def fib(k):\n    if k < 2:\n        return k\n    return fib(k - 1) + fib(k - 2)\n\n"
+            "def main_solution(n):\n    return fib(n)\n")
+    result = run_code(sandbox, code, {"n": 16}, depth=2)
+    assert result["status"] == "returned" and json.loads(result["returned"]) == 987

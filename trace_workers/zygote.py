@@ -85,14 +85,17 @@ class OutputSink:
     encoding = "utf-8"
     errors = "strict"
 
-    def __init__(self, result_fd: int, max_bytes: int):
+    def __init__(self, result_fd: int, max_bytes: int, on_overflow=None):
         self.result_fd = result_fd
         self.max_bytes = max_bytes
         self.size = 0
+        self.on_overflow = on_overflow
 
     def write(self, text) -> int:
         self.size += len(text)
         if self.size > self.max_bytes:
+            if self.on_overflow:
+                self.on_overflow()
             _send(self.result_fd, {
                 "status": "trace_limit",
                 "detail": f"program printed more than {self.max_bytes} bytes",
@@ -215,7 +218,12 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         if not callable(function):
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
+        elif not _fits_budget(function, request["kwargs"], request["depth"], limits):
+            _send(result_fd, {"status": "trace_limit", "detail": (
+                f"a dry run passed {limits['max_trace_lines']} traced lines")})
+            os._exit(0)
         else:
+            marks["dry_run"] = time.monotonic()
             returned = config.snoop(depth=request["depth"])(function)(**kwargs)
             try:
                 encoded = json.dumps(returned, default=_json_default, ensure_ascii=False)
@@ -239,6 +247,83 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
     except BaseException:
         os._exit(71)
     os._exit(0)
+
+
+COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+OVER_BUDGET_EXIT = 3
+DRY_RUN_SHARE = 0.1
+
+
+def _fits_budget(function, kwargs_json: str, depth: int, limits: dict) -> bool:
+    """Dry run in a throwaway fork: could snoop's trace stay under the line budget?
+
+    snoop prints at least one line per 'line' event of each frame it traces, so the line
+    events of those frames are a lower bound on the trace's length. Counting them with a
+    trivial trace function costs ~1 us an event against snoop's ~100 us, so a runaway program
+    is stopped after a few milliseconds instead of after 300 formatted lines. Frames are
+    chosen as snoop chooses them (target code, within ``depth`` calls, comprehensions
+    skipped), never more, so the bound holds. The real run happens in the caller's process,
+    untouched by the dry run's side effects.
+    """
+    pid = os.fork()
+    if pid == 0:
+        _dry_run(function, kwargs_json, depth, limits["max_trace_lines"],
+                 limits["max_stdout_bytes"])
+    pidfd = os.pidfd_open(pid)
+    try:
+        # A slow program with a short trace must not pay its run time twice: past a tenth
+        # of the limit the dry run is abandoned and the real run decides.
+        finished, _, _ = select.select([pidfd], [], [], limits["timeout_s"] * DRY_RUN_SHARE)
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(pidfd)
+    return not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == OVER_BUDGET_EXIT)
+
+
+def _dry_run(function, kwargs_json: str, depth: int, budget: int, max_stdout: int) -> None:
+    """Runs in the dry-run fork; never returns. Exit 3: over budget; 0: anything else."""
+    try:
+        sink = OutputSink(-1, max_stdout, on_overflow=lambda: os._exit(OVER_BUDGET_EXIT))
+        sys.stdout = sys.stderr = sink
+        target = function.__code__
+        count = 0
+
+        def local(frame, event, arg):
+            nonlocal count
+            if event == "line":
+                count += 1
+                if count >= budget:
+                    os._exit(OVER_BUDGET_EXIT)
+            return local
+
+        def chooser(frame, event, arg):
+            candidate, steps = frame, 0
+            while True:
+                code = candidate.f_code
+                if code.co_filename != PROGRAM_FILENAME:
+                    return None
+                if code.co_name in COMPREHENSIONS:
+                    if candidate is frame:
+                        return None
+                    candidate = candidate.f_back
+                    if candidate is None:
+                        return None
+                    continue
+                steps += 1
+                if code is target:
+                    return local
+                candidate = candidate.f_back
+                if steps >= depth or candidate is None:
+                    return None
+
+        sys.settrace(chooser)
+        function(**json.loads(kwargs_json))
+    except BaseException:
+        pass
+    finally:
+        os._exit(0)
 
 
 _EXIT_SIGNALS = {
