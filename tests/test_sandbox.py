@@ -127,7 +127,8 @@ def test_a_timeout_is_reported_and_the_jail_keeps_working():
 
 
 def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
-    code = "def main_solution(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+    code = ("def main_solution(n):\n    total = 0\n    for i in range(n):\n        total += i\n"
+            "    return total\n")
     roomy = SandboxLimits(max_trace_lines=10_000, timeout_s=2.0)
     with Sandbox(SandboxSettings(limits=roomy, preload=())) as box:
         lengths = {n: box.run(code, "main_solution", json.dumps({"n": n}), 1)["trace_lines"]
