@@ -37,6 +37,8 @@ class TraceConfig:
     max_trace_lines: int = _opt(300, "traces must have fewer lines; a run is stopped when it reaches this")
     max_trace_bytes: int = _opt(262_144, "a run is stopped when its trace passes this many characters")
     timeout_s: float = _opt(5.0, "wall-clock limit of one run, seconds")
+    timeout_streak: int = _opt(2, "after this many timeouts in a row, a program's other runs are "
+                                  "rejected as timeout_streak without running (0: never)")
     memory_mb: int = _opt(1024, "memory a run may allocate, MiB")
     max_procs: int = _opt(32, "processes and threads per sandbox (holds fork bombs)")
     scratch_mb: int = _opt(64, "size of the run's private /tmp, MiB")
@@ -54,7 +56,7 @@ class TraceConfig:
     def stage(self) -> TraceStageConfig:
         return TraceStageConfig(
             samples_per_problem=self.samples_per_problem, trace_all=self.trace_all,
-            float_rel_tol=self.float_rel_tol,
+            float_rel_tol=self.float_rel_tol, timeout_streak=self.timeout_streak,
             limits=SandboxLimits(
                 timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_procs=self.max_procs,
                 scratch_mb=self.scratch_mb, max_trace_lines=self.max_trace_lines,

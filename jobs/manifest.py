@@ -45,9 +45,7 @@ def build_manifest(cfg: JobConfig, sink: TraceSink, started: float, wall_s: floa
         "traces_written_equal_kept": sink.written["traces"] == funnel["trace_filter"]["kept"],
         "rejects_written_equal_rejected": sink.written["rejects"] == rejected_total,
     }
-    trace = funnel["trace"]
-    executed = trace["seen"] - sum(n for reason, n in trace["reasons"].items()
-                                   if reason in ("not_sampled",))
+    executed = stats.details.get("runs", {}).get("executed", 0)
     sandbox_s = stats.timing.get("sandbox_s", 0.0)
     return {
         "stage": "trace",

@@ -59,7 +59,7 @@ def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int) -> ray.da
     return ds.map_batches(
         TraceActor, fn_constructor_kwargs={"cfg": cfg.trace.stage()},
         batch_format="pyarrow", batch_size=cfg.ray.batch_size,
-        concurrency=actors, num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
     )
 
 

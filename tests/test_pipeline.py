@@ -114,3 +114,14 @@ def test_the_sample_in_data_runs_through_the_cli(tmp_path, ray_local, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["accounting_ok"] and manifest["written"]["traces"] > 5
     assert manifest["config"]["trace"]["timeout_s"] == 2.0
+
+
+def test_a_program_that_keeps_timing_out_is_not_run_to_the_end(tmp_path, ray_local):
+    slow = program("def main_solution(n):\n    return sum(1 for _ in iter(int, 1))\n",
+                   [({"n": i}, 0) for i in range(5)], description="never ends")
+    source = write_jsonl(tmp_path / "in.jsonl", [slow])
+    cfg = _config(tmp_path, source)
+    cfg.trace.timeout_s = 0.5
+    manifest = run_trace(cfg)
+    assert manifest["counts"]["trace"]["reasons"] == {"timeout": 2, "timeout_streak": 3}
+    assert manifest["throughput"]["runs_executed"] == 2

@@ -46,6 +46,7 @@ class SandboxLimits:
     max_trace_lines: int = 300
     max_trace_bytes: int = 262_144
     max_stdout_bytes: int = 1_048_576
+    dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
 
     def for_zygote(self) -> dict:
         return {
@@ -57,6 +58,7 @@ class SandboxLimits:
             "max_trace_lines": self.max_trace_lines,
             "max_trace_bytes": self.max_trace_bytes,
             "max_stdout_bytes": self.max_stdout_bytes,
+            "dry_run": self.dry_run,
             "max_result_bytes": 4 * self.max_trace_bytes + (1 << 20),
         }
 

@@ -218,7 +218,8 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         if not callable(function):
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
-        elif not _fits_budget(function, request["kwargs"], request["depth"], limits):
+        elif limits.get("dry_run", True) and not _fits_budget(
+                function, request["kwargs"], request["depth"], limits):
             _send(result_fd, {"status": "trace_limit", "detail": (
                 f"a dry run passed {limits['max_trace_lines']} traced lines")})
             os._exit(0)
@@ -282,6 +283,19 @@ def _fits_budget(function, kwargs_json: str, depth: int, limits: dict) -> bool:
     return not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == OVER_BUDGET_EXIT)
 
 
+def _plain(value) -> bool:
+    """Values whose repr, as snoop prints it, differs whenever the value does."""
+    kind = type(value)
+    return ((kind is int and -10**15 < value < 10**15) or kind is bool
+            or (kind is float and value == value) or (kind is str and len(value) <= 30))
+
+
+def _surely_new_repr(old, new) -> bool:
+    if old is new or not (_plain(old) and _plain(new)):
+        return False
+    return type(old) is not type(new) or old != new
+
+
 def _dry_run(function, kwargs_json: str, depth: int, budget: int, max_stdout: int) -> None:
     """Runs in the dry-run fork; never returns. Exit 3: over budget; 0: anything else."""
     try:
@@ -289,13 +303,28 @@ def _dry_run(function, kwargs_json: str, depth: int, budget: int, max_stdout: in
         sys.stdout = sys.stderr = sink
         target = function.__code__
         count = 0
+        snapshots: dict = {}
 
         def local(frame, event, arg):
+            # Lines snoop surely prints: the event's own line, one per new local, one per
+            # local whose repr surely changed, ">>> Call" and "<<< Return" lines.
             nonlocal count
-            if event == "line":
+            if event == "line" or event == "call":
+                current = frame.f_locals
+                previous = snapshots.get(frame)
+                if previous is None:
+                    count += 1 + len(current)
+                else:
+                    count += 1
+                    for name, value in current.items():
+                        if name not in previous or _surely_new_repr(previous[name], value):
+                            count += 1
+                snapshots[frame] = dict(current)
+            elif event == "return":
                 count += 1
-                if count >= budget:
-                    os._exit(OVER_BUDGET_EXIT)
+                snapshots.pop(frame, None)
+            if count >= budget:
+                os._exit(OVER_BUDGET_EXIT)
             return local
 
         def chooser(frame, event, arg):
