@@ -140,7 +140,16 @@ def _classify_exception(exc: BaseException) -> tuple[str, str | None]:
     return "error", "error"
 
 
-def _snoop_config(buffer: TraceBuffer):
+_current_buffer: TraceBuffer | None = None
+SNOOP_CONFIG = None
+
+
+def _write_trace(text: str) -> None:
+    _current_buffer.write(text)
+
+
+def _snoop_config():
+    """Built once in the zygote; each child points ``_current_buffer`` at its own buffer."""
     import snoop
     from snoop.formatting import DefaultFormatter
 
@@ -160,7 +169,7 @@ def _snoop_config(buffer: TraceBuffer):
             return [f">>> {description} {event.code_qualname()}"]
 
     return snoop.Config(
-        out=buffer.write, columns=(), color=False, replace_watch_extras=(),
+        out=_write_trace, columns=(), color=False, replace_watch_extras=(),
         formatter_class=Formatter, pformat=pprint.pformat,
     )
 
@@ -204,7 +213,9 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
     marks["setup"] = time.monotonic()
     try:
         _set_limits(limits)
-        config = _snoop_config(buffer)
+        global _current_buffer
+        _current_buffer = buffer
+        config = SNOOP_CONFIG
         marks["config"] = time.monotonic()
         code = request["code"]
         linecache.cache[PROGRAM_FILENAME] = (
@@ -525,6 +536,8 @@ def main() -> None:
         del sys.modules[name]
     loaded, missing = _preload(["snoop", *preload])
     snoop.tracer.internal_directories = _untraced_directories()
+    global SNOOP_CONFIG
+    SNOOP_CONFIG = _snoop_config()
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
     _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
