@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +154,3 @@ def from_args(args: argparse.Namespace) -> JobConfig:
         else:
             data.setdefault(section, {})[f.name] = value
     return from_dict(data)
-
-
-def describe(cfg: JobConfig) -> str:
-    return json.dumps(cfg.to_dict(), indent=2)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -59,6 +58,3 @@ def secret_env(monkeypatch):
 
 def run_code(box: Sandbox, code: str, kwargs: dict | None = None, depth: int = 1) -> dict:
     return box.run(code, "main_solution", json.dumps(kwargs or {}), depth)
-
-
-__all__ = ["run_code", "program", "write_jsonl", "ROOT", "DEV_SET", "os"]

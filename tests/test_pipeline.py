@@ -65,6 +65,7 @@ def test_every_pair_is_kept_or_rejected_with_a_reason(tmp_path, ray_local):
             ("trace", "mismatch"), ("trace", "trace_limit"), ("trace", "crashed"),
             ("trace", "memory"), ("trace", "missing_module")} <= reasons
     assert manifest["missing_modules"] == {"not_installed_mod": 1}  # programs, not pairs
+    assert len(manifest["sandbox_isolation"]) == 1
     assert sorted(t["input"] for t in traces if t["funcname"] == "main_solution")[:1]
     add = [t for t in traces if t["problem_description"] == "add"]
     assert len(add) == 6 and all(json.loads(t["returned"]) == json.loads(t["expected_output"])

@@ -159,6 +159,7 @@ class TraceActor:
                 rows.extend(self.tracer.trace_program(ProgramWork.from_payload(payload), stats))
             else:
                 rows.append({"kind": kind, "payload": payload})
+        stats.note("sandbox_isolation", self.tracer.lean.info.get("identity", "unknown"), 0)
         stats.time("trace_actor_s", time.perf_counter() - started)
         stats.peak("trace_actor_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         rows.append(stats.row())

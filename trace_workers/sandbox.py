@@ -20,13 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py")
 JAIL_ZYGOTE = "/opt/groundtrace/zygote.py"
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
+
+
+PER_SLOT_UID = "an unprivileged uid per worker slot"
+CURRENT_USER = "the current user (not root, so no uid of its own)"
 
 
 class SandboxError(RuntimeError):
@@ -142,7 +146,7 @@ class Sandbox:
 
     def _identity(self) -> tuple[int | None, str]:
         if os.geteuid() != 0:
-            return None, "current user (not root: no per-slot uid)"
+            return None, CURRENT_USER
         unreadable = [str(p) for p in python_roots() if not _readable_by_others(p / "bin")]
         if unreadable:
             raise SandboxError(
@@ -152,7 +156,7 @@ class Sandbox:
             )
         if self._slot is None:
             self._slot = UidSlot(self.settings.uid_base, self.settings.uid_slots)
-        return self._slot.uid, f"uid {self._slot.uid}"
+        return self._slot.uid, PER_SLOT_UID
 
     def _command(self) -> list[str]:
         assert self._workdir is not None
@@ -282,7 +286,3 @@ class Sandbox:
                 self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
-
-    def describe(self) -> dict:
-        return {"limits": asdict(self.settings.limits), "preload": list(self.settings.preload),
-                **{k: v for k, v in self.info.items() if k not in ("pid",)}}
