@@ -15,7 +15,7 @@ ARGS ?=
 .PHONY: run test lint bench system venv clean
 
 run: venv
-	$(BIN)/groundtrace trace --input $(INPUT) --output $(OUTPUT) $(ARGS)
+	$(BIN)/groundtrace trace --input $(INPUT) --output $(OUTPUT) --overwrite $(ARGS)
 
 test: venv
 	$(BIN)/ruff check .
