@@ -27,11 +27,16 @@ class OutputExistsError(RuntimeError):
     pass
 
 
+def cluster_address(cfg: JobConfig) -> str | None:
+    """``--address``, else RAY_ADDRESS; None means a local Ray."""
+    return cfg.ray.address or os.environ.get("RAY_ADDRESS")
+
+
 def init_ray(cfg: JobConfig) -> None:
-    """Connect to a cluster (``--address`` or RAY_ADDRESS) or start a local Ray."""
+    """Connect to a cluster or start a local Ray."""
     if ray.is_initialized():
         return
-    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(cfg)
     if address:
         ray.init(address=address, log_to_driver=True)
         return
@@ -45,7 +50,7 @@ def init_ray(cfg: JobConfig) -> None:
 def trace_actor_count(cfg: JobConfig) -> int:
     if cfg.ray.actors:
         return cfg.ray.actors
-    if cfg.ray.address or os.environ.get("RAY_ADDRESS"):
+    if cluster_address(cfg):
         return max(1, int(ray.cluster_resources().get("CPU", 1)) - 2)
     return max(1, min(os.cpu_count() or 1, int(ray.cluster_resources().get("CPU", 1)) - 1))
 

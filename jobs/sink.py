@@ -45,26 +45,29 @@ class ShardWriter:
     def ensure_dir(self, sub: str) -> None:
         self.fs.create_dir(posixpath.join(self.root, sub), recursive=True)
 
-    def write(self, sub: str, name: str, table: pa.Table) -> str:
-        final = posixpath.join(self.root, sub, name)
+    def _publish(self, final: str, write) -> str:
+        """Call ``write(path)`` so that ``final`` appears whole or not at all: one PUT on
+        object storage, a temporary name and a rename on a local disk."""
         if self.remote:
-            pq.write_table(table, final, filesystem=self.fs, compression="zstd")
+            write(final)
             return final
-        temporary = posixpath.join(self.root, sub, f".{name}.{uuid.uuid4().hex}.tmp")
-        pq.write_table(table, temporary, filesystem=self.fs, compression="zstd")
+        temporary = posixpath.join(posixpath.dirname(final),
+                                   f".{posixpath.basename(final)}.{uuid.uuid4().hex}.tmp")
+        write(temporary)
         self.fs.move(temporary, final)
         return final
 
+    def write(self, sub: str, name: str, table: pa.Table) -> str:
+        return self._publish(
+            posixpath.join(self.root, sub, name),
+            lambda path: pq.write_table(table, path, filesystem=self.fs, compression="zstd"))
+
     def write_text(self, name: str, text: str) -> None:
-        path = posixpath.join(self.root, name)
-        if not self.remote:
-            temporary = path + ".tmp"
-            with self.fs.open_output_stream(temporary) as out:
+        def put(path: str) -> None:
+            with self.fs.open_output_stream(path) as out:
                 out.write(text.encode())
-            self.fs.move(temporary, path)
-            return
-        with self.fs.open_output_stream(path) as out:
-            out.write(text.encode())
+
+        self._publish(posixpath.join(self.root, name), put)
 
 
 class TraceSink(Datasink):
