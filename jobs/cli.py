@@ -10,13 +10,33 @@ from jobs import config as config_mod
 DESCRIPTION = """\
 groundtrace turns Python programs with known inputs into execution-grounded training data.
 
+  groundtrace run --input IN --output OUT     the whole job: trace, translate, verify, build
   groundtrace trace --input IN --output OUT   trace every program in a bubblewrap sandbox
                                               under snoop; keep runs whose result matches
+  groundtrace translate --input RUN --output OUT
+                                              translate an earlier run's traces (RUN or
+                                              RUN/traces) into verified training data
 
-Output: OUT/traces/*.parquet (kept runs), OUT/rejects/*.parquet (every other row, with its
-stage and reason), OUT/manifest.json (config, versions, counts per stage and reason).
-Settings come from --config FILE (YAML/TOML, sections [trace] and [ray]) and the flags below.
+The translator is an LLM on vLLM when --model is given, else the LLM-free renderer.
+Output: OUT/traces/ (kept runs), OUT/translations/ (verified reasoning), OUT/training/
+(LLaMA-Factory messages JSONL, Parquet, dataset_info.json), OUT/rejects/ (every other row,
+with its stage and reason), OUT/manifest.json (config, versions, counts per stage and reason).
+Settings come from --config FILE (YAML/TOML, sections [trace] [translate] [build] [ray]) and
+the flags of each command (groundtrace COMMAND --help).
 """
+
+COMMANDS = {
+    "run": ("trace, translate, verify and build in one streaming job",
+            "Trace PyEdu programs in the sandbox, translate the kept traces into reasoning "
+            "(vLLM with --model, else the LLM-free renderer), keep reasoning that reaches the "
+            "executed result, and write training data.", ("trace", "translate", "build", "ray")),
+    "trace": ("trace PyEdu programs in the sandbox (the trace stage)",
+              "Read PyEdu records, filter them, trace each chosen input in the sandbox "
+              "and write kept traces, rejects and a manifest.", ("trace", "ray")),
+    "translate": ("translate the traces of an earlier run into training data",
+                  "Read kept traces (an earlier run's output folder or its traces/), translate, "
+                  "verify and build training data.", ("translate", "build", "ray")),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,12 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    trace = commands.add_parser(
-        "trace", help="trace PyEdu programs in the sandbox (the trace stage)",
-        description="Read PyEdu records, filter them, trace each chosen input in the sandbox "
-                    "and write kept traces, rejects and a manifest.",
-    )
-    config_mod.add_flags(trace)
+    for name, (short, long, sections) in COMMANDS.items():
+        command = commands.add_parser(name, help=short, description=long)
+        config_mod.add_flags(command, sections)
     return parser
 
 
@@ -38,15 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = config_mod.from_args(args)
+        cfg.validate()
     except (ValueError, OSError) as exc:
         print(f"groundtrace: bad configuration: {exc}", file=sys.stderr)
         return 2
     from jobs.manifest import summary_lines
-    from jobs.pipeline import OutputExistsError, run_trace
+    from jobs.pipeline import OutputExistsError, run_job
     from trace_workers.sandbox import SandboxError
 
     try:
-        manifest = run_trace(cfg)
+        manifest = run_job(cfg, args.command)
     except (OutputExistsError, FileNotFoundError, SandboxError) as exc:
         print(f"groundtrace: {exc}", file=sys.stderr)
         return 2

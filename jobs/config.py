@@ -20,6 +20,8 @@ import yaml
 from trace_workers.actor import TraceStageConfig
 from trace_workers.raw_filter import RawFilterConfig
 from trace_workers.sandbox import SandboxLimits
+from translate.export import BuildSettings
+from translate.llm import LLMSettings
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -64,6 +66,70 @@ class TraceConfig:
         )
 
 
+TRANSLATORS = ("auto", "render", "llm")
+
+
+@dataclass
+class TranslateConfig:
+    translator: str = _opt("auto", "render: the LLM-free renderer; llm: vLLM with --model; "
+                                   "auto: llm when a model is given, else render")
+    model: str | None = _opt(None, "the translating model: a local folder or a model id")
+    device: str = _opt("gpu", "where vLLM runs: gpu, or cpu (vLLM's CPU backend)")
+    max_model_len: int = _opt(40960, "context of the engine; longer prompts are rejected (in tokens)")
+    max_tokens: int = _opt(16384, "most tokens generated per translation")
+    min_new_tokens: int = _opt(256, "a prompt must leave this many tokens for the generation")
+    temperature: float = _opt(0.6, "sampling temperature")
+    top_p: float = _opt(0.95, "nucleus sampling")
+    top_k: int = _opt(20, "top-k sampling")
+    min_p: float = _opt(0.0, "min-p sampling")
+    enable_thinking: bool = _opt(True, "chat template with thinking on; a generation must then "
+                                       "finish its thinking (</think>)")
+    dtype: str = _opt("auto", "engine dtype (auto, bfloat16, float16)")
+    tensor_parallel_size: int = _opt(1, "GPUs per engine (tensor parallel)")
+    pipeline_parallel_size: int = _opt(1, "pipeline stages per engine")
+    max_num_seqs: int = _opt(256, "sequences an engine runs at once")
+    gpu_memory_utilization: float = _opt(0.9, "share of GPU memory the engine may take")
+    enforce_eager: bool = _opt(False, "no CUDA graphs (faster start, slower decode)")
+    load_format: str | None = _opt(None, "weights format; 'dummy' = random weights (benchmarks)")
+    accelerator_type: str | None = _opt(None, "Ray accelerator type for the engine (e.g. H100)")
+    replicas: int = _opt(1, "engine replicas (data parallel)")
+    llm_batch_size: int = _opt(64, "rows per batch sent to an engine")
+
+    def uses_llm(self) -> bool:
+        if self.translator not in TRANSLATORS:
+            raise ValueError(f"translator must be one of {', '.join(TRANSLATORS)}, not {self.translator!r}")
+        if self.translator == "llm" and not self.model:
+            raise ValueError("translator llm needs --model")
+        return self.translator == "llm" or (self.translator == "auto" and bool(self.model))
+
+    def llm(self, seed: int) -> LLMSettings:
+        if self.device not in ("gpu", "cpu"):
+            raise ValueError(f"device must be gpu or cpu, not {self.device!r}")
+        return LLMSettings(
+            model=str(self.model), device=self.device, max_model_len=self.max_model_len,
+            max_tokens=self.max_tokens, min_new_tokens=self.min_new_tokens,
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
+            seed=seed, enable_thinking=self.enable_thinking, dtype=self.dtype,
+            tensor_parallel_size=self.tensor_parallel_size,
+            pipeline_parallel_size=self.pipeline_parallel_size, max_num_seqs=self.max_num_seqs,
+            gpu_memory_utilization=self.gpu_memory_utilization, enforce_eager=self.enforce_eager,
+            load_format=self.load_format, accelerator_type=self.accelerator_type,
+            replicas=self.replicas, batch_size=self.llm_batch_size,
+        )
+
+
+@dataclass
+class BuildConfig:
+    trained_tokenizer: str | None = _opt(None, "tokenizer (folder or model id) of the model to be "
+                                               "trained; enables the token cap")
+    max_training_tokens: int = _opt(8192, "training examples longer than this (in tokens of "
+                                          "--trained-tokenizer) are rejected")
+
+    def settings(self) -> BuildSettings:
+        return BuildSettings(trained_tokenizer=self.trained_tokenizer,
+                             max_training_tokens=self.max_training_tokens)
+
+
 @dataclass
 class RayConfig:
     address: str | None = _opt(None, "Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
@@ -80,13 +146,21 @@ class JobConfig:
     output: str = _opt("out", "output folder, local or s3:// gs://")
     overwrite: bool = _opt(False, "replace an earlier run's output in the same folder")
     trace: TraceConfig = field(default_factory=TraceConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def validate(self) -> None:
+        """Raise ValueError for settings that cannot work, before anything starts."""
+        if self.translate.uses_llm():
+            self.translate.llm(self.trace.seed)
 
-SECTIONS = {"trace": TraceConfig, "ray": RayConfig}
+
+SECTIONS = {"trace": TraceConfig, "translate": TranslateConfig, "build": BuildConfig,
+            "ray": RayConfig}
 
 
 def load_file(path: str | Path) -> dict:
@@ -123,7 +197,7 @@ def _flag_fields() -> list[tuple[str | None, dataclasses.Field, Any]]:
     return out
 
 
-def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = ("trace", "ray")) -> None:
+def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = tuple(SECTIONS)) -> None:
     """One --flag per config field; unset flags stay None so files and defaults show through."""
     parser.add_argument("--config", help="YAML or TOML file with the settings below, in sections")
     for section, f, hint in _flag_fields():

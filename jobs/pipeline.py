@@ -1,7 +1,12 @@
-"""The trace job as one streaming Ray Data graph.
+"""The jobs as one streaming Ray Data graph each.
 
-    read shards (PyEduSource) -> expand: parse, program + pair filters (tasks)
-      -> trace (TraceActor pool, 1 CPU each) -> TraceSink (traces/, rejects/) -> manifest.json
+    trace:      read shards (PyEduSource) -> expand: parse, program + pair filters (tasks)
+                  -> trace (TraceActor pool, 1 CPU each) -> sink -> manifest.json
+    run:        trace -> translate -> verify -> build -> sink, streaming: the translator
+                  consumes traces while tracing still runs
+    translate:  read an earlier run's traces -> translate -> verify -> build -> sink
+
+The translator is the LLM-free renderer (a CPU map) or vLLM through ray.data.llm.
 """
 
 from __future__ import annotations
@@ -16,11 +21,26 @@ import ray
 
 from jobs.config import JobConfig
 from jobs.manifest import build_manifest
-from jobs.sink import OUTPUT_KINDS, ShardWriter, TraceSink
-from jobs.sources import PyEduSource, list_inputs
+from jobs.sink import OUTPUT_DIRS, ShardWriter, StreamSink
+from jobs.sources import PyEduSource, filesystem_for, list_inputs
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
+from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
+from translate.export import dataset_info
+from translate.stage import (
+    VerifySettings,
+    render_batch,
+    to_requests_batch,
+    traces_from_records,
+    verify_batch,
+)
+
+JOBS = {
+    "trace": (TRACE_STAGES, ("trace", "reject")),
+    "run": (TRACE_STAGES + TRANSLATE_STAGES, ("trace", "translation", "example", "reject")),
+    "translate": (("read_traces",) + TRANSLATE_STAGES, ("translation", "example", "reject")),
+}
 
 
 class OutputExistsError(RuntimeError):
@@ -42,8 +62,10 @@ def init_ray(cfg: JobConfig) -> None:
         return
     cores = os.cpu_count() or 1
     # Logical CPUs beyond the cores leave room for the light read/expand/write tasks beside
-    # one trace actor per core; without it the stages wait on each other.
-    ray.init(num_cpus=cfg.ray.num_cpus or cores + 2, include_dashboard=False,
+    # one trace actor per core (and ray.data.llm's CPU stages beside a local engine); without
+    # them the stages wait on each other forever.
+    extra = 6 if cfg.translate.uses_llm() else 2
+    ray.init(num_cpus=cfg.ray.num_cpus or cores + extra, include_dashboard=False,
              configure_logging=False, log_to_driver=True)
 
 
@@ -68,6 +90,44 @@ def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int) -> ray.da
     )
 
 
+def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool) -> ray.data.Dataset:
+    """translate -> verify -> build on a stream that carries trace rows."""
+    verify_cfg = VerifySettings(thinking=cfg.translate.enable_thinking,
+                                float_rel_tol=cfg.trace.float_rel_tol)
+    build_cfg = cfg.build.settings()
+    if not cfg.translate.uses_llm():
+        return ds.map_batches(render_batch, fn_kwargs={
+            "verify_cfg": verify_cfg, "build_cfg": build_cfg, "keep_traces": keep_traces},
+            batch_format="pyarrow", batch_size=None)
+    from translate.llm import build_llm_processor
+
+    llm = cfg.translate.llm(cfg.trace.seed)
+    ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces},
+                        batch_format="pyarrow", batch_size=None)
+    ds = build_llm_processor(llm)(ds)
+    return ds.map_batches(verify_batch, fn_kwargs={
+        "model": llm.model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
+        batch_format="pyarrow", batch_size=None)
+
+
+def trace_inputs(uri: str) -> list[str]:
+    """An earlier run's output folder means its traces/ folder."""
+    fs, path = filesystem_for(uri)
+    traces = posixpath.join(path, "traces")
+    if fs.get_file_info(traces).type == pafs.FileType.Directory:
+        return list_inputs(uri.rstrip("/") + "/traces")
+    return list_inputs(uri)
+
+
+def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int) -> ray.data.Dataset:
+    if job == "translate":
+        ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block))
+        ds = ds.map_batches(traces_from_records, batch_format="pyarrow", batch_size=None)
+        return add_translation(ds, cfg, keep_traces=False)
+    ds = build_trace_dataset(cfg, files, actors)
+    return add_translation(ds, cfg, keep_traces=True) if job == "run" else ds
+
+
 def prepare_output(cfg: JobConfig) -> None:
     writer = ShardWriter(cfg.output)
     manifest = posixpath.join(writer.root, "manifest.json")
@@ -76,23 +136,37 @@ def prepare_output(cfg: JobConfig) -> None:
             raise OutputExistsError(
                 f"{cfg.output} already holds a run (manifest.json); pass --overwrite to replace it")
         writer.fs.delete_file(manifest)
-    for sub, _ in OUTPUT_KINDS.values():
+    for sub in OUTPUT_DIRS:
         path = posixpath.join(writer.root, sub)
         if writer.fs.get_file_info(path).type == pafs.FileType.Directory:
             writer.fs.delete_dir(path)
 
 
-def run_trace(cfg: JobConfig) -> dict:
-    """Run the trace stage end to end; returns the manifest (also written to OUT)."""
-    bwrap_path()  # fail before starting Ray when the sandbox cannot exist
-    files = list_inputs(cfg.input)
+def run_job(cfg: JobConfig, job: str = "trace") -> dict:
+    """Run one job (trace, run or translate) end to end; returns the manifest (also in OUT)."""
+    stages, kinds = JOBS[job]
+    cfg.validate()  # a bad setting fails before anything starts
+    if job != "translate":
+        bwrap_path()  # fail before starting Ray when the sandbox cannot exist
+    files = trace_inputs(cfg.input) if job == "translate" else list_inputs(cfg.input)
+    if job == "translate" and any(f.startswith(filesystem_for(cfg.output)[1].rstrip("/") + "/")
+                                  or f.startswith(cfg.output.rstrip("/") + "/") for f in files):
+        raise OutputExistsError("the output folder holds the input traces: write translations "
+                                "to another folder")
     prepare_output(cfg)
     init_ray(cfg)
-    actors = trace_actor_count(cfg)
+    actors = trace_actor_count(cfg) if job != "translate" else 0
     started = time.time()
-    sink = TraceSink(cfg.output)
-    build_trace_dataset(cfg, files, actors).write_datasink(sink)
+    sink = StreamSink(cfg.output, kinds)
+    build_dataset(cfg, job, files, actors).write_datasink(sink)
     wall_s = time.time() - started
-    manifest = build_manifest(cfg, sink, started, wall_s, actors)
-    ShardWriter(cfg.output).write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
+    writer = ShardWriter(cfg.output)
+    if "example" in kinds:
+        writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
+    manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages)
+    writer.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def run_trace(cfg: JobConfig) -> dict:
+    return run_job(cfg, "trace")

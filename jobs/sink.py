@@ -1,7 +1,8 @@
-"""Where the stream ends: kept traces and rejects as Parquet shards, counters summed.
+"""Where the stream ends: traces, translations, training examples and rejects as shards.
 
-Each write task writes ``traces/part-NNNNN.parquet`` and ``rejects/part-NNNNN.parquet`` for
-the rows it got (an empty kind gets no file) and returns its counts; the driver sums them in
+Each write task writes ``<folder>/part-NNNNN.parquet`` per output kind for the rows it got
+(``training/messages/part-NNNNN.jsonl`` too for examples; an empty kind gets no file) and
+returns its counts and the ``stats`` rows it summed; the driver adds them up in
 ``on_write_complete``. A local shard is written under a temporary name and renamed, an object
 store shard is one PUT: a shard is either absent or whole.
 """
@@ -21,6 +22,7 @@ from ray.data.datasource import Datasink, WriteResult
 
 from jobs.sources import REMOTE_SCHEMES, filesystem_for
 from trace_workers.stats import StageStats
+from translate.export import MESSAGES_DIR, PARQUET_DIR
 
 TRACE_SCHEMA = pa.schema([
     ("id", pa.string()), ("problem_id", pa.string()), ("problem_description", pa.string()),
@@ -32,7 +34,26 @@ REJECT_SCHEMA = pa.schema([
     ("id", pa.string()), ("problem_id", pa.string()), ("stage", pa.string()),
     ("reason", pa.string()), ("detail", pa.string()),
 ])
-OUTPUT_KINDS = {"trace": ("traces", TRACE_SCHEMA), "reject": ("rejects", REJECT_SCHEMA)}
+TRANSLATION_SCHEMA = pa.schema([
+    ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()),
+    ("translator", pa.string()), ("model", pa.string()), ("reasoning", pa.string()),
+    ("answer_text", pa.string()), ("final_answer", pa.string()), ("returned", pa.string()),
+    ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),
+])
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+EXAMPLE_SCHEMA = pa.schema([
+    ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()),
+    ("messages", pa.list_(MESSAGE)), ("tokens", pa.int32()),
+])
+# stream kind -> (name in the manifest's counts, folder, schema).
+# Training examples are also written as LLaMA-Factory JSONL under MESSAGES_DIR.
+OUTPUT_KINDS = {
+    "trace": ("traces", "traces", TRACE_SCHEMA),
+    "translation": ("translations", "translations", TRANSLATION_SCHEMA),
+    "example": ("training", PARQUET_DIR, EXAMPLE_SCHEMA),
+    "reject": ("rejects", "rejects", REJECT_SCHEMA),
+}
+OUTPUT_DIRS = ("traces", "translations", "training", "rejects")
 
 
 class ShardWriter:
@@ -62,20 +83,24 @@ class ShardWriter:
             posixpath.join(self.root, sub, name),
             lambda path: pq.write_table(table, path, filesystem=self.fs, compression="zstd"))
 
-    def write_text(self, name: str, text: str) -> None:
+    def write_text(self, name: str, text: str) -> str:
         def put(path: str) -> None:
             with self.fs.open_output_stream(path) as out:
                 out.write(text.encode())
 
-        self._publish(posixpath.join(self.root, name), put)
+        return self._publish(posixpath.join(self.root, name), put)
 
 
-class TraceSink(Datasink):
-    def __init__(self, output: str, rows_per_write: int = 2000):
+class StreamSink(Datasink):
+    """Writes the output kinds a job makes (``kinds``); any other row kind is a bug."""
+
+    def __init__(self, output: str, kinds: tuple[str, ...] = tuple(OUTPUT_KINDS),
+                 rows_per_write: int = 2000):
         self.output = output
+        self.kinds = kinds
         self.rows_per_write = rows_per_write
         self.stats = StageStats()
-        self.written = {"traces": 0, "rejects": 0}
+        self.written = {OUTPUT_KINDS[kind][0]: 0 for kind in kinds}
         self.files: list[str] = []
 
     @property
@@ -84,11 +109,13 @@ class TraceSink(Datasink):
 
     def on_write_start(self, schema: Any = None) -> None:
         writer = ShardWriter(self.output)
-        for sub, _ in OUTPUT_KINDS.values():
-            writer.ensure_dir(sub)
+        for kind in self.kinds:
+            writer.ensure_dir(OUTPUT_KINDS[kind][1])
+        if "example" in self.kinds:
+            writer.ensure_dir(MESSAGES_DIR)
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> dict:
-        rows: dict[str, list[dict]] = {kind: [] for kind in OUTPUT_KINDS}
+        rows: dict[str, list[dict]] = {kind: [] for kind in self.kinds}
         stats = StageStats()
         for block in blocks:
             table = BlockAccessor.for_block(block).to_arrow()
@@ -102,11 +129,16 @@ class TraceSink(Datasink):
                     raise ValueError(f"a {kind!r} row reached the sink: a stage dropped its work")
         writer = ShardWriter(self.output)
         written, files = {}, []
-        for kind, (sub, schema) in OUTPUT_KINDS.items():
-            written[sub] = len(rows[kind])
+        for kind in self.kinds:
+            label, sub, schema = OUTPUT_KINDS[kind]
+            written[label] = len(rows[kind])
             if rows[kind]:
                 table = pa.Table.from_pylist(rows[kind], schema=schema)
                 files.append(writer.write(sub, f"part-{ctx.task_idx:05d}.parquet", table))
+        if rows.get("example"):
+            lines = "".join(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n"
+                            for r in rows["example"])
+            files.append(writer.write_text(f"{MESSAGES_DIR}/part-{ctx.task_idx:05d}.jsonl", lines))
         return {"written": written, "stats": stats.to_dict(), "files": files}
 
     def on_write_complete(self, write_result: WriteResult) -> None:

@@ -9,15 +9,21 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 
-# The funnel, in order, with the unit each stage counts.
-# A stage whose unit is the one before's must see exactly what that stage kept.
+# Every stage, in funnel order, with the unit it counts. A job runs a sub-sequence of them;
+# a stage whose unit is the one before's must see exactly what that stage kept.
 STAGES: dict[str, str] = {
     "read": "records",
     "program_filter": "records",
     "pair_filter": "pairs",
     "trace": "pairs",
     "trace_filter": "pairs",
+    "read_traces": "pairs",  # only when translating the traces of an earlier run
+    "translate": "pairs",
+    "verify": "pairs",
+    "build": "pairs",
 }
+TRACE_STAGES = ("read", "program_filter", "pair_filter", "trace", "trace_filter")
+TRANSLATE_STAGES = ("translate", "verify", "build")
 
 
 class StageStats:
@@ -69,11 +75,12 @@ class StageStats:
         for what, value in data.get("peaks", {}).items():
             self.peak(what, value)
 
-    def funnel(self) -> dict[str, dict]:
-        """Counts per stage, in funnel order, with the two accounting checks per stage."""
+    def funnel(self, stages: tuple[str, ...] = TRACE_STAGES) -> dict[str, dict]:
+        """Counts per stage of a job, in order, with the two accounting checks per stage."""
         out = {}
-        previous_kept = None
-        for stage, unit in STAGES.items():
+        previous_kept, previous_unit = None, None
+        for stage in stages:
+            unit = STAGES[stage]
             rejected = dict(self.rejected.get(stage, {}))
             seen, kept = self.seen.get(stage, 0), self.kept.get(stage, 0)
             out[stage] = {
@@ -81,12 +88,7 @@ class StageStats:
                 "rejected": sum(rejected.values()), "reasons": dict(sorted(rejected.items())),
                 "balanced": kept + sum(rejected.values()) == seen,
             }
-            if previous_kept is not None and STAGES[stage] == STAGES[_previous(stage)]:
+            if previous_kept is not None and unit == previous_unit:
                 out[stage]["follows_previous"] = seen == previous_kept
-            previous_kept = kept
+            previous_kept, previous_unit = kept, unit
         return out
-
-
-def _previous(stage: str) -> str:
-    names = list(STAGES)
-    return names[names.index(stage) - 1]

@@ -1,0 +1,128 @@
+"""Reading a reasoning text's final answer and checking it against the executed result.
+
+A translation passes when its thinking is finished (``</think>``, for models that think) and
+the final answer of the text after it equals the value the program returned. The final answer
+is, in order of preference: the last ``Final answer:`` line; else the last fenced code block;
+else the last line that parses as a JSON or Python literal. Values are compared the way the
+trace stage compares them (JSON semantics, float tolerance).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from trace_workers.canonical import values_match
+from translate.prompts import FINAL_ANSWER_MARK
+
+THINK_END = "</think>"
+_MARKED = re.compile(rf"^\W*{re.escape(FINAL_ANSWER_MARK)}\W*?\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_FENCE = re.compile(r"```[a-zA-Z]*\n(.*?)```", re.DOTALL)
+
+
+class NoAnswer(Exception):
+    pass
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    reason: str = ""  # reject reason when not ok
+    detail: str = ""
+    answer_text: str = ""  # the text after </think>: the training example's assistant turn
+    final_answer: str | None = None  # the parsed answer as JSON text
+
+
+def split_thinking(text: str, thinking: bool) -> tuple[str, str] | None:
+    """(thinking, answer) of a generation; None when the model never finished thinking."""
+    if not thinking:
+        return "", text.strip()
+    if THINK_END not in text:
+        return None
+    before, _, after = text.rpartition(THINK_END)
+    return before.replace("<think>", "").strip(), after.strip()
+
+
+def to_jsonable(value: Any) -> Any:
+    """Python literal -> the JSON value it would be (tuples and sets become lists)."""
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [to_jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, complex):
+        raise ValueError("complex numbers have no JSON form")
+    return value
+
+
+def parse_literal(text: str) -> Any:
+    """A JSON value, else a Python literal; raises ValueError when the text is neither."""
+    text = text.strip().rstrip(".").strip()
+    if text.startswith("`") and text.endswith("`") and len(text) >= 2:
+        text = text.strip("`").strip()
+    if not text:
+        raise ValueError("empty")
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return to_jsonable(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def final_answer(text: str) -> Any:
+    """The value a reasoning text ends on; raises NoAnswer."""
+    marked = _MARKED.findall(text)
+    if marked:
+        candidate = marked[-1].strip()
+        if not candidate:  # "Final answer:" alone on a line, the value below it
+            tail = text[text.lower().rfind(FINAL_ANSWER_MARK.lower()) + len(FINAL_ANSWER_MARK):]
+            candidate = tail.strip()
+        fenced = _FENCE.findall(candidate)
+        candidate = fenced[-1] if fenced else candidate
+        try:
+            return parse_literal(candidate)
+        except ValueError:
+            return candidate.strip().strip("`").strip()  # a bare string answer
+    for block in reversed(_FENCE.findall(text)):
+        try:
+            return parse_literal(block)
+        except ValueError:
+            continue
+    for line in reversed(text.strip().splitlines()):
+        try:
+            return parse_literal(line)
+        except ValueError:
+            continue
+    raise NoAnswer("no final answer found")
+
+
+def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: float = 1e-6) -> Verdict:
+    """Check a generation against the executed return value (JSON text)."""
+    split = split_thinking(text, thinking)
+    if split is None:
+        return Verdict(False, "unfinished_thinking", f"no {THINK_END} in {len(text)} characters")
+    _, answer_text = split
+    if not answer_text:
+        return Verdict(False, "empty_answer", "nothing after the thinking")
+    try:
+        answer = final_answer(answer_text)
+    except NoAnswer as exc:
+        return Verdict(False, "no_final_answer", str(exc), answer_text)
+    answer_json = json.dumps(answer, ensure_ascii=False)
+    returned = json.loads(returned_json)
+    if not values_match(answer, returned, rel_tol):
+        return Verdict(False, "wrong_answer",
+                       f"answered {answer_json[:200]}, the program returned {returned_json[:200]}",
+                       answer_text, answer_json)
+    return Verdict(True, answer_text=answer_text, final_answer=answer_json)

@@ -1,0 +1,81 @@
+"""The two prompts of the method: the translation prompt (trace -> reasoning, for the LLM) and
+the training prompt (the user turn of the training data). Plain functions of a trace row, so a
+newcomer can read and change them in one place.
+"""
+
+from __future__ import annotations
+
+import re
+
+FINAL_ANSWER_MARK = "Final answer:"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def strip_addresses(trace: str) -> str:
+    """Remove `` at 0x7f..`` memory addresses (the trace stage already does; old traces may not)."""
+    return _ADDRESS.sub("", trace)
+
+
+def question(row: dict) -> str:
+    """Problem description and I/O requirements; for programs without a description (call
+    format), a question made from the function's name."""
+    parts = [str(row.get("problem_description") or "").strip(),
+             str(row.get("io_requirements") or "").strip()]
+    text = "\n".join(part for part in parts if part)
+    if not text:
+        text = f"What does calling `{row.get('funcname') or 'f'}` with the given arguments return?"
+    return text.replace("\n\n", "\n")
+
+
+def translation_prompt(row: dict) -> str:
+    """The reference method's rules, plus a marked final-answer line that the verifier reads."""
+    return f"""Given a question, an input to the question, solution code for the question, and an \
+execution trace of that code on the input, turn the execution trace into a step-by-step solution \
+of the question. Rules:
+
+- Use the exact values from the execution trace at every step, so that the reasoning is correct.
+- Do not write code in your reasoning.
+- Pretend that you were never given the execution trace and that you are solving the question by \
+tracing the code yourself: never mention the trace, not even while thinking.
+- End with one line of the form `{FINAL_ANSWER_MARK} <value>`, where <value> is the output written \
+as JSON.
+
+**Question**
+
+{question(row)}
+Given the input, {row["input"]}, predict the output of the question by thinking step by step to \
+reach the final output.
+Here is solution code that solves the question:
+```
+{row["refcode"]}
+```
+
+**Execution Trace**
+
+```
+{strip_addresses(row["trace"]).rstrip()}
+```
+"""
+
+
+def training_prompt(row: dict) -> str:
+    """The user turn of a training example: question, code, input; no trace."""
+    return f"""You are given a question that requires some input and output variables as follows:
+
+{question(row)}
+
+----
+
+Here is the solution code that solves the question:
+
+```
+{row["refcode"]}
+```
+
+Given the following input:
+
+{row["input"]}
+
+Predict the output of the question by tracing the given solution code step by step to reach the \
+final output. End with a line `{FINAL_ANSWER_MARK} <value>`, the output written as JSON.
+"""

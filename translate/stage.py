@@ -1,0 +1,191 @@
+"""The translate, verify and build stages as ``map_batches`` functions over the tagged stream.
+
+Every kept trace row is written (it passes through as ``trace``) and is also translated:
+
+    trace --translate--> generation --verify--> translation --build--> training example
+              |                         |                      |
+              +-> reject (translate)    +-> reject (verify)    +-> reject (build)
+
+With the renderer, one function does all three steps on the CPU. With an LLM, a trace row
+becomes a ``request`` row that goes through the vLLM processor (``translate.llm``); the rows
+that come out are verified and built by :func:`verify_batch`. Other rows pass through.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from trace_workers.records import STREAM_SCHEMA, Reject
+from trace_workers.stats import StageStats
+from translate.answer import verify
+from translate.export import BuildSettings, training_example
+from translate.render import render_reasoning
+
+REQUEST = "request"  # a trace row on its way to the LLM
+# How the LLM stage marks rows: rows it must not touch, and prompts rejected before the GPU.
+PASSTHROUGH = "groundtrace:passthrough"
+PROMPT_REJECT = "groundtrace:reject:"
+
+
+@dataclass
+class VerifySettings:
+    thinking: bool = True  # the generation must finish its thinking with </think>
+    float_rel_tol: float = 1e-6
+
+
+def _rows(batch: pa.Table) -> list[tuple[str, str]]:
+    return list(zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(), strict=True))
+
+
+def _table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
+
+
+def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
+                       verify_cfg: VerifySettings, build_cfg: BuildSettings,
+                       stats: StageStats) -> list[dict]:
+    """Verify one generation against the executed result and build its training example."""
+    stats.see("verify")
+    verdict = verify(generation, trace["returned"], thinking=verify_cfg.thinking,
+                     rel_tol=verify_cfg.float_rel_tol)
+    if not verdict.ok:
+        stats.reject("verify", verdict.reason)
+        return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
+    stats.keep("verify")
+    translation = {
+        "id": trace["id"], "problem_id": trace["problem_id"], "task": "output",
+        "translator": translator.get("translator"), "model": translator.get("model"),
+        "reasoning": generation, "answer_text": verdict.answer_text,
+        "final_answer": verdict.final_answer, "returned": trace["returned"],
+        "prompt_tokens": translator.get("prompt_tokens"),
+        "generated_tokens": translator.get("generated_tokens"),
+    }
+    rows = [{"kind": "translation", "payload": json.dumps(translation, ensure_ascii=False)}]
+    stats.see("build")
+    example = training_example(trace, verdict.answer_text, build_cfg)
+    if isinstance(example, Reject):
+        stats.reject("build", example.reason)
+        rows.append(example.row())
+    else:
+        stats.keep("build")
+        rows.append({"kind": "example", "payload": json.dumps(example, ensure_ascii=False)})
+    return rows
+
+
+def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSettings,
+                 keep_traces: bool = True) -> pa.Table:
+    """Translate with the LLM-free renderer; trace rows stay in the stream when ``keep_traces``
+    (to be written) and gain their translation, example or rejects."""
+    stats = StageStats()
+    started = time.perf_counter()
+    out: list[dict] = []
+    for kind, payload in _rows(batch):
+        if kind != "trace" or keep_traces:
+            out.append({"kind": kind, "payload": payload})
+        if kind != "trace":
+            continue
+        trace = json.loads(payload)
+        stats.see("translate")
+        try:
+            generation = render_reasoning(trace)
+        except Exception as exc:  # a trace the renderer cannot read is a reject, not a dead job
+            stats.reject("translate", "render_failed")
+            out.append(Reject(trace["id"], trace["problem_id"], "translate", "render_failed",
+                              f"{type(exc).__name__}: {exc}"[:300]).row())
+            continue
+        stats.keep("translate")
+        out += finish_translation(trace, generation, {"translator": "render"},
+                                  VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol),
+                                  build_cfg, stats)
+    stats.time("translate_s", time.perf_counter() - started)
+    out.append(stats.row())
+    return _table(out)
+
+
+def to_requests_batch(batch: pa.Table, keep_traces: bool = True) -> pa.Table:
+    """Before the LLM: each trace row becomes a request (and stays, to be written, when
+    ``keep_traces``)."""
+    out: list[dict] = []
+    for kind, payload in _rows(batch):
+        if kind != "trace" or keep_traces:
+            out.append({"kind": kind, "payload": payload})
+        if kind == "trace":
+            out.append({"kind": REQUEST, "payload": payload})
+    return _table(out)
+
+
+TRACE_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "returned", "trace")
+
+
+def traces_from_records(batch: pa.Table) -> pa.Table:
+    """Trace rows of an earlier run (read as JSON records) back into the stream."""
+    stats = StageStats()
+    out: list[dict] = []
+    for where, text in zip(batch.column("where").to_pylist(), batch.column("record").to_pylist(),
+                           strict=True):
+        stats.see("read_traces")
+        try:
+            row = json.loads(text)
+        except ValueError as exc:
+            stats.reject("read_traces", "invalid_json")
+            out.append(Reject(where, "", "read_traces", "invalid_json", str(exc)[:300]).row())
+            continue
+        missing = [f for f in TRACE_FIELDS if not isinstance(row, dict) or not isinstance(row.get(f), str)]
+        if missing:
+            stats.reject("read_traces", "missing_field")
+            row_id = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str) else where
+            out.append(Reject(row_id, "", "read_traces", "missing_field", ", ".join(missing)).row())
+            continue
+        stats.keep("read_traces")
+        out.append({"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)})
+    out.append(stats.row())
+    return _table(out)
+
+
+def _column(batch: pa.Table, name: str, default: Any = None) -> list:
+    if name in batch.column_names:
+        return batch.column(name).to_pylist()
+    return [default] * batch.num_rows
+
+
+def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
+                 build_cfg: BuildSettings) -> pa.Table:
+    """After the LLM: generations verified and built; the rows it passed through restored."""
+    stats = StageStats()
+    out: list[dict] = []
+    errors = _column(batch, "__inference_error__", "")
+    texts = _column(batch, "generated_text")
+    prompt_tokens = _column(batch, "num_input_tokens")
+    generated_tokens = _column(batch, "num_generated_tokens")
+    for i, (kind, payload) in enumerate(_rows(batch)):
+        error = errors[i] or ""
+        if kind != REQUEST:
+            out.append({"kind": kind, "payload": payload})
+            continue
+        trace = json.loads(payload)
+        stats.see("translate")
+        if error.startswith(PROMPT_REJECT):
+            reason, _, detail = error[len(PROMPT_REJECT):].partition(":")
+            stats.reject("translate", reason)
+            out.append(Reject(trace["id"], trace["problem_id"], "translate", reason, detail).row())
+            continue
+        if error or texts[i] is None:
+            stats.reject("translate", "engine_error")
+            out.append(Reject(trace["id"], trace["problem_id"], "translate", "engine_error",
+                              (error or "no generated text")[:300]).row())
+            continue
+        stats.keep("translate")
+        stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
+        stats.note("tokens", "generated", int(generated_tokens[i] or 0))
+        out += finish_translation(
+            trace, texts[i],
+            {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
+             "generated_tokens": generated_tokens[i]},
+            verify_cfg, build_cfg, stats)
+    out.append(stats.row())
+    return _table(out)
