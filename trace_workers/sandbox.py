@@ -160,6 +160,11 @@ class Sandbox:
 
     def _command(self) -> list[str]:
         assert self._workdir is not None
+        hidden = [str(root) for root in python_roots() if str(root).startswith("/tmp/")]
+        if hidden:
+            raise SandboxError(
+                f"the Python environment at {', '.join(hidden)} lies under /tmp, which the "
+                "sandbox replaces with the run's private scratch: put the venv elsewhere")
         argv = [
             bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns",
             "--die-with-parent", "--new-session", "--clearenv",
@@ -216,10 +221,10 @@ class Sandbox:
         try:
             ready = self._read_message(self.settings.start_timeout_s)
         except SandboxError as exc:
-            self.stop()
             log.seek(0)
-            raise SandboxError(f"the sandbox did not start: {exc}; bwrap said: "
-                               f"{log.read()[-2000:].decode(errors='replace').strip()}") from None
+            said = log.read()[-2000:].decode(errors="replace").strip()
+            self.stop()
+            raise SandboxError(f"the sandbox did not start: {exc}; bwrap said: {said}") from None
         self.info = {**ready, "identity": identity}
         return self.info
 

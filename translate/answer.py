@@ -3,7 +3,8 @@
 A translation passes when its thinking is finished (``</think>``, for models that think) and
 the final answer of the text after it equals the value the program returned. The final answer
 is, in order of preference: the last ``Final answer:`` line; else the last fenced code block;
-else the last line that parses as a JSON or Python literal. Values are compared the way the
+else the last line that parses as a JSON or Python literal; else the value after the last
+"the output/answer/result is". Values are compared the way the
 trace stage compares them (JSON semantics, float tolerance).
 """
 
@@ -19,8 +20,11 @@ from trace_workers.canonical import values_match
 from translate.prompts import FINAL_ANSWER_MARK
 
 THINK_END = "</think>"
-_MARKED = re.compile(rf"^\W*{re.escape(FINAL_ANSWER_MARK)}\W*?\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_MARK = re.compile(rf"^[ \t>*#_-]*{re.escape(FINAL_ANSWER_MARK)}[*_]*[ \t]*", re.IGNORECASE | re.MULTILINE)
 _FENCE = re.compile(r"```[a-zA-Z]*\n(.*?)```", re.DOTALL)
+# "... so the output is [1, 2]." / "The answer is **7**": the value after the last such phrase
+_PROSE = re.compile(r"\b(?:(?:answer|output|result|returned value)\s*(?:is|:|=|would be|will be)|returns?)"
+                    r"\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class NoAnswer(Exception):
@@ -82,18 +86,18 @@ def parse_literal(text: str) -> Any:
 
 def final_answer(text: str) -> Any:
     """The value a reasoning text ends on; raises NoAnswer."""
-    marked = _MARKED.findall(text)
-    if marked:
-        candidate = marked[-1].strip()
-        if not candidate:  # "Final answer:" alone on a line, the value below it
-            tail = text[text.lower().rfind(FINAL_ANSWER_MARK.lower()) + len(FINAL_ANSWER_MARK):]
-            candidate = tail.strip()
-        fenced = _FENCE.findall(candidate)
-        candidate = fenced[-1] if fenced else candidate
-        try:
-            return parse_literal(candidate)
-        except ValueError:
-            return candidate.strip().strip("`").strip()  # a bare string answer
+    marks = list(_MARK.finditer(text))
+    if marks:
+        tail = text[marks[-1].end():].strip()
+        first_line = tail.split("\n", 1)[0]
+        fenced = _FENCE.findall(tail)
+        # the value on the mark's line; else all that follows (a value over several lines)
+        for candidate in (first_line, *(fenced[-1:]), tail):
+            try:
+                return parse_literal(candidate)
+            except ValueError:
+                continue
+        return first_line.strip().strip("`*").strip()  # a bare string answer
     for block in reversed(_FENCE.findall(text)):
         try:
             return parse_literal(block)
@@ -102,6 +106,11 @@ def final_answer(text: str) -> Any:
     for line in reversed(text.strip().splitlines()):
         try:
             return parse_literal(line)
+        except ValueError:
+            continue
+    for phrase in reversed(_PROSE.findall(text)):
+        try:
+            return parse_literal(phrase.strip().rstrip(".").strip("*").strip())
         except ValueError:
             continue
     raise NoAnswer("no final answer found")

@@ -69,8 +69,29 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _block_ends(source: str) -> dict[int, int]:
+    """For each line that opens a block (ends with ':'), the last line number of its body."""
+    lines = source.split("\n")
+    ends: dict[int, int] = {}
+    for number, text in enumerate(lines, 1):
+        code = text.split("#", 1)[0].rstrip()
+        if not code.endswith(":"):
+            continue
+        indent, end = _indent(text), number
+        for later in range(number + 1, len(lines) + 1):
+            body = lines[later - 1]
+            if not body.strip() or body.strip().startswith("#"):
+                continue
+            if _indent(body) <= indent:
+                break
+            end = later
+        ends[number] = end
+    return ends
+
+
 class _Renderer:
-    def __init__(self) -> None:
+    def __init__(self, source: str = "") -> None:
+        self.block_ends = _block_ends(source) if source else {}
         self.out: list[str] = []
         self.stack: list[_Frame] = []
         self.pending: _Step | None = None  # the source line whose outcome is not known yet
@@ -100,8 +121,8 @@ class _Renderer:
             return
         code = step.code.strip()
         frame = self.stack[-1] if self.stack else None
-        entered = next_step is not None and next_step.depth == step.depth and next_step.indent > step.indent
         same_frame = next_step is not None and next_step.depth == step.depth
+        entered = same_frame and self._inside(step, next_step)
         changes = self._changes(step, frame)
         condition, loop = _CONDITION.match(code), _FOR.match(code)
         if loop:
@@ -141,6 +162,14 @@ class _Renderer:
             self.say(text)
         for note in step.notes:
             self.say(note)
+
+    def _inside(self, step: _Step, next_step: _Step) -> bool:
+        """Whether the next line run is in the block that ``step`` opens (the body of an if,
+        not its else; the body of a loop)."""
+        end = self.block_ends.get(step.lineno)
+        if end is not None:
+            return step.lineno < next_step.lineno <= end
+        return next_step.indent > step.indent  # no source: judge by indentation
 
     def _changes(self, step: _Step, frame: _Frame | None) -> str:
         parts = []
@@ -216,9 +245,10 @@ class _Renderer:
         return self.out
 
 
-def render_steps(trace: str) -> list[str]:
-    """The trace as a list of sentences, one per executed line (plus calls and returns)."""
-    renderer = _Renderer()
+def render_steps(trace: str, source: str = "") -> list[str]:
+    """The trace as a list of sentences, one per executed line (plus calls and returns).
+    ``source`` (the program) tells which block a jump lands in."""
+    renderer = _Renderer(source)
     for raw in trace.split("\n"):
         renderer.line(raw)
     return renderer.finish()
@@ -227,7 +257,7 @@ def render_steps(trace: str) -> list[str]:
 def render_reasoning(row: dict) -> str:
     """Step-by-step reasoning for one kept trace row, ending in a ``Final answer:`` line."""
     returned = json.loads(row["returned"])
-    steps = render_steps(row["trace"])
+    steps = render_steps(row["trace"], row.get("refcode") or "")
     answer = json.dumps(returned, ensure_ascii=False)
     head = f"Let's follow the code step by step on the input {row['input']}."
     return "\n".join([head, "", *steps, "", f"So the output is {answer}.", "",
