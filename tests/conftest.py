@@ -32,7 +32,7 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, configure_logging=False)
+        ray.init(num_cpus=8, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

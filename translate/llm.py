@@ -57,8 +57,13 @@ class LLMSettings:
     engine_extra: dict[str, Any] = field(default_factory=dict)
 
     def sampling_params(self, row_id: str, max_tokens: int) -> dict:
-        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "min_p": self.min_p, "max_tokens": max_tokens, "seed": row_seed(self.seed, row_id)}
+        params = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                  "min_p": self.min_p, "max_tokens": max_tokens}
+        if self.device == "gpu":
+            # vLLM's CPU backend dies on per-request seeds ("CPU Generator does not use
+            # offset"); there the engine's own seed makes runs repeatable instead.
+            params["seed"] = row_seed(self.seed, row_id)
+        return params
 
 
 def row_seed(seed: int, row_id: str) -> int:
@@ -119,7 +124,7 @@ def engine_kwargs(cfg: LLMSettings) -> dict:
         "dtype": cfg.dtype, "max_model_len": cfg.max_model_len, "max_num_seqs": cfg.max_num_seqs,
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "pipeline_parallel_size": cfg.pipeline_parallel_size,
-        "enforce_eager": cfg.enforce_eager,
+        "enforce_eager": cfg.enforce_eager, "seed": cfg.seed,
     }
     if cfg.device == "gpu":
         kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization

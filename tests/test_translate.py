@@ -1,0 +1,153 @@
+"""Translate, verify and build: prompts, the real vLLM engine through ray.data.llm (on the CPU,
+with a tiny model built here), the LLM-free renderer, and the training data they make."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import ROOT, program, write_jsonl
+
+from jobs import cli
+from translate.llm import LLMSettings, make_preprocess
+from translate.prompts import training_prompt, translation_prompt
+from translate.stage import PASSTHROUGH, PROMPT_REJECT, REQUEST
+
+TRACE_ROW = {
+    "id": "abc-0", "problem_id": "abc", "problem_description": "Add two numbers.",
+    "io_requirements": "Input: a, b (int). Output: int.", "funcname": "main_solution",
+    "refcode": "def main_solution(a, b):\n    return a + b\n", "input": '{"a": 1, "b": 2}',
+    "expected_output": "3", "returned": "3", "trace_lines": 4, "status": "ok",
+    "trace": " >>> Call to main_solution\n ...... node = <Node object at 0x7f12ab34cd>\n"
+             "    1 | def main_solution(a, b):\n <<< Return value from main_solution: 3\n",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    pytest.importorskip("vllm")
+    from translate.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+def _read(folder: Path) -> list[dict]:
+    files = sorted(folder.glob("*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+def test_the_translation_prompt_has_question_input_code_and_trace_without_addresses():
+    prompt = translation_prompt(TRACE_ROW)
+    assert "Add two numbers.\nInput: a, b (int)." in prompt
+    assert 'Given the input, {"a": 1, "b": 2}, predict the output' in prompt
+    assert "def main_solution(a, b):\n    return a + b" in prompt
+    assert "<Node object>" in prompt and "0x7f" not in prompt
+    assert "Do not write code" in prompt and "never mention the trace" in prompt
+
+
+def test_the_training_prompt_never_shows_the_trace():
+    prompt = training_prompt(TRACE_ROW)
+    assert "Call to main_solution" not in prompt and "Return value" not in prompt
+    assert "step by step" in prompt and '{"a": 1, "b": 2}' in prompt
+
+
+def test_a_program_without_description_gets_a_question_from_its_name():
+    row = {**TRACE_ROW, "problem_description": "", "io_requirements": "", "funcname": "f"}
+    assert "What does calling `f` with the given arguments return?" in training_prompt(row)
+
+
+def test_prompts_are_counted_in_tokens_and_rejected_before_the_gpu_when_too_long(tiny_model):
+    preprocess = make_preprocess(LLMSettings(model=tiny_model, device="cpu", max_model_len=4096,
+                                             max_tokens=100, min_new_tokens=16))
+    request = {"kind": REQUEST, "payload": json.dumps(TRACE_ROW)}
+    fits = preprocess(request)
+    assert fits["__inference_error__"] == "" and len(fits["tokenized_prompt"]) > 50
+    assert fits["sampling_params"]["max_tokens"] == 100
+    assert fits["sampling_params"]["temperature"] == 0.6 and fits["sampling_params"]["top_k"] == 20
+
+    tight = make_preprocess(LLMSettings(model=tiny_model, device="cpu", max_model_len=len(
+        fits["tokenized_prompt"]) + 10, min_new_tokens=16))
+    rejected = tight(request)
+    assert rejected["__inference_error__"].startswith(PROMPT_REJECT + "prompt_too_long:")
+    # rows that are not requests cross the engine untouched
+    assert preprocess({"kind": "stats", "payload": "{}"})["__inference_error__"] == PASSTHROUGH
+
+
+@pytest.mark.slow
+def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tmp_path, ray_local,
+                                                                              tiny_model):
+    """trace -> vLLM (ray.data.llm, CPU) -> verify, in one run: a random-weight model never
+    finishes thinking, and a prompt over max_model_len never reaches the engine."""
+    long_loop = program("def main_solution(n):\n    total = 0\n    for i in range(n):\n"
+                        "        total += i * i\n    return total\n",
+                        [({"n": 60}, sum(i * i for i in range(60)))], description="sum of squares")
+    short = program("def main_solution(a, b):\n    return a * b\n", [({"a": 6, "b": 7}, 42)],
+                    description="multiply")
+    source = write_jsonl(tmp_path / "in.jsonl", [long_loop, short])
+    out = tmp_path / "out"
+    code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "1",
+                     "--model", tiny_model, "--device", "cpu", "--dtype", "bfloat16",
+                     "--enforce-eager", "--max-model-len", "1024", "--max-tokens", "24",
+                     "--min-new-tokens", "16", "--llm-batch-size", "4"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert code == 0 and manifest["accounting_ok"], manifest["checks"]
+    counts = manifest["counts"]
+    assert counts["translate"]["seen"] == counts["trace_filter"]["kept"] == 2
+    assert counts["translate"]["reasons"] == {"prompt_too_long": 1}
+    assert counts["verify"]["reasons"] == {"unfinished_thinking": 1}
+    assert manifest["translation"] == {**manifest["translation"], "translator": "llm",
+                                       "model": tiny_model, "verified_fraction": 0.0}
+    rejects = {(r["stage"], r["reason"]) for r in _read(out / "rejects")}
+    assert {("translate", "prompt_too_long"), ("verify", "unfinished_thinking")} <= rejects
+    assert len(_read(out / "traces")) == 2  # the traces are written whatever the translator says
+
+
+@pytest.mark.slow
+def test_run_with_the_renderer_makes_training_data_llama_factory_and_datasets_can_load(tmp_path,
+                                                                                    ray_local):
+    out = tmp_path / "out"
+    code = cli.main(["run", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
+                     "--actors", "2", "--timeout-s", "2"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert code == 0 and manifest["accounting_ok"]
+    assert manifest["translation"]["translator"] == "render"
+    kept = manifest["counts"]["trace_filter"]["kept"]
+    assert manifest["written"] == {"traces": kept, "translations": kept, "training": kept,
+                                   "rejects": manifest["written"]["rejects"]}
+
+    lines = [json.loads(line) for f in sorted((out / "training" / "messages").glob("*.jsonl"))
+             for line in f.read_text().splitlines()]
+    assert len(lines) == kept
+    assert all([m["role"] for m in line["messages"]] == ["user", "assistant"] for line in lines)
+    assert all(line["messages"][1]["content"].rstrip().splitlines()[-1].startswith("Final answer:")
+               for line in lines)
+    info = json.loads((out / "training" / "dataset_info.json").read_text())
+    assert info["groundtrace"]["formatting"] == "sharegpt"
+    assert (out / "training" / info["groundtrace"]["file_name"]).is_dir()
+
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset("parquet", data_dir=str(out / "training" / "parquet"), split="train")
+    assert len(loaded) == kept and loaded[0]["messages"][0]["role"] == "user"
+
+    # The same traces translated again on their own, into another folder: the same examples.
+    again = tmp_path / "again"
+    assert cli.main(["translate", "--input", str(out), "--output", str(again)]) == 0
+    manifest2 = json.loads((again / "manifest.json").read_text())
+    assert manifest2["counts"]["read_traces"]["kept"] == kept and manifest2["accounting_ok"]
+    first = {r["id"]: r["messages"] for r in _read(out / "training" / "parquet")}
+    second = {r["id"]: r["messages"] for r in _read(again / "training" / "parquet")}
+    assert first == second
+    assert cli.main(["translate", "--input", str(out), "--output", str(out), "--overwrite"]) == 2
+
+
+@pytest.mark.slow
+def test_a_token_cap_for_the_trained_model_rejects_long_examples(tmp_path, ray_local, tiny_model):
+    out = tmp_path / "out"
+    code = cli.main(["run", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
+                     "--actors", "2", "--trained-tokenizer", tiny_model, "--max-training-tokens", "10"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert code == 0 and manifest["accounting_ok"]
+    build = manifest["counts"]["build"]
+    assert build["seen"] > 0 and build["reasons"] == {"too_many_tokens": build["seen"]}
