@@ -28,6 +28,7 @@ from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
 from translate.export import dataset_info
+from translate.llm import LLMSettings
 from translate.stage import (
     VerifySettings,
     render_batch,
@@ -90,8 +91,10 @@ def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int) -> ray.da
     )
 
 
-def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool) -> ray.data.Dataset:
-    """translate -> verify -> build on a stream that carries trace rows."""
+def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
+                    llm: LLMSettings | None = None) -> ray.data.Dataset:
+    """translate -> verify -> build on a stream that carries trace rows (``llm``: engine
+    settings other than the config's, for benchmarks)."""
     verify_cfg = VerifySettings(thinking=cfg.translate.enable_thinking,
                                 float_rel_tol=cfg.trace.float_rel_tol)
     build_cfg = cfg.build.settings()
@@ -99,9 +102,9 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool) -> 
         return ds.map_batches(render_batch, fn_kwargs={
             "verify_cfg": verify_cfg, "build_cfg": build_cfg, "keep_traces": keep_traces},
             batch_format="pyarrow", batch_size=None)
-    from translate.llm import build_llm_processor
+    from translate.llm import build_llm_processor  # imports ray.data.llm: only when used
 
-    llm = cfg.translate.llm(cfg.trace.seed)
+    llm = llm or cfg.translate.llm(cfg.trace.seed)
     ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces},
                         batch_format="pyarrow", batch_size=None)
     ds = build_llm_processor(llm)(ds)

@@ -18,6 +18,7 @@ verify_batch` restores them. The processor's own chat-template and tokenize stag
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,6 +45,7 @@ class LLMSettings:
     min_p: float = 0.0
     seed: int = 0
     enable_thinking: bool = True
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks: fixed output lengths)
     dtype: str = "auto"
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
@@ -58,7 +60,7 @@ class LLMSettings:
 
     def sampling_params(self, row_id: str, max_tokens: int) -> dict:
         params = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                  "min_p": self.min_p, "max_tokens": max_tokens}
+                  "min_p": self.min_p, "max_tokens": max_tokens, "ignore_eos": self.ignore_eos}
         if self.device == "gpu":
             # vLLM's CPU backend dies on per-request seeds ("CPU Generator does not use
             # offset"); there the engine's own seed makes runs repeatable instead.
@@ -88,8 +90,6 @@ def prompt_token_ids(trace: dict, cfg: LLMSettings) -> list[int]:
 
 
 def make_preprocess(cfg: LLMSettings):
-    import json
-
     placeholder = cfg.sampling_params("", 1)
 
     def preprocess(row: dict) -> dict:
@@ -147,8 +147,12 @@ def processor_config(cfg: LLMSettings):
         }}
     elif cfg.accelerator_type:
         extra["accelerator_type"] = cfg.accelerator_type
+    # Enough batches in flight per engine to keep its max_num_seqs busy: with fewer, the
+    # engine idles between batches (ray.data.llm warns below batch_size x batches = 4 x seqs).
+    in_flight = max(8, -(-4 * cfg.max_num_seqs // cfg.batch_size))
     return vLLMEngineProcessorConfig(
         model_source=cfg.model, engine_kwargs=engine_kwargs(cfg), batch_size=cfg.batch_size,
+        max_concurrent_batches=in_flight,
         concurrency=cfg.replicas, should_continue_on_error=True, log_engine_metrics=False,
         chat_template_stage=False, tokenize_stage=False, detokenize_stage=False, **extra,
     )

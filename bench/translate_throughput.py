@@ -1,0 +1,200 @@
+"""Translate-stage throughput against bare vLLM on the same prompts.
+
+    .venv/bin/python bench/translate_throughput.py                      # CPU, tiny model
+    .venv/bin/python bench/translate_throughput.py --preset qwen3-8b --device gpu --prompts 512
+
+Prompts are translation prompts of real traces (the dev set's, traced here by the trace
+stage's own Tracer; data/sample.jsonl when ../shared is absent), with a fixed output length
+(``ignore_eos``), so that both sides generate exactly the same number of tokens.
+
+(a) bare ``vllm.LLM.generate`` on the prompts' token ids: output tokens/s over the generate
+    call alone, and over engine start + generate;
+(b) the pipeline's translate stage (``jobs.pipeline.add_translation``: prompt building and
+    token counting, ray.data.llm's vLLM engine stage, verification) on the same traces, from
+    the start of the Ray Data execution (engine start included) to the last row.
+
+The ratio compares (b) with (a) start-included (both pay for one engine start, but (b) also
+starts Ray's actor, a fixed cost that small runs cannot hide); the ratio after first output
+compares the steady state: (b)'s tokens after its first batch came out over the time since,
+against (a)'s generate call alone. No weights can be downloaded here: the model
+is random (``load_format="dummy"`` for a preset; the tiny test model on CPU), and the prompts
+are tokenized with the tiny model's tokenizer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PRESETS = {
+    # Qwen3-8B's architecture (config.json of the released model); weights are random.
+    "qwen3-8b": {
+        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 4096,
+        "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+        "max_position_embeddings": 40960, "rope_theta": 1000000, "rms_norm_eps": 1e-6,
+        "hidden_act": "silu", "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+        "attention_bias": False, "bos_token_id": 151643, "eos_token_id": 151645,
+    },
+}
+
+
+def make_model(folder: Path, preset: str | None) -> Path:
+    from translate.tiny_model import build_tiny_model
+
+    build_tiny_model(folder)
+    if preset:  # the tiny tokenizer (ids < 2048 fit any vocabulary) under the preset's config
+        (folder / "config.json").write_text(json.dumps(PRESETS[preset], indent=2))
+        (folder / "model.safetensors").unlink()
+    return folder
+
+
+def collect_traces(count: int, dev: Path) -> list[dict]:
+    from trace_workers.actor import Tracer, TraceStageConfig
+    from trace_workers.raw_filter import RawFilterConfig, filter_program
+    from trace_workers.records import ProgramWork, parse_record
+    from trace_workers.stats import StageStats
+
+    source = dev if dev.exists() else ROOT / "data" / "sample.jsonl"
+    tracer, stats, traces = Tracer(TraceStageConfig()), StageStats(), []
+    try:
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            parsed = parse_record(line, f"{source.name}:{number}")
+            if hasattr(parsed, "reason"):
+                continue
+            for row in filter_program(parsed, RawFilterConfig(ios_per_program=2), stats):
+                if row["kind"] == "program":
+                    for out in tracer.trace_program(ProgramWork.from_payload(row["payload"]), stats):
+                        if out["kind"] == "trace":
+                            traces.append(json.loads(out["payload"]))
+            if len(traces) >= count:
+                break
+    finally:
+        tracer.close()
+    while len(traces) < count:  # a short input: repeat its traces under new ids
+        traces.append({**traces[len(traces) % max(1, len(traces))], "id": f"copy-{len(traces)}"})
+    return traces[:count]
+
+
+def bare_vllm(llm_cfg, prompts: list[list[int]]) -> dict:
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from translate.llm import engine_kwargs
+
+    started = time.perf_counter()
+    llm = LLM(model=llm_cfg.model, **engine_kwargs(llm_cfg))
+    ready = time.perf_counter()
+    params = [SamplingParams(**llm_cfg.sampling_params(str(i), llm_cfg.max_tokens))
+              for i in range(len(prompts))]
+    outputs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params)
+    done = time.perf_counter()
+    tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+    del llm
+    return {"engine_start_s": round(ready - started, 2), "generate_s": round(done - ready, 2),
+            "output_tokens": tokens, "tok_s": round(tokens / (done - ready), 1),
+            "tok_s_with_start": round(tokens / (done - started), 1)}
+
+
+def pipeline(cfg, llm_cfg, traces: list[dict]) -> dict:
+    import ray
+
+    from jobs.pipeline import add_translation
+
+    ds = ray.data.from_items([{"kind": "trace", "payload": json.dumps(t)} for t in traces])
+    ds = add_translation(ds.repartition(max(1, len(traces) // cfg.translate.llm_batch_size)),
+                         cfg, keep_traces=False, llm=llm_cfg)
+    started = time.perf_counter()
+    tokens = translated = 0
+    first: tuple[float, int] | None = None  # (when, tokens) of the first batch out of the engine
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for kind, payload in zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(),
+                                 strict=True):
+            if kind == "stats":
+                stats = json.loads(payload)
+                tokens += stats.get("details", {}).get("tokens", {}).get("generated", 0)
+                translated += stats.get("kept", {}).get("translate", 0)
+                if first is None and tokens:
+                    first = (time.perf_counter(), tokens)
+    done = time.perf_counter()
+    after = (tokens - first[1]) / (done - first[0]) if first and done > first[0] else None
+    return {"wall_s": round(done - started, 2), "translated": translated, "output_tokens": tokens,
+            "tok_s": round(tokens / (done - started), 1),
+            "first_output_after_s": round(first[0] - started, 2) if first else None,
+            "tok_s_after_first_output": round(after, 1) if after else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a real architecture, random weights")
+    parser.add_argument("--model", help="a model folder to use instead (its own tokenizer)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--output-tokens", type=int, default=64)
+    parser.add_argument("--max-model-len", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=8, help="rows per engine batch (pipeline)")
+    parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "data" / "pyedu_dev.jsonl")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if args.device == "cpu":
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+    import ray
+
+    from jobs.config import JobConfig
+    from translate.llm import prompt_token_ids
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or str(make_model(Path(folder) / "model", args.preset))
+        cfg = JobConfig()
+        t = cfg.translate
+        t.translator, t.model, t.device = "llm", model, args.device
+        t.max_model_len, t.max_tokens, t.min_new_tokens = args.max_model_len, args.output_tokens, 1
+        t.llm_batch_size, t.dtype = args.batch_size, "bfloat16"
+        t.enforce_eager = args.device == "cpu"
+        t.load_format = "dummy" if args.preset else None
+        llm_cfg = t.llm(seed=0)
+        llm_cfg.ignore_eos = True
+
+        print(f"tracing {args.prompts} programs for prompts ...", flush=True)
+        traces = collect_traces(args.prompts, args.dev)
+        room = args.max_model_len - args.output_tokens
+        prompts = [ids for ids in (prompt_token_ids(tr, llm_cfg) for tr in traces) if len(ids) <= room]
+        traces = [tr for tr in traces if len(prompt_token_ids(tr, llm_cfg)) <= room]
+        lengths = sorted(len(p) for p in prompts)
+        print(f"{len(prompts)} prompts, {lengths[0]}..{lengths[-1]} tokens (median "
+              f"{lengths[len(lengths) // 2]}), {args.output_tokens} output tokens each", flush=True)
+
+        bare = bare_vllm(llm_cfg, prompts)
+        print("bare vLLM:", bare, flush=True)
+
+        ray.init(num_cpus=(os.cpu_count() or 1) + 6, include_dashboard=False, configure_logging=False)
+        piped = pipeline(cfg, llm_cfg, traces)
+        print("pipeline:", piped, flush=True)
+        ray.shutdown()
+
+    result = {
+        "device": args.device, "preset": args.preset, "prompts": len(prompts),
+        "prompt_tokens_median": lengths[len(lengths) // 2], "output_tokens_each": args.output_tokens,
+        "bare_vllm": bare, "pipeline": piped,
+        "ratio_with_start": round(piped["tok_s"] / bare["tok_s_with_start"], 3),
+        "ratio_after_first_output": (round(piped["tok_s_after_first_output"] / bare["tok_s"], 3)
+                                     if piped["tok_s_after_first_output"] else None),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
