@@ -19,6 +19,7 @@ import yaml
 
 from trace_workers.actor import TraceStageConfig
 from trace_workers.raw_filter import RawFilterConfig
+from trace_workers.records import INPUT_FORMATS
 from trace_workers.sandbox import SandboxLimits
 from translate.export import BuildSettings
 from translate.llm import LLMSettings
@@ -30,6 +31,9 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
 
 @dataclass
 class TraceConfig:
+    input_format: str = _opt("auto", "pyedu (refcode, funcname, ios), call (code, input: a Python "
+                                     "argument list, output: a Python literal), or auto: by each "
+                                     "record's fields")
     ios_per_program: int = _opt(10, "input/output pairs traced per program at most (seeded sample; 0: all)")
     samples_per_problem: int = _opt(1, "kept traces per problem (seeded; 0 keeps all)")
     trace_all: bool = _opt(False, "run every pair even when a problem already has its samples "
@@ -49,7 +53,10 @@ class TraceConfig:
     max_value_bytes: int = _opt(1024, "inputs with a value of this many JSON bytes or more are dropped")
 
     def raw_filter(self) -> RawFilterConfig:
+        if self.input_format not in INPUT_FORMATS:
+            raise ValueError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
         return RawFilterConfig(
+            input_format=self.input_format,
             ios_per_program=self.ios_per_program, seed=self.seed, max_items=self.max_items,
             max_str_chars=self.max_str_chars, max_value_bytes=self.max_value_bytes,
         )
@@ -155,6 +162,7 @@ class JobConfig:
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
+        self.trace.raw_filter()
         if self.translate.uses_llm():
             self.translate.llm(self.trace.seed)
 

@@ -29,6 +29,9 @@ TRACE_SCHEMA = pa.schema([
     ("io_requirements", pa.string()), ("refcode", pa.string()), ("funcname", pa.string()),
     ("input", pa.string()), ("expected_output", pa.string()), ("returned", pa.string()),
     ("trace", pa.string()), ("trace_lines", pa.int32()), ("status", pa.string()),
+    # "json": input/expected_output/returned are JSON (PyEdu); "python": an argument list and
+    # Python literals (the call format)
+    ("value_format", pa.string()),
 ])
 REJECT_SCHEMA = pa.schema([
     ("id", pa.string()), ("problem_id", pa.string()), ("stage", pa.string()),

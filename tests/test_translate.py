@@ -54,8 +54,9 @@ def test_the_training_prompt_never_shows_the_trace():
 
 
 def test_a_program_without_description_gets_a_question_from_its_name():
-    row = {**TRACE_ROW, "problem_description": "", "io_requirements": "", "funcname": "f"}
-    assert "What does calling `f` with the given arguments return?" in training_prompt(row)
+    row = {**TRACE_ROW, "problem_description": "", "io_requirements": "", "funcname": "main_solution"}
+    assert ("What does the function `def main_solution(a, b)` return when it is called with the "
+            "given arguments?") in training_prompt(row)
 
 
 def test_prompts_are_counted_in_tokens_and_rejected_before_the_gpu_when_too_long(tiny_model):

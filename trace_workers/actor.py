@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from trace_workers.canonical import values_match
-from trace_workers.records import STREAM_SCHEMA, ProgramWork, Reject, Run
+from trace_workers.canonical import python_values_match, values_match
+from trace_workers.records import STREAM_SCHEMA, ProgramWork, Reject, Run, parse_literal_output
 from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
 from trace_workers.stats import StageStats
 from trace_workers.trace_filter import trace_problem
@@ -64,10 +64,11 @@ class Tracer:
                 stats.reject("trace", reason)
                 rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
                 continue
-            verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth)
+            verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
+                                  call_format=work.call_format)
             stats.note("runs", "executed")
             stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
-            status, reason, detail = self._judge(verdict, run)
+            status, reason, detail = self._judge(verdict, run, work.call_format)
             if reason == "missing_module":
                 stats.note("missing_modules", str(verdict.get("module")))
                 # every other run of this program would fail the same way
@@ -95,13 +96,18 @@ class Tracer:
                 self._trace_row(work, run, verdict), ensure_ascii=False)})
         return self._sample_kept(rows, work, stats) if self.cfg.trace_all else rows
 
-    def _judge(self, verdict: dict, run: Run) -> tuple[str, str, str]:
+    def _judge(self, verdict: dict, run: Run, call_format: bool = False) -> tuple[str, str, str]:
         """(status, reject reason, detail) for one zygote verdict."""
         status = verdict.get("status")
         if status == "returned":
-            returned = json.loads(verdict["returned"])
-            expected = json.loads(run.expected_output)
-            if values_match(returned, expected, rel_tol=self.cfg.float_rel_tol):
+            if call_format:  # Python literals, compared as Python values
+                same = python_values_match(parse_literal_output(verdict["returned"]),
+                                           parse_literal_output(run.expected_output),
+                                           rel_tol=self.cfg.float_rel_tol)
+            else:
+                same = values_match(json.loads(verdict["returned"]), json.loads(run.expected_output),
+                                    rel_tol=self.cfg.float_rel_tol)
+            if same:
                 return "ok", "", ""
             return "mismatch", "mismatch", (
                 f"expected {run.expected_output[:200]}, returned {verdict['returned'][:200]}")
@@ -121,6 +127,7 @@ class Tracer:
             "funcname": work.funcname, "input": run.input,
             "expected_output": run.expected_output, "returned": verdict["returned"],
             "trace": verdict["trace"], "trace_lines": verdict["trace_lines"], "status": "ok",
+            "value_format": "python" if work.call_format else "json",
         }
 
     def _sample_kept(self, rows: list[dict], work: ProgramWork, stats: StageStats) -> list[dict]:

@@ -39,3 +39,24 @@ def values_match(returned: Any, expected: Any, rel_tol: float = 1e-6, abs_tol: f
             for k, v in returned.items()
         )
     return type(returned) is type(expected) and returned == expected
+
+
+def python_values_match(returned: Any, expected: Any, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> bool:
+    """Equality as Python sees it (call format): a tuple is not a list, sets compare as sets,
+    dict keys keep their types, ``True == 1``; floats within a tolerance, NaN equals NaN."""
+    if isinstance(returned, float) or isinstance(expected, float):
+        if not isinstance(returned, (int, float)) or not isinstance(expected, (int, float)):
+            return False
+        if math.isnan(returned) or math.isnan(expected):
+            return math.isnan(returned) and math.isnan(expected)
+        return math.isclose(returned, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+    if isinstance(returned, (list, tuple)) and isinstance(expected, (list, tuple)):
+        return type(returned) is type(expected) and len(returned) == len(expected) and all(
+            python_values_match(r, e, rel_tol, abs_tol) for r, e in zip(returned, expected, strict=True))
+    if isinstance(returned, dict) and isinstance(expected, dict):
+        return returned.keys() == expected.keys() and all(
+            python_values_match(returned[k], expected[k], rel_tol, abs_tol) for k in returned)
+    try:
+        return bool(returned == expected)
+    except Exception:  # a value whose __eq__ raises is not equal
+        return False

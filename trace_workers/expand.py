@@ -16,7 +16,7 @@ def expand_batch(batch: pa.Table, cfg: RawFilterConfig) -> pa.Table:
     wheres = batch.column("where").to_pylist()
     for where, text in zip(wheres, batch.column("record").to_pylist(), strict=True):
         stats.see("read")
-        parsed = parse_record(text, where)
+        parsed = parse_record(text, where, cfg.input_format)
         if isinstance(parsed, Reject):
             stats.reject("read", parsed.reason)
             rows.append(parsed.row())

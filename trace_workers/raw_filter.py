@@ -11,11 +11,21 @@ from __future__ import annotations
 import ast
 import json
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from trace_workers.canonical import canonical_json
-from trace_workers.records import Program, ProgramWork, Reject, Run, is_invalid, run_id
+from trace_workers.records import (
+    Program,
+    ProgramWork,
+    Reject,
+    Run,
+    is_invalid,
+    parse_call_arguments,
+    parse_literal_output,
+    run_id,
+)
 from trace_workers.stats import StageStats
 
 # Qualified names whose use makes a program's output depend on more than its input.
@@ -41,6 +51,7 @@ class RawFilterConfig:
     max_str_chars: int = 100  # strings of this many characters or more are too large
     max_value_bytes: int = 1024  # any value whose canonical JSON has this many bytes or more
     max_code_bytes: int = 65_536
+    input_format: str = "auto"  # pyedu, call, or auto (by the record's fields)
 
 
 def _qualified_names(tree: ast.AST) -> tuple[set[str], set[str]]:
@@ -134,9 +145,16 @@ def uses_heavy_library(tree: ast.AST) -> bool:
     return any(name.split(".")[0] in HEAVY_MODULES for name in imported)
 
 
+def _size_bytes(value: Any) -> int:
+    try:
+        return len(canonical_json(value).encode())
+    except (TypeError, ValueError):  # call format: sets, tuple keys, bytes...
+        return len(repr(value).encode("utf-8", "surrogatepass"))
+
+
 def size_violation(value: Any, cfg: RawFilterConfig) -> str | None:
     """Why an input is too large for a readable trace (the reference's limits), or None."""
-    if len(canonical_json(value).encode()) >= cfg.max_value_bytes:
+    if _size_bytes(value) >= cfg.max_value_bytes:
         return f"a value of {cfg.max_value_bytes} bytes or more"
     if isinstance(value, dict):
         if len(value) >= cfg.max_items:
@@ -145,7 +163,7 @@ def size_violation(value: Any, cfg: RawFilterConfig) -> str | None:
             found = size_violation(key, cfg) or size_violation(item, cfg)
             if found:
                 return found
-    elif isinstance(value, (list, tuple, set)):
+    elif isinstance(value, (list, tuple, set, frozenset)):
         if len(value) >= cfg.max_items:
             return f"a list of {len(value)} items"
         for item in value:
@@ -155,6 +173,27 @@ def size_violation(value: Any, cfg: RawFilterConfig) -> str | None:
     elif isinstance(value, str) and len(value) >= cfg.max_str_chars:
         return f"a string of {len(value)} characters"
     return None
+
+
+_EXCEPTION_OUTPUT = re.compile(r"^\s*(Traceback|[A-Za-z_.]*(Error|Exception)\b)")
+
+
+def _call_pair(arguments: str, output: str, cfg: RawFilterConfig) -> str | tuple[str, str]:
+    """A call-format pair: its de-duplication key, or (reason, detail) to reject it."""
+    if _EXCEPTION_OUTPUT.match(output):
+        return "expected_exception", f"the expected output is an exception: {output[:120]}"
+    try:
+        args, kwargs = parse_call_arguments(arguments)
+    except ValueError as exc:
+        return "bad_arguments", str(exc)[:300]
+    try:
+        parse_literal_output(output)
+    except ValueError as exc:
+        return "bad_expected_output", f"not a Python literal: {exc}"[:300]
+    too_large = size_violation(args, cfg) or size_violation(kwargs, cfg)
+    if too_large:
+        return "input_too_large", too_large
+    return repr((args, sorted(kwargs.items())))
 
 
 def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) -> list[dict]:
@@ -191,6 +230,16 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
         rows.append(Reject(run_id(pid, index), pid, "pair_filter", reason, detail).row())
 
     for pair in program.pairs:
+        if program.call_format:
+            checked = _call_pair(pair.input, pair.output, cfg)
+            if isinstance(checked, tuple):
+                reject_pair(pair.index, *checked)
+            elif checked in seen_inputs:
+                reject_pair(pair.index, "duplicate_input", "an earlier pair has the same input")
+            else:
+                seen_inputs.add(checked)
+                candidates.append((pair.index, pair.input.strip(), pair.output.strip()))
+            continue
         if is_invalid(pair.input):
             reject_pair(pair.index, "invalid_pair", "not an object with input and output")
             continue
@@ -224,6 +273,7 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
         io_requirements=program.io_requirements, refcode=program.refcode,
         funcname=program.funcname, depth=snoop_depth(tree), heavy=uses_heavy_library(tree),
         runs=[Run(run_id(pid, index), inp, out) for index, inp, out in chosen],
+        call_format=program.call_format,
     )
     rows.append(work.row())
     return rows

@@ -9,6 +9,7 @@ so nothing needs a side channel and nothing is dropped silently.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,8 @@ import pyarrow as pa
 
 STREAM_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
 REQUIRED_FIELDS = ("refcode", "funcname", "ios")
+CALL_FIELDS = ("code", "input", "output")  # the call format: one function call per record
+INPUT_FORMATS = ("auto", "pyedu", "call")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Program:
     pairs: list[Pair]
     source: str | None = None
     category: str | None = None
+    call_format: bool = False  # inputs are Python argument lists, outputs Python literals
 
 
 @dataclass
@@ -72,6 +76,7 @@ class ProgramWork:
     depth: int
     heavy: bool  # imports a library that only the heavy zygote preloads
     runs: list[Run] = field(default_factory=list)
+    call_format: bool = False
 
     def row(self) -> dict:
         return {"kind": "program", "payload": json.dumps(asdict(self), ensure_ascii=False)}
@@ -96,14 +101,18 @@ def run_id(problem_id: str, pair_index: int) -> str:
     return f"{problem_id}-{pair_index}"
 
 
-def parse_record(text: str, where: str) -> Program | Reject:
-    """One JSONL line (or one Parquet row as JSON) to a Program, or a read-stage Reject."""
+def parse_record(text: str, where: str, input_format: str = "auto") -> Program | Reject:
+    """One JSONL line (or one Parquet row as JSON) to a Program, or a read-stage Reject.
+    ``auto`` reads a record with code/input/output and no refcode as the call format."""
     try:
         record = json.loads(text)
     except ValueError as exc:
         return Reject(where, "", "read", "invalid_json", str(exc)[:300])
     if not isinstance(record, dict):
         return Reject(where, "", "read", "not_an_object", type(record).__name__)
+    if input_format == "call" or (input_format == "auto" and "refcode" not in record
+                                  and all(key in record for key in CALL_FIELDS)):
+        return parse_call_record(record, where)
     missing = [key for key in REQUIRED_FIELDS if key not in record]
     if missing:
         return Reject(where, "", "read", "missing_field", ", ".join(missing))
@@ -134,6 +143,63 @@ def parse_record(text: str, where: str) -> Program | Reject:
         source=record.get("source"),
         category=record.get("category"),
     )
+
+
+def entry_function(code: str, entry: Any) -> str:
+    """The function a call-format record calls: ``entry``, else the only top-level def, else f."""
+    if isinstance(entry, str) and entry:
+        return entry
+    try:
+        defs = [n.name for n in ast.parse(code).body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    except (SyntaxError, ValueError):
+        return "f"  # the program filter reports the syntax error
+    return defs[0] if len(defs) == 1 else "f"
+
+
+def parse_call_record(record: dict, where: str) -> Program | Reject:
+    """A ``{code, input, output, id?, entry?}`` record: one call of one function."""
+    missing = [key for key in CALL_FIELDS if key not in record]
+    if missing:
+        return Reject(where, "", "read", "missing_field", ", ".join(missing))
+    if not all(isinstance(record[key], str) for key in CALL_FIELDS):
+        return Reject(where, "", "read", "bad_field", "code, input and output must be strings")
+    given_id = record.get("id")
+    if isinstance(given_id, (str, int)) and not isinstance(given_id, bool) and str(given_id):
+        problem_id = str(given_id)
+    else:
+        problem_id = problem_id_for({"funcname": record.get("entry"), "refcode": record["code"],
+                                     "problem_description": record["input"]})
+    return Program(
+        problem_id=problem_id, problem_description=str(record.get("problem_description") or ""),
+        io_requirements=str(record.get("io_requirements") or ""), refcode=record["code"],
+        funcname=entry_function(record["code"], record.get("entry")),
+        pairs=[Pair(0, record["input"], record["output"])], call_format=True,
+    )
+
+
+def parse_call_arguments(text: str) -> tuple[list, dict]:
+    """``"[1, 2], key=3"`` -> ([[1, 2]], {"key": 3}) with ast.literal_eval; raises ValueError."""
+    try:
+        call = ast.parse(f"_({text})", mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"not an argument list: {exc}") from None
+    if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args) or any(
+            k.arg is None for k in call.keywords):
+        raise ValueError("not a plain argument list")
+    try:
+        return ([ast.literal_eval(a) for a in call.args],
+                {k.arg: ast.literal_eval(k.value) for k in call.keywords})
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"an argument is not a literal: {exc}") from None
+
+
+def parse_literal_output(text: str) -> Any:
+    """The expected output of a call-format record; raises ValueError."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(str(exc) or "not a literal") from None
 
 
 class _Invalid:

@@ -256,15 +256,20 @@ class Sandbox:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def run(self, code: str, funcname: str, kwargs_json: str, depth: int) -> dict:
-        """Run ``funcname(**json.loads(kwargs_json))`` from ``code`` under snoop.
+    def run(self, code: str, funcname: str, kwargs_json: str, depth: int,
+            call_format: bool = False) -> dict:
+        """Run ``funcname(**json.loads(kwargs_json))`` from ``code`` under snoop; with
+        ``call_format``, ``kwargs_json`` is a Python-literal argument list (``"1, k=(2, 3)"``),
+        parsed inside the jail by ``ast.literal_eval``.
 
-        Returns the zygote's verdict: ``status`` plus ``trace``, ``returned`` (JSON text),
-        ``detail`` and timings where they apply. Never raises for anything the program does.
+        Returns the zygote's verdict: ``status`` plus ``trace``, ``returned`` (JSON text; with
+        ``call_format`` the value's repr), ``detail`` and timings where they apply. Never
+        raises for anything the program does.
         """
         if self._proc is None:
             self.start()
-        request = {"code": code, "funcname": funcname, "kwargs": kwargs_json, "depth": depth}
+        request = {"code": code, "funcname": funcname, "depth": depth,
+                   ("call" if call_format else "kwargs"): kwargs_json}
         try:
             self._proc.stdin.write(json.dumps(request).encode("utf-8", "surrogatepass") + b"\n")
             self._proc.stdin.flush()

@@ -6,7 +6,9 @@ stand alone: standard library and snoop only. It speaks JSON lines on stdin/stdo
 
     <- {"ready": true, "preloaded": {...}, "missing": [...]}            once, after imports
     -> {"code": ..., "funcname": ..., "kwargs": "<json>", "depth": N}   one per run
+       (call format: "call": "<Python-literal argument list>" instead of "kwargs")
     <- {"status": ..., "trace": ..., "returned": "<json>", ...}         one per run
+       (call format: "returned" is the value's repr, which literal_eval reads back)
 
 Each run is a fork of this process. The child drops the protocol pipes, sets its rlimits,
 compiles the program under a fixed file name (so trace line numbers are the program's own),
@@ -17,6 +19,7 @@ PID namespace (``kill(-1)``), so orphans that called setsid() die too.
 
 from __future__ import annotations
 
+import ast
 import errno
 import gc
 import importlib
@@ -127,6 +130,30 @@ def _json_default(value):
     raise TypeError(f"returned value of type {type(value).__name__} is not JSON serializable")
 
 
+def _parse_call(text: str) -> tuple[list, dict]:
+    """``"1, (2, 3), key='x'"`` -> positional and keyword arguments, literals only."""
+    call = ast.parse(f"_({text})", mode="eval").body
+    if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args) or any(
+            k.arg is None for k in call.keywords):
+        raise ValueError("the arguments are not a plain argument list")
+    return ([ast.literal_eval(a) for a in call.args],
+            {k.arg: ast.literal_eval(k.value) for k in call.keywords})
+
+
+def _literal_text(value) -> str:
+    """repr of a value that ast.literal_eval reads back as an equal value, else TypeError."""
+    text = repr(value)
+    if len(text) > 1_000_000:
+        raise ValueError("the returned value's repr is over 1 MB")
+    try:
+        same = ast.literal_eval(text) == value or text == repr(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        same = False
+    if not same:
+        raise TypeError(f"returned value of type {type(value).__name__} has no literal form")
+    return text
+
+
 def _classify_exception(exc: BaseException) -> tuple[str, str | None]:
     """(status, reason) for an exception that escaped the program."""
     if isinstance(exc, MemoryError):
@@ -222,7 +249,10 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
             len(code), None, code.splitlines(keepends=True), PROGRAM_FILENAME,
         )
         namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME, "__builtins__": __builtins__}
-        kwargs = json.loads(request["kwargs"])
+        if "call" in request:  # call format: Python-literal arguments, parsed here, never eval'd
+            args, kwargs = _parse_call(request["call"])
+        else:
+            args, kwargs = (), json.loads(request["kwargs"])
         exec(compile(code, PROGRAM_FILENAME, "exec"), namespace)
         marks["exec"] = time.monotonic()
         function = namespace.get(request["funcname"])
@@ -230,15 +260,18 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
         elif limits.get("dry_run", True) and not _fits_budget(
-                function, request["kwargs"], request["depth"], limits):
+                function, args, kwargs, request["depth"], limits):
             _send(result_fd, {"status": "trace_limit", "detail": (
                 f"a dry run passed {limits['max_trace_lines']} traced lines")})
             os._exit(0)
         else:
             marks["dry_run"] = time.monotonic()
-            returned = config.snoop(depth=request["depth"])(function)(**kwargs)
+            returned = config.snoop(depth=request["depth"])(function)(*args, **kwargs)
             try:
-                encoded = json.dumps(returned, default=_json_default, ensure_ascii=False)
+                if "call" in request:
+                    encoded = _literal_text(returned)
+                else:
+                    encoded = json.dumps(returned, default=_json_default, ensure_ascii=False)
             except (TypeError, ValueError) as exc:
                 result = {"status": "error", "reason": "unserializable_return", "detail": str(exc)[:500]}
             else:
@@ -266,7 +299,7 @@ OVER_BUDGET_EXIT = 3
 DRY_RUN_SHARE = 0.1
 
 
-def _fits_budget(function, kwargs_json: str, depth: int, limits: dict) -> bool:
+def _fits_budget(function, args: list, kwargs: dict, depth: int, limits: dict) -> bool:
     """Dry run in a throwaway fork: could snoop's trace stay under the line budget?
 
     snoop prints at least one line per 'line' event of each frame it traces, so the line
@@ -279,7 +312,7 @@ def _fits_budget(function, kwargs_json: str, depth: int, limits: dict) -> bool:
     """
     pid = os.fork()
     if pid == 0:
-        _dry_run(function, kwargs_json, depth, limits["max_trace_lines"],
+        _dry_run(function, args, kwargs, depth, limits["max_trace_lines"],
                  limits["max_stdout_bytes"])
     pidfd = os.pidfd_open(pid)
     try:
@@ -307,7 +340,7 @@ def _surely_new_repr(old, new) -> bool:
     return type(old) is not type(new) or old != new
 
 
-def _dry_run(function, kwargs_json: str, depth: int, budget: int, max_stdout: int) -> None:
+def _dry_run(function, args: list, kwargs: dict, depth: int, budget: int, max_stdout: int) -> None:
     """Runs in the dry-run fork; never returns. Exit 3: over budget; 0: anything else."""
     try:
         sink = OutputSink(-1, max_stdout, on_overflow=lambda: os._exit(OVER_BUDGET_EXIT))
@@ -359,7 +392,7 @@ def _dry_run(function, kwargs_json: str, depth: int, budget: int, max_stdout: in
                     return None
 
         sys.settrace(chooser)
-        function(**json.loads(kwargs_json))
+        function(*args, **kwargs)
     except BaseException:
         pass
     finally:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from trace_workers.canonical import values_match
+from trace_workers.canonical import python_values_match, values_match
 from translate.prompts import FINAL_ANSWER_MARK
 
 THINK_END = "</think>"
@@ -67,13 +67,19 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def parse_literal(text: str) -> Any:
-    """A JSON value, else a Python literal; raises ValueError when the text is neither."""
+def parse_literal(text: str, python: bool = False) -> Any:
+    """A JSON value, else a Python literal (turned into its JSON value); with ``python``, a
+    Python literal kept as it is, else JSON. Raises ValueError when the text is neither."""
     text = text.strip().rstrip(".").strip()
     if text.startswith("`") and text.endswith("`") and len(text) >= 2:
         text = text.strip("`").strip()
     if not text:
         raise ValueError("empty")
+    if python:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            pass
     try:
         return json.loads(text)
     except ValueError:
@@ -84,8 +90,8 @@ def parse_literal(text: str) -> Any:
         raise ValueError(str(exc)) from exc
 
 
-def final_answer(text: str) -> Any:
-    """The value a reasoning text ends on; raises NoAnswer."""
+def final_answer(text: str, python: bool = False) -> Any:
+    """The value a reasoning text ends on (``python``: read as a Python literal); raises NoAnswer."""
     marks = list(_MARK.finditer(text))
     if marks:
         tail = text[marks[-1].end():].strip()
@@ -94,30 +100,32 @@ def final_answer(text: str) -> Any:
         # the value on the mark's line; else all that follows (a value over several lines)
         for candidate in (first_line, *(fenced[-1:]), tail):
             try:
-                return parse_literal(candidate)
+                return parse_literal(candidate, python)
             except ValueError:
                 continue
         return first_line.strip().strip("`*").strip()  # a bare string answer
     for block in reversed(_FENCE.findall(text)):
         try:
-            return parse_literal(block)
+            return parse_literal(block, python)
         except ValueError:
             continue
     for line in reversed(text.strip().splitlines()):
         try:
-            return parse_literal(line)
+            return parse_literal(line, python)
         except ValueError:
             continue
     for phrase in reversed(_PROSE.findall(text)):
         try:
-            return parse_literal(phrase.strip().rstrip(".").strip("*").strip())
+            return parse_literal(phrase.strip().rstrip(".").strip("*").strip(), python)
         except ValueError:
             continue
     raise NoAnswer("no final answer found")
 
 
-def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: float = 1e-6) -> Verdict:
-    """Check a generation against the executed return value (JSON text)."""
+def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: float = 1e-6,
+           python: bool = False) -> Verdict:
+    """Check a generation against the executed return value: JSON text, or with ``python``
+    (the call format) a Python literal compared as Python compares values."""
     split = split_thinking(text, thinking)
     if split is None:
         return Verdict(False, "unfinished_thinking", f"no {THINK_END} in {len(text)} characters")
@@ -125,12 +133,16 @@ def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: flo
     if not answer_text:
         return Verdict(False, "empty_answer", "nothing after the thinking")
     try:
-        answer = final_answer(answer_text)
+        answer = final_answer(answer_text, python)
     except NoAnswer as exc:
         return Verdict(False, "no_final_answer", str(exc), answer_text)
-    answer_json = json.dumps(answer, ensure_ascii=False)
-    returned = json.loads(returned_json)
-    if not values_match(answer, returned, rel_tol):
+    if python:
+        answer_json = repr(answer)
+        same = python_values_match(answer, ast.literal_eval(returned_json), rel_tol)
+    else:
+        answer_json = json.dumps(answer, ensure_ascii=False)
+        same = values_match(answer, json.loads(returned_json), rel_tol)
+    if not same:
         return Verdict(False, "wrong_answer",
                        f"answered {answer_json[:200]}, the program returned {returned_json[:200]}",
                        answer_text, answer_json)

@@ -5,10 +5,39 @@ newcomer can read and change them in one place.
 
 from __future__ import annotations
 
+import ast
 import re
 
 FINAL_ANSWER_MARK = "Final answer:"
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def is_python(row: dict) -> bool:
+    """Call-format rows hold Python literals; PyEdu rows hold JSON."""
+    return row.get("value_format") == "python"
+
+
+def value_kind(row: dict) -> str:
+    return "a Python literal" if is_python(row) else "JSON"
+
+
+def shown_input(row: dict) -> str:
+    """The input as the prompts show it: a call for the call format, else the JSON object."""
+    if is_python(row):
+        return f"{row.get('funcname') or 'f'}({row['input']})"
+    return row["input"]
+
+
+def signature(code: str, name: str) -> str | None:
+    """``def name(a, b=2)`` of the program's function, when it can be found."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return f"def {name}({ast.unparse(node.args)})"
+    return None
 
 
 def strip_addresses(trace: str) -> str:
@@ -23,7 +52,10 @@ def question(row: dict) -> str:
              str(row.get("io_requirements") or "").strip()]
     text = "\n".join(part for part in parts if part)
     if not text:
-        text = f"What does calling `{row.get('funcname') or 'f'}` with the given arguments return?"
+        name = row.get("funcname") or "f"
+        sig = signature(str(row.get("refcode") or ""), name)
+        text = (f"What does the function `{sig}` return" if sig else f"What does calling `{name}`"
+                f" return") + " when it is called with the given arguments?"
     return text.replace("\n\n", "\n")
 
 
@@ -38,13 +70,13 @@ of the question. Rules:
 - Pretend that you were never given the execution trace and that you are solving the question by \
 tracing the code yourself: never mention the trace, not even while thinking.
 - End with one line of the form `{FINAL_ANSWER_MARK} <value>`, where <value> is the output written \
-as JSON.
+as {value_kind(row)}.
 
 **Question**
 
 {question(row)}
-Given the input, {row["input"]}, predict the output of the question by thinking step by step to \
-reach the final output.
+Given the input, {shown_input(row)}, predict the output of the question by thinking step by step \
+to reach the final output.
 Here is solution code that solves the question:
 ```
 {row["refcode"]}
@@ -74,8 +106,8 @@ Here is the solution code that solves the question:
 
 Given the following input:
 
-{row["input"]}
+{shown_input(row)}
 
 Predict the output of the question by tracing the given solution code step by step to reach the \
-final output. End with a line `{FINAL_ANSWER_MARK} <value>`, the output written as JSON.
+final output. End with a line `{FINAL_ANSWER_MARK} <value>`, the output written as {value_kind(row)}.
 """

@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from translate.prompts import FINAL_ANSWER_MARK
+from translate.prompts import FINAL_ANSWER_MARK, is_python, shown_input
 
 _SOURCE = re.compile(r"^\s*(\d+) \| (.*)$")
 _CALL = re.compile(r"^\s*>>> Call to (.+?)(?: in File .*)?$")
@@ -256,9 +256,11 @@ def render_steps(trace: str, source: str = "") -> list[str]:
 
 def render_reasoning(row: dict) -> str:
     """Step-by-step reasoning for one kept trace row, ending in a ``Final answer:`` line."""
-    returned = json.loads(row["returned"])
     steps = render_steps(row["trace"], row.get("refcode") or "")
-    answer = json.dumps(returned, ensure_ascii=False)
-    head = f"Let's follow the code step by step on the input {row['input']}."
+    if is_python(row):
+        answer = row["returned"]  # the value's repr, checked by the trace stage
+    else:
+        answer = json.dumps(json.loads(row["returned"]), ensure_ascii=False)
+    head = f"Let's follow the code step by step on the input {shown_input(row)}."
     return "\n".join([head, "", *steps, "", f"So the output is {answer}.", "",
                       f"{FINAL_ANSWER_MARK} {answer}"])

@@ -24,6 +24,7 @@ from trace_workers.records import STREAM_SCHEMA, Reject
 from trace_workers.stats import StageStats
 from translate.answer import verify
 from translate.export import BuildSettings, training_example
+from translate.prompts import is_python
 from translate.render import render_reasoning
 
 REQUEST = "request"  # a trace row on its way to the LLM
@@ -52,7 +53,7 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
     """Verify one generation against the executed result and build its training example."""
     stats.see("verify")
     verdict = verify(generation, trace["returned"], thinking=verify_cfg.thinking,
-                     rel_tol=verify_cfg.float_rel_tol)
+                     rel_tol=verify_cfg.float_rel_tol, python=is_python(trace))
     if not verdict.ok:
         stats.reject("verify", verdict.reason)
         return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
