@@ -37,6 +37,7 @@ _COMPREHENSION = re.compile(r"^\s*(List|Dict|Set) comprehension:$")
 _RESULT = re.compile(r"^\s*Result: (.*)$")
 _CONDITION = re.compile(r"^(if|elif|while)\s+(.*):\s*(#.*)?$")
 _FOR = re.compile(r"^(?:async\s+)?for\s+(.+?)\s+in\s+(.*):\s*(#.*)?$")
+_SIMPLE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)")
 _SKIP = re.compile(r"^(def |class |@|else\s*:|try\s*:|finally\s*:|except\b|pass\b)")
 
 
@@ -162,6 +163,10 @@ class _Renderer:
             self.say(text)
         for note in step.notes:
             self.say(note)
+        assigned = _SIMPLE_ASSIGN.match(code)
+        if assigned and frame is not None:
+            # snoop does not print `x = []` when the value reads as the source does
+            frame.known.add(assigned.group(1))
 
     def _inside(self, step: _Step, next_step: _Step) -> bool:
         """Whether the next line run is in the block that ``step`` opens (the body of an if,
