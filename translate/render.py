@@ -19,6 +19,7 @@ Anything else is the continuation of a multi-line value.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ _COMPREHENSION = re.compile(r"^\s*(List|Dict|Set) comprehension:$")
 _RESULT = re.compile(r"^\s*Result: (.*)$")
 _CONDITION = re.compile(r"^(if|elif|while)\s+(.*):\s*(#.*)?$")
 _FOR = re.compile(r"^(?:async\s+)?for\s+(.+?)\s+in\s+(.*):\s*(#.*)?$")
-_SIMPLE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)")
+_SIMPLE_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)\s*(.*)$")
 _SKIP = re.compile(r"^(def |class |@|else\s*:|try\s*:|finally\s*:|except\b|pass\b)")
 
 
@@ -58,6 +59,14 @@ class _Step:
     depth: int
     changes: list[list[str]] = field(default_factory=list)  # [name, value]
     notes: list[str] = field(default_factory=list)
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text.split("#", 1)[0].strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def _indent(code: str) -> int:
@@ -164,7 +173,7 @@ class _Renderer:
         for note in step.notes:
             self.say(note)
         assigned = _SIMPLE_ASSIGN.match(code)
-        if assigned and frame is not None:
+        if assigned and frame is not None and _is_literal(assigned.group(2)):
             # snoop does not print `x = []` when the value reads as the source does
             frame.known.add(assigned.group(1))
 
