@@ -16,6 +16,7 @@ groundtrace turns Python programs with known inputs into execution-grounded trai
   groundtrace translate --input RUN --output OUT
                                               translate an earlier run's traces (RUN or
                                               RUN/traces) into verified training data
+  groundtrace build --input RUN --output OUT  training data again from RUN/translations
 
 The translator is an LLM on vLLM when --model is given, else the LLM-free renderer.
 Output: OUT/traces/ (kept runs), OUT/translations/ (verified reasoning), OUT/training/
@@ -36,6 +37,10 @@ COMMANDS = {
     "translate": ("translate the traces of an earlier run into training data",
                   "Read kept traces (an earlier run's output folder or its traces/), translate, "
                   "verify and build training data.", ("translate", "build", "ray")),
+    "build": ("rebuild training data from an earlier run's translations",
+              "Read verified translations (an earlier run's output folder or its translations/) and "
+              "write the training data again, e.g. with a token cap for another model.",
+              ("build", "ray")),
 }
 
 

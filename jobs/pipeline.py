@@ -5,6 +5,7 @@
     run:        trace -> translate -> verify -> build -> sink, streaming: the translator
                   consumes traces while tracing still runs
     translate:  read an earlier run's traces -> translate -> verify -> build -> sink
+    build:      read an earlier run's translations -> build -> sink
 
 The translator is the LLM-free renderer (a CPU map) or vLLM through ray.data.llm.
 """
@@ -22,7 +23,7 @@ import ray
 from jobs.config import JobConfig
 from jobs.manifest import build_manifest
 from jobs.sink import OUTPUT_DIRS, ShardWriter, StreamSink
-from jobs.sources import PyEduSource, filesystem_for, list_inputs
+from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, list_inputs
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
@@ -31,6 +32,7 @@ from translate.export import dataset_info
 from translate.llm import LLMSettings
 from translate.stage import (
     VerifySettings,
+    build_from_records,
     render_batch,
     to_requests_batch,
     traces_from_records,
@@ -41,7 +43,10 @@ JOBS = {
     "trace": (TRACE_STAGES, ("trace", "reject")),
     "run": (TRACE_STAGES + TRANSLATE_STAGES, ("trace", "translation", "example", "reject")),
     "translate": (("read_traces",) + TRANSLATE_STAGES, ("translation", "example", "reject")),
+    "build": (("read_translations", "build"), ("example", "reject")),
 }
+# where a job that starts from an earlier run reads inside that run's folder
+READS_FROM = {"translate": "traces", "build": "translations"}
 
 
 class OutputExistsError(RuntimeError):
@@ -113,18 +118,26 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
         batch_format="pyarrow", batch_size=None)
 
 
-def trace_inputs(uri: str) -> list[str]:
-    """An earlier run's output folder means its traces/ folder."""
+def _inside(path: str, folder: str) -> bool:
+    if folder.startswith(REMOTE_SCHEMES):
+        return path.startswith(folder.rstrip("/") + "/")
+    return os.path.abspath(path).startswith(os.path.abspath(folder).rstrip("/") + "/")
+
+
+def run_inputs(uri: str, sub: str) -> list[str]:
+    """An earlier run's output folder means its ``sub`` folder (traces/, translations/)."""
     fs, path = filesystem_for(uri)
-    traces = posixpath.join(path, "traces")
-    if fs.get_file_info(traces).type == pafs.FileType.Directory:
-        return list_inputs(uri.rstrip("/") + "/traces")
+    if fs.get_file_info(posixpath.join(path, sub)).type == pafs.FileType.Directory:
+        return list_inputs(uri.rstrip("/") + "/" + sub)
     return list_inputs(uri)
 
 
 def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int) -> ray.data.Dataset:
-    if job == "translate":
+    if job in READS_FROM:
         ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block))
+        if job == "build":
+            return ds.map_batches(build_from_records, fn_kwargs={"build_cfg": cfg.build.settings()},
+                                  batch_format="pyarrow", batch_size=None)
         ds = ds.map_batches(traces_from_records, batch_format="pyarrow", batch_size=None)
         return add_translation(ds, cfg, keep_traces=False)
     ds = build_trace_dataset(cfg, files, actors)
@@ -149,16 +162,17 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     """Run one job (trace, run or translate) end to end; returns the manifest (also in OUT)."""
     stages, kinds = JOBS[job]
     cfg.validate()  # a bad setting fails before anything starts
-    if job != "translate":
+    if job not in READS_FROM:
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
-    files = trace_inputs(cfg.input) if job == "translate" else list_inputs(cfg.input)
-    if job == "translate" and any(f.startswith(filesystem_for(cfg.output)[1].rstrip("/") + "/")
-                                  or f.startswith(cfg.output.rstrip("/") + "/") for f in files):
-        raise OutputExistsError("the output folder holds the input traces: write translations "
-                                "to another folder")
+        files = list_inputs(cfg.input)
+    else:
+        files = run_inputs(cfg.input, READS_FROM[job])
+        if any(_inside(f, cfg.output) for f in files):
+            raise OutputExistsError(f"the output folder holds this job's input: write the {job} "
+                                    "output to another folder")
     prepare_output(cfg)
     init_ray(cfg)
-    actors = trace_actor_count(cfg) if job != "translate" else 0
+    actors = trace_actor_count(cfg) if job not in READS_FROM else 0
     started = time.time()
     sink = StreamSink(cfg.output, kinds)
     build_dataset(cfg, job, files, actors).write_datasink(sink)

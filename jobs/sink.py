@@ -39,6 +39,10 @@ REJECT_SCHEMA = pa.schema([
 ])
 TRANSLATION_SCHEMA = pa.schema([
     ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()),
+    # what the training prompt is made of, so that `groundtrace build` needs nothing else
+    ("problem_description", pa.string()), ("io_requirements", pa.string()),
+    ("refcode", pa.string()), ("funcname", pa.string()), ("input", pa.string()),
+    ("value_format", pa.string()),
     ("translator", pa.string()), ("model", pa.string()), ("reasoning", pa.string()),
     ("answer_text", pa.string()), ("final_answer", pa.string()), ("returned", pa.string()),
     ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),

@@ -105,14 +105,20 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     assert len(_read(out / "traces")) == 2  # the traces are written whatever the translator says
 
 
+@pytest.fixture(scope="module")
+def rendered_run(tmp_path_factory, ray_local) -> Path:
+    """The whole job on data/sample.jsonl with the LLM-free renderer."""
+    out = tmp_path_factory.mktemp("rendered") / "out"
+    assert cli.main(["run", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
+                     "--actors", "2", "--timeout-s", "2"]) == 0
+    return out
+
+
 @pytest.mark.slow
-def test_run_with_the_renderer_makes_training_data_llama_factory_and_datasets_can_load(tmp_path,
-                                                                                    ray_local):
-    out = tmp_path / "out"
-    code = cli.main(["run", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
-                     "--actors", "2", "--timeout-s", "2"])
+def test_run_with_the_renderer_makes_training_data_llama_factory_and_datasets_can_load(rendered_run):
+    out = rendered_run
     manifest = json.loads((out / "manifest.json").read_text())
-    assert code == 0 and manifest["accounting_ok"]
+    assert manifest["accounting_ok"]
     assert manifest["translation"]["translator"] == "render"
     kept = manifest["counts"]["trace_filter"]["kept"]
     assert manifest["written"] == {"traces": kept, "translations": kept, "training": kept,
@@ -132,23 +138,35 @@ def test_run_with_the_renderer_makes_training_data_llama_factory_and_datasets_ca
     loaded = datasets.load_dataset("parquet", data_dir=str(out / "training" / "parquet"), split="train")
     assert len(loaded) == kept and loaded[0]["messages"][0]["role"] == "user"
 
-    # The same traces translated again on their own, into another folder: the same examples.
+
+@pytest.mark.slow
+def test_translate_and_build_alone_on_an_earlier_run_give_the_same_examples(rendered_run, tmp_path):
+    out = rendered_run
+    kept = json.loads((out / "manifest.json").read_text())["counts"]["trace_filter"]["kept"]
+    first = {r["id"]: r["messages"] for r in _read(out / "training" / "parquet")}
+
     again = tmp_path / "again"
     assert cli.main(["translate", "--input", str(out), "--output", str(again)]) == 0
-    manifest2 = json.loads((again / "manifest.json").read_text())
-    assert manifest2["counts"]["read_traces"]["kept"] == kept and manifest2["accounting_ok"]
-    first = {r["id"]: r["messages"] for r in _read(out / "training" / "parquet")}
-    second = {r["id"]: r["messages"] for r in _read(again / "training" / "parquet")}
-    assert first == second
+    manifest = json.loads((again / "manifest.json").read_text())
+    assert manifest["counts"]["read_traces"]["kept"] == kept and manifest["accounting_ok"]
+    assert {r["id"]: r["messages"] for r in _read(again / "training" / "parquet")} == first
+
+    rebuilt = tmp_path / "rebuilt"
+    assert cli.main(["build", "--input", str(out), "--output", str(rebuilt)]) == 0
+    manifest = json.loads((rebuilt / "manifest.json").read_text())
+    assert manifest["counts"]["read_translations"]["kept"] == kept and manifest["accounting_ok"]
+    assert {r["id"]: r["messages"] for r in _read(rebuilt / "training" / "parquet")} == first
+    # never into the folder it reads from
     assert cli.main(["translate", "--input", str(out), "--output", str(out), "--overwrite"]) == 2
 
 
 @pytest.mark.slow
-def test_a_token_cap_for_the_trained_model_rejects_long_examples(tmp_path, ray_local, tiny_model):
-    out = tmp_path / "out"
-    code = cli.main(["run", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
-                     "--actors", "2", "--trained-tokenizer", tiny_model, "--max-training-tokens", "10"])
+def test_a_token_cap_for_the_trained_model_rejects_long_examples(rendered_run, tmp_path, tiny_model):
+    out = tmp_path / "capped"
+    code = cli.main(["build", "--input", str(rendered_run), "--output", str(out),
+                     "--trained-tokenizer", tiny_model, "--max-training-tokens", "10"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert code == 0 and manifest["accounting_ok"]
     build = manifest["counts"]["build"]
     assert build["seen"] > 0 and build["reasons"] == {"too_many_tokens": build["seen"]}
+    assert manifest["written"]["training"] == 0

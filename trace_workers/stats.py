@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "read_traces": "pairs",  # only when translating the traces of an earlier run
     "translate": "pairs",
     "verify": "pairs",
+    "read_translations": "pairs",  # only when building from an earlier run's translations
     "build": "pairs",
 }
 TRACE_STAGES = ("read", "program_filter", "pair_filter", "trace", "trace_filter")

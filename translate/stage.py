@@ -28,6 +28,9 @@ from translate.prompts import is_python
 from translate.render import render_reasoning
 
 REQUEST = "request"  # a trace row on its way to the LLM
+# What a training prompt is made of: translations carry them, so `build` needs nothing else.
+PROMPT_FIELDS = ("problem_description", "io_requirements", "refcode", "funcname", "input",
+                 "value_format")
 # How the LLM stage marks rows: rows it must not touch, and prompts rejected before the GPU.
 PASSTHROUGH = "groundtrace:passthrough"
 PROMPT_REJECT = "groundtrace:reject:"
@@ -59,6 +62,7 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
         return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
     stats.keep("verify")
     translation = {
+        **{key: trace.get(key) for key in PROMPT_FIELDS},
         "id": trace["id"], "problem_id": trace["problem_id"], "task": "output",
         "translator": translator.get("translator"), "model": translator.get("model"),
         "reasoning": generation, "answer_text": verdict.answer_text,
@@ -121,29 +125,57 @@ def to_requests_batch(batch: pa.Table, keep_traces: bool = True) -> pa.Table:
 
 
 TRACE_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "returned", "trace")
+TRANSLATION_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "answer_text")
+
+
+def _read_rows(batch: pa.Table, stage: str, required: tuple[str, ...], stats: StageStats):
+    """(row, reject) per record of an earlier run's shards; exactly one of them is None."""
+    for where, text in zip(batch.column("where").to_pylist(), batch.column("record").to_pylist(),
+                           strict=True):
+        stats.see(stage)
+        try:
+            row = json.loads(text)
+        except ValueError as exc:
+            stats.reject(stage, "invalid_json")
+            yield None, Reject(where, "", stage, "invalid_json", str(exc)[:300])
+            continue
+        missing = [f for f in required if not isinstance(row, dict) or not isinstance(row.get(f), str)]
+        if missing:
+            stats.reject(stage, "missing_field")
+            row_id = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str) else where
+            yield None, Reject(row_id, "", stage, "missing_field", ", ".join(missing))
+            continue
+        stats.keep(stage)
+        yield row, None
 
 
 def traces_from_records(batch: pa.Table) -> pa.Table:
     """Trace rows of an earlier run (read as JSON records) back into the stream."""
     stats = StageStats()
     out: list[dict] = []
-    for where, text in zip(batch.column("where").to_pylist(), batch.column("record").to_pylist(),
-                           strict=True):
-        stats.see("read_traces")
-        try:
-            row = json.loads(text)
-        except ValueError as exc:
-            stats.reject("read_traces", "invalid_json")
-            out.append(Reject(where, "", "read_traces", "invalid_json", str(exc)[:300]).row())
+    for row, reject in _read_rows(batch, "read_traces", TRACE_FIELDS, stats):
+        out.append(reject.row() if reject else
+                   {"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)})
+    out.append(stats.row())
+    return _table(out)
+
+
+def build_from_records(batch: pa.Table, build_cfg: BuildSettings) -> pa.Table:
+    """The build stage alone: verified translations of an earlier run to training examples."""
+    stats = StageStats()
+    out: list[dict] = []
+    for row, reject in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
+        if reject:
+            out.append(reject.row())
             continue
-        missing = [f for f in TRACE_FIELDS if not isinstance(row, dict) or not isinstance(row.get(f), str)]
-        if missing:
-            stats.reject("read_traces", "missing_field")
-            row_id = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str) else where
-            out.append(Reject(row_id, "", "read_traces", "missing_field", ", ".join(missing)).row())
-            continue
-        stats.keep("read_traces")
-        out.append({"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)})
+        stats.see("build")
+        example = training_example(row, row["answer_text"], build_cfg)
+        if isinstance(example, Reject):
+            stats.reject("build", example.reason)
+            out.append(example.row())
+        else:
+            stats.keep("build")
+            out.append({"kind": "example", "payload": json.dumps(example, ensure_ascii=False)})
     out.append(stats.row())
     return _table(out)
 
