@@ -70,16 +70,19 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
         "prompt_tokens": translator.get("prompt_tokens"),
         "generated_tokens": translator.get("generated_tokens"),
     }
-    rows = [{"kind": "translation", "payload": json.dumps(translation, ensure_ascii=False)}]
+    return [{"kind": "translation", "payload": json.dumps(translation, ensure_ascii=False)},
+            build_row(trace, verdict.answer_text, build_cfg, stats)]
+
+
+def build_row(row: dict, answer_text: str, build_cfg: BuildSettings, stats: StageStats) -> dict:
+    """The build stage for one verified reasoning: a training example, or a reject."""
     stats.see("build")
-    example = training_example(trace, verdict.answer_text, build_cfg)
+    example = training_example(row, answer_text, build_cfg)
     if isinstance(example, Reject):
         stats.reject("build", example.reason)
-        rows.append(example.row())
-    else:
-        stats.keep("build")
-        rows.append({"kind": "example", "payload": json.dumps(example, ensure_ascii=False)})
-    return rows
+        return example.row()
+    stats.keep("build")
+    return {"kind": "example", "payload": json.dumps(example, ensure_ascii=False)}
 
 
 def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSettings,
@@ -165,17 +168,7 @@ def build_from_records(batch: pa.Table, build_cfg: BuildSettings) -> pa.Table:
     stats = StageStats()
     out: list[dict] = []
     for row, reject in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
-        if reject:
-            out.append(reject.row())
-            continue
-        stats.see("build")
-        example = training_example(row, row["answer_text"], build_cfg)
-        if isinstance(example, Reject):
-            stats.reject("build", example.reason)
-            out.append(example.row())
-        else:
-            stats.keep("build")
-            out.append({"kind": "example", "payload": json.dumps(example, ensure_ascii=False)})
+        out.append(reject.row() if reject else build_row(row, row["answer_text"], build_cfg, stats))
     out.append(stats.row())
     return _table(out)
 
