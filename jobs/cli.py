@@ -65,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"groundtrace: bad configuration: {exc}", file=sys.stderr)
         return 2
     from jobs.manifest import summary_lines
-    from jobs.pipeline import OutputExistsError, run_job
+    from jobs.pipeline import OutputExistsError, StorageError, run_job
     from trace_workers.sandbox import SandboxError
 
     try:
         manifest = run_job(cfg, args.command)
-    except (OutputExistsError, FileNotFoundError, SandboxError) as exc:
+    except (OutputExistsError, FileNotFoundError, SandboxError, StorageError) as exc:
         print(f"groundtrace: {exc}", file=sys.stderr)
         return 2
     for line in summary_lines(manifest):

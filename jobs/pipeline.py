@@ -53,6 +53,10 @@ class OutputExistsError(RuntimeError):
     pass
 
 
+class StorageError(RuntimeError):
+    """An input or output place that cannot be read or written (credentials, endpoint...)."""
+
+
 def cluster_address(cfg: JobConfig) -> str | None:
     """``--address``, else RAY_ADDRESS; None means a local Ray."""
     return cfg.ray.address or os.environ.get("RAY_ADDRESS")
@@ -164,13 +168,20 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     cfg.validate()  # a bad setting fails before anything starts
     if job not in READS_FROM:
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
-        files = list_inputs(cfg.input)
-    else:
-        files = run_inputs(cfg.input, READS_FROM[job])
+    try:
+        files = list_inputs(cfg.input) if job not in READS_FROM else run_inputs(cfg.input, READS_FROM[job])
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot list the input {cfg.input}: {exc}") from None
+    if job in READS_FROM:
         if any(_inside(f, cfg.output) for f in files):
             raise OutputExistsError(f"the output folder holds this job's input: write the {job} "
                                     "output to another folder")
-    prepare_output(cfg)
+    try:
+        prepare_output(cfg)
+    except OSError as exc:
+        raise StorageError(f"cannot prepare the output {cfg.output}: {exc}") from None
     init_ray(cfg)
     actors = trace_actor_count(cfg) if job not in READS_FROM else 0
     started = time.time()
