@@ -36,7 +36,7 @@ WRITTEN_FROM = {"traces": "trace_filter", "translations": "verify", "training": 
 
 
 def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: float,
-                   actors: int, job: str, stages: tuple[str, ...]) -> dict:
+                   actors: int, job: str, stages: tuple[str, ...], ray_address: str = "local") -> dict:
     stats = sink.stats
     funnel = stats.funnel(stages)
     rejected_total = sum(stage["rejected"] for stage in funnel.values())
@@ -58,6 +58,7 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
         "config": cfg.to_dict(),
         "versions": versions(),
         "trace_actors": actors,
+        "ray_address": ray_address,
         "counts": funnel,
         "missing_modules": dict(stats.details.get("missing_modules", {})),
         "sandbox_isolation": sorted(stats.details.get("sandbox_isolation", {})),

@@ -191,7 +191,8 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     writer = ShardWriter(cfg.output)
     if "example" in kinds:
         writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
-    manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages)
+    manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages,
+                              cluster_address(cfg) or "local")
     writer.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
