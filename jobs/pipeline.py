@@ -29,7 +29,7 @@ from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
 from translate.export import dataset_info
-from translate.llm import LLMSettings
+from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
 from translate.stage import (
     VerifySettings,
     build_from_records,
@@ -111,8 +111,6 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
         return ds.map_batches(render_batch, fn_kwargs={
             "verify_cfg": verify_cfg, "build_cfg": build_cfg, "keep_traces": keep_traces},
             batch_format="pyarrow", batch_size=None)
-    from translate.llm import build_llm_processor  # imports ray.data.llm: only when used
-
     llm = llm or cfg.translate.llm(cfg.trace.seed)
     ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces},
                         batch_format="pyarrow", batch_size=None)
@@ -163,7 +161,8 @@ def prepare_output(cfg: JobConfig) -> None:
 
 
 def run_job(cfg: JobConfig, job: str = "trace") -> dict:
-    """Run one job (trace, run or translate) end to end; returns the manifest (also in OUT)."""
+    """Run one job (trace, run, translate or build) end to end; returns the manifest (also in
+    OUT)."""
     stages, kinds = JOBS[job]
     cfg.validate()  # a bad setting fails before anything starts
     if job not in READS_FROM:
