@@ -21,6 +21,7 @@ from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import Datasink, WriteResult
 
 from jobs.sources import REMOTE_SCHEMES, filesystem_for
+from trace_workers.records import stream_rows
 from trace_workers.stats import StageStats
 from translate.export import MESSAGES_DIR, PARQUET_DIR
 
@@ -126,8 +127,7 @@ class StreamSink(Datasink):
         stats = StageStats()
         for block in blocks:
             table = BlockAccessor.for_block(block).to_arrow()
-            for kind, payload in zip(table.column("kind").to_pylist(),
-                                     table.column("payload").to_pylist(), strict=True):
+            for kind, payload in stream_rows(table):
                 if kind == "stats":
                     stats.merge(json.loads(payload))
                 elif kind in rows:

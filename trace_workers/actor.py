@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from trace_workers.canonical import python_values_match, values_match
-from trace_workers.records import STREAM_SCHEMA, ProgramWork, Reject, Run, parse_literal_output
+from trace_workers.records import ProgramWork, Reject, Run, parse_literal_output, stream_rows, stream_table
 from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
 from trace_workers.stats import StageStats
 from trace_workers.trace_filter import trace_problem
@@ -156,12 +156,10 @@ class TraceActor:
         self.tracer = Tracer(cfg)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        kinds = batch.column("kind").to_pylist()
-        payloads = batch.column("payload").to_pylist()
         stats = StageStats()
         started = time.perf_counter()
         rows: list[dict] = []
-        for kind, payload in zip(kinds, payloads, strict=True):
+        for kind, payload in stream_rows(batch):
             if kind == "program":
                 rows.extend(self.tracer.trace_program(ProgramWork.from_payload(payload), stats))
             else:
@@ -170,7 +168,7 @@ class TraceActor:
         stats.time("trace_actor_s", time.perf_counter() - started)
         stats.peak("trace_actor_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         rows.append(stats.row())
-        return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
+        return stream_table(rows)
 
     def __del__(self) -> None:
         tracer = getattr(self, "tracer", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from trace_workers.raw_filter import RawFilterConfig, filter_program
-from trace_workers.records import STREAM_SCHEMA, Reject, parse_record
+from trace_workers.records import Reject, parse_record, stream_table
 from trace_workers.stats import StageStats
 
 
@@ -24,4 +24,4 @@ def expand_batch(batch: pa.Table, cfg: RawFilterConfig) -> pa.Table:
         stats.keep("read")
         rows.extend(filter_program(parsed, cfg, stats))
     rows.append(stats.row())
-    return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
+    return stream_table(rows)

@@ -18,6 +18,15 @@ from typing import Any
 import pyarrow as pa
 
 STREAM_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
+
+
+def stream_rows(batch: pa.Table) -> list[tuple[str, str]]:
+    """(kind, payload) of every row of a stream batch."""
+    return list(zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(), strict=True))
+
+
+def stream_table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
 REQUIRED_FIELDS = ("refcode", "funcname", "ios")
 CALL_FIELDS = ("code", "input", "output")  # the call format: one function call per record
 INPUT_FORMATS = ("auto", "pyedu", "call")

@@ -10,13 +10,13 @@ trace stage compares them (JSON semantics, float tolerance).
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from trace_workers.canonical import python_values_match, values_match
+from trace_workers.records import parse_literal_output
 from translate.prompts import FINAL_ANSWER_MARK
 
 THINK_END = "</think>"
@@ -77,17 +77,14 @@ def parse_literal(text: str, python: bool = False) -> Any:
         raise ValueError("empty")
     if python:
         try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return parse_literal_output(text)
+        except ValueError:
             pass
     try:
         return json.loads(text)
     except ValueError:
         pass
-    try:
-        return to_jsonable(ast.literal_eval(text))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise ValueError(str(exc)) from exc
+    return to_jsonable(parse_literal_output(text))
 
 
 def final_answer(text: str, python: bool = False) -> Any:
@@ -138,7 +135,7 @@ def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: flo
         return Verdict(False, "no_final_answer", str(exc), answer_text)
     if python:
         answer_json = repr(answer)
-        same = python_values_match(answer, ast.literal_eval(returned_json), rel_tol)
+        same = python_values_match(answer, parse_literal_output(returned_json), rel_tol)
     else:
         answer_json = json.dumps(answer, ensure_ascii=False)
         same = values_match(answer, json.loads(returned_json), rel_tol)

@@ -19,11 +19,11 @@ Anything else is the continuation of a multi-line value.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import dataclass, field
 
+from trace_workers.records import parse_literal_output
 from translate.prompts import FINAL_ANSWER_MARK, is_python, shown_input
 
 _SOURCE = re.compile(r"^\s*(\d+) \| (.*)$")
@@ -46,7 +46,6 @@ _SKIP = re.compile(r"^(def |class |@|else\s*:|try\s*:|finally\s*:|except\b|pass\
 class _Frame:
     name: str
     known: set[str] = field(default_factory=set)
-    lines: list[tuple[int, str]] = field(default_factory=list)  # (indent, code) of lines seen
 
 
 @dataclass
@@ -63,8 +62,8 @@ class _Step:
 
 def _is_literal(text: str) -> bool:
     try:
-        ast.literal_eval(text.split("#", 1)[0].strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        parse_literal_output(text.split("#", 1)[0])
+    except ValueError:
         return False
     return True
 

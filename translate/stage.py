@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from trace_workers.records import STREAM_SCHEMA, Reject
+from trace_workers.records import Reject, stream_rows, stream_table
 from trace_workers.stats import StageStats
 from translate.answer import verify
 from translate.export import BuildSettings, training_example
@@ -40,14 +40,6 @@ PROMPT_REJECT = "groundtrace:reject:"
 class VerifySettings:
     thinking: bool = True  # the generation must finish its thinking with </think>
     float_rel_tol: float = 1e-6
-
-
-def _rows(batch: pa.Table) -> list[tuple[str, str]]:
-    return list(zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(), strict=True))
-
-
-def _table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
 
 
 def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
@@ -91,8 +83,10 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
     (to be written) and gain their translation, example or rejects."""
     stats = StageStats()
     started = time.perf_counter()
+    # the renderer does not think: its whole text is the answer
+    render_verify = VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol)
     out: list[dict] = []
-    for kind, payload in _rows(batch):
+    for kind, payload in stream_rows(batch):
         if kind != "trace" or keep_traces:
             out.append({"kind": kind, "payload": payload})
         if kind != "trace":
@@ -107,24 +101,23 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
                               f"{type(exc).__name__}: {exc}"[:300]).row())
             continue
         stats.keep("translate")
-        out += finish_translation(trace, generation, {"translator": "render"},
-                                  VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol),
+        out += finish_translation(trace, generation, {"translator": "render"}, render_verify,
                                   build_cfg, stats)
     stats.time("translate_s", time.perf_counter() - started)
     out.append(stats.row())
-    return _table(out)
+    return stream_table(out)
 
 
 def to_requests_batch(batch: pa.Table, keep_traces: bool = True) -> pa.Table:
     """Before the LLM: each trace row becomes a request (and stays, to be written, when
     ``keep_traces``)."""
     out: list[dict] = []
-    for kind, payload in _rows(batch):
+    for kind, payload in stream_rows(batch):
         if kind != "trace" or keep_traces:
             out.append({"kind": kind, "payload": payload})
         if kind == "trace":
             out.append({"kind": REQUEST, "payload": payload})
-    return _table(out)
+    return stream_table(out)
 
 
 TRACE_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "returned", "trace")
@@ -160,7 +153,7 @@ def traces_from_records(batch: pa.Table) -> pa.Table:
         out.append(reject.row() if reject else
                    {"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)})
     out.append(stats.row())
-    return _table(out)
+    return stream_table(out)
 
 
 def build_from_records(batch: pa.Table, build_cfg: BuildSettings) -> pa.Table:
@@ -170,7 +163,7 @@ def build_from_records(batch: pa.Table, build_cfg: BuildSettings) -> pa.Table:
     for row, reject in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
         out.append(reject.row() if reject else build_row(row, row["answer_text"], build_cfg, stats))
     out.append(stats.row())
-    return _table(out)
+    return stream_table(out)
 
 
 def _column(batch: pa.Table, name: str, default: Any = None) -> list:
@@ -188,7 +181,7 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
     texts = _column(batch, "generated_text")
     prompt_tokens = _column(batch, "num_input_tokens")
     generated_tokens = _column(batch, "num_generated_tokens")
-    for i, (kind, payload) in enumerate(_rows(batch)):
+    for i, (kind, payload) in enumerate(stream_rows(batch)):
         error = errors[i] or ""
         if kind != REQUEST:
             out.append({"kind": kind, "payload": payload})
@@ -214,4 +207,4 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
              "generated_tokens": generated_tokens[i]},
             verify_cfg, build_cfg, stats)
     out.append(stats.row())
-    return _table(out)
+    return stream_table(out)
