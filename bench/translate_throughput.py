@@ -164,8 +164,8 @@ def main() -> None:
         print(f"tracing {args.prompts} programs for prompts ...", flush=True)
         traces = collect_traces(args.prompts, args.dev)
         room = args.max_model_len - args.output_tokens
-        prompts = [ids for ids in (prompt_token_ids(tr, llm_cfg) for tr in traces) if len(ids) <= room]
-        traces = [tr for tr in traces if len(prompt_token_ids(tr, llm_cfg)) <= room]
+        fitting = [(tr, ids) for tr in traces if len(ids := prompt_token_ids(tr, llm_cfg)) <= room]
+        traces, prompts = [tr for tr, _ in fitting], [ids for _, ids in fitting]
         lengths = sorted(len(p) for p in prompts)
         print(f"{len(prompts)} prompts, {lengths[0]}..{lengths[-1]} tokens (median "
               f"{lengths[len(lengths) // 2]}), {args.output_tokens} output tokens each", flush=True)

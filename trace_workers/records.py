@@ -204,7 +204,8 @@ def parse_call_arguments(text: str) -> tuple[list, dict]:
 
 
 def parse_literal_output(text: str) -> Any:
-    """The expected output of a call-format record; raises ValueError."""
+    """A Python literal (a call-format expected output, a returned repr, an answer) read with
+    ast.literal_eval; raises ValueError."""
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:

@@ -26,7 +26,8 @@ class BuildSettings:
 
 
 @lru_cache(maxsize=4)
-def _tokenizer(name: str) -> Any:
+def load_tokenizer(name: str) -> Any:
+    """A model's tokenizer (folder or model id), loaded once per worker process."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(name)
@@ -34,7 +35,7 @@ def _tokenizer(name: str) -> Any:
 
 def count_tokens(messages: list[dict], tokenizer_name: str) -> int:
     """Tokens of the conversation as the trained model will see it (its chat template)."""
-    tokenizer = _tokenizer(tokenizer_name)
+    tokenizer = load_tokenizer(tokenizer_name)
     if getattr(tokenizer, "chat_template", None):
         ids = tokenizer.apply_chat_template(messages, tokenize=True)
         if isinstance(ids, dict) or hasattr(ids, "input_ids"):  # a BatchEncoding

@@ -21,9 +21,9 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+from translate.export import load_tokenizer
 from translate.prompts import translation_prompt
 from translate.stage import PASSTHROUGH, PROMPT_REJECT, REQUEST
 
@@ -73,15 +73,8 @@ def row_seed(seed: int, row_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{row_id}".encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
-@lru_cache(maxsize=2)
-def _tokenizer(model: str) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model)
-
-
 def prompt_token_ids(trace: dict, cfg: LLMSettings) -> list[int]:
-    tokenizer = _tokenizer(cfg.model)
+    tokenizer = load_tokenizer(cfg.model)
     text = tokenizer.apply_chat_template(
         [{"role": "user", "content": translation_prompt(trace)}], tokenize=False,
         add_generation_prompt=True, enable_thinking=cfg.enable_thinking,
