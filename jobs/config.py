@@ -143,7 +143,10 @@ class RayConfig:
     num_cpus: int | None = _opt(None, "logical CPUs of a local Ray (default: this machine's cores)")
     actors: int | None = _opt(None, "trace actors (default: one per CPU Ray has, less one for the rest)")
     batch_size: int = _opt(4, "programs per batch sent to a trace actor")
-    programs_per_block: int = _opt(16, "programs per block read from an input file")
+    programs_per_block: int = _opt(16, "programs per block read from an input file (the unit a "
+                                       "resumed run skips when it was written whole)")
+    rows_per_shard: int = _opt(2000, "rows each write gathers before it writes its shards (and "
+                                     "commits them to the ledger: what a killed run keeps)")
 
 
 @dataclass
@@ -151,7 +154,10 @@ class JobConfig:
     input: str = _opt("data/sample.jsonl", "JSONL (.gz/.zst) or Parquet file, folder or glob; "
                                            "local path or s3:// gs:// https:// URL")
     output: str = _opt("out", "output folder, local or s3:// gs://")
-    overwrite: bool = _opt(False, "replace an earlier run's output in the same folder")
+    overwrite: bool = _opt(False, "replace a finished run in the output folder (an unfinished "
+                                  "run of the same job and settings is resumed instead)")
+    fresh: bool = _opt(False, "start over even when the output folder holds an unfinished run "
+                              "that could be resumed")
     trace: TraceConfig = field(default_factory=TraceConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     build: BuildConfig = field(default_factory=BuildConfig)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING
 
+from trace_workers.stats import BLOCK_RECORDS
+
 if TYPE_CHECKING:
     from jobs.config import JobConfig
     from jobs.sink import StreamSink
@@ -35,20 +37,27 @@ def versions() -> dict:
 WRITTEN_FROM = {"traces": "trace_filter", "translations": "verify", "training": "build"}
 
 
-def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: float,
-                   actors: int, job: str, stages: tuple[str, ...], ray_address: str = "local") -> dict:
-    stats = sink.stats
-    funnel = stats.funnel(stages)
+def accounting_checks(funnel: dict[str, dict], written: dict[str, int]) -> dict[str, bool]:
+    """Every stage balanced and fed by the one before, every kept or rejected row written.
+    The same checks on one input block's counters tell a resumed run that it is whole."""
     rejected_total = sum(stage["rejected"] for stage in funnel.values())
     checks = {
         "every_stage_balanced": all(stage["balanced"] for stage in funnel.values()),
         "every_stage_follows_previous": all(stage.get("follows_previous", True)
                                             for stage in funnel.values()),
-        "rejects_written_equal_rejected": sink.written["rejects"] == rejected_total,
+        "rejects_written_equal_rejected": written.get("rejects", 0) == rejected_total,
     }
     for label, stage in WRITTEN_FROM.items():
-        if label in sink.written and stage in funnel:
-            checks[f"{label}_written_equal_kept"] = sink.written[label] == funnel[stage]["kept"]
+        if label in written and stage in funnel:
+            checks[f"{label}_written_equal_kept"] = written[label] == funnel[stage]["kept"]
+    return checks
+
+
+def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: float,
+                   actors: int, job: str, stages: tuple[str, ...], ray_address: str = "local") -> dict:
+    stats = sink.stats
+    funnel = stats.funnel(stages)
+    checks = accounting_checks(funnel, sink.written)
     executed = stats.details.get("runs", {}).get("executed", 0)
     sandbox_s = stats.timing.get("sandbox_s", 0.0)
     manifest = {
@@ -70,7 +79,7 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
                             if wall_s and "pair_filter" in funnel else None),
             "sandbox_s_per_run": round(sandbox_s / executed, 5) if executed else None,
         },
-        "peaks": {k: round(v, 1) for k, v in stats.peaks.items()},
+        "peaks": {k: round(v, 1) for k, v in stats.peaks.items() if k != BLOCK_RECORDS},
         "checks": checks,
         "accounting_ok": all(checks.values()),
     }

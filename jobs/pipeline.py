@@ -21,8 +21,9 @@ import pyarrow.fs as pafs
 import ray
 
 from jobs.config import JobConfig
+from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
-from jobs.sink import OUTPUT_DIRS, ShardWriter, StreamSink
+from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, ShardWriter, StreamSink
 from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, list_inputs
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
@@ -87,8 +88,9 @@ def trace_actor_count(cfg: JobConfig) -> int:
     return max(1, min(os.cpu_count() or 1, int(ray.cluster_resources().get("CPU", 1)) - 1))
 
 
-def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int) -> ray.data.Dataset:
-    ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block))
+def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int,
+                        skip: frozenset[str] = frozenset()) -> ray.data.Dataset:
+    ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block, skip))
     ds = ds.map_batches(
         expand_batch, fn_kwargs={"cfg": cfg.trace.raw_filter()},
         batch_format="pyarrow", batch_size=None,
@@ -134,35 +136,64 @@ def run_inputs(uri: str, sub: str) -> list[str]:
     return list_inputs(uri)
 
 
-def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int) -> ray.data.Dataset:
+def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int,
+                  skip: frozenset[str] = frozenset()) -> ray.data.Dataset:
+    """The job's graph over ``files``; ``skip``: input blocks an earlier attempt wrote whole."""
     if job in READS_FROM:
-        ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block))
+        ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block, skip))
         if job == "build":
             return ds.map_batches(build_from_records, fn_kwargs={"build_cfg": cfg.build.settings()},
                                   batch_format="pyarrow", batch_size=None)
         ds = ds.map_batches(traces_from_records, batch_format="pyarrow", batch_size=None)
         return add_translation(ds, cfg, keep_traces=False)
-    ds = build_trace_dataset(cfg, files, actors)
+    ds = build_trace_dataset(cfg, files, actors, skip)
     return add_translation(ds, cfg, keep_traces=True) if job == "run" else ds
 
 
-def prepare_output(cfg: JobConfig) -> None:
+def resume_key(cfg: JobConfig, job: str, files: list[str]) -> dict:
+    """What must be the same for a run to go on with an earlier attempt's output."""
+    settings = cfg.to_dict()
+    return json.loads(json.dumps({
+        "job": job, "inputs": files, "trace": settings["trace"],
+        "translate": settings["translate"], "build": settings["build"],
+        "programs_per_block": cfg.ray.programs_per_block,
+    }))
+
+
+def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
+    """Make OUT ready: resume an unfinished run of the same job, settings and inputs (unless
+    ``--fresh``), else clear it; a finished run (manifest.json) is replaced only with
+    ``--overwrite``."""
     writer = ShardWriter(cfg.output)
+    ledger = Ledger(writer.fs, writer.root, LABEL_OF_FOLDER)
+    key = resume_key(cfg, job, files)
     manifest = posixpath.join(writer.root, "manifest.json")
+    resumed = Resumed()
     if writer.fs.get_file_info(manifest).type != pafs.FileType.NotFound:
         if not cfg.overwrite:
             raise OutputExistsError(
                 f"{cfg.output} already holds a run (manifest.json); pass --overwrite to replace it")
         writer.fs.delete_file(manifest)
-    for sub in OUTPUT_DIRS:
-        path = posixpath.join(writer.root, sub)
-        if writer.fs.get_file_info(path).type == pafs.FileType.Directory:
-            writer.fs.delete_dir(path)
+    elif ledger.exists() and not cfg.fresh:
+        if ledger.run_header().get("key") == key:
+            resumed = ledger.resume(JOBS[job][0], writer.publish, OUTPUT_DIRS[:-1])
+        elif not cfg.overwrite:
+            raise OutputExistsError(
+                f"{cfg.output} holds an unfinished run of another job, settings or inputs; "
+                "pass --overwrite to replace it")
+    if not resumed.attempt:
+        for sub in OUTPUT_DIRS:
+            path = posixpath.join(writer.root, sub)
+            if writer.fs.get_file_info(path).type == pafs.FileType.Directory:
+                writer.fs.delete_dir(path)
+    writer.ensure_dir(posixpath.dirname(RUN_FILE))
+    writer.write_text(RUN_FILE, json.dumps({"key": key, "attempt": resumed.attempt}, indent=1))
+    return resumed
 
 
 def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     """Run one job (trace, run, translate or build) end to end; returns the manifest (also in
-    OUT)."""
+    OUT). A killed run goes on where it stopped when the same command is run again."""
     stages, kinds = JOBS[job]
     cfg.validate()  # a bad setting fails before anything starts
     if job not in READS_FROM:
@@ -178,20 +209,31 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
             raise OutputExistsError(f"the output folder holds this job's input: write the {job} "
                                     "output to another folder")
     try:
-        prepare_output(cfg)
+        resumed = prepare_output(cfg, job, files)
     except OSError as exc:
         raise StorageError(f"cannot prepare the output {cfg.output}: {exc}") from None
+    if resumed.attempt:
+        print(f"groundtrace: resuming {cfg.output} (attempt {resumed.attempt + 1}): "
+              f"{len(resumed.whole_blocks)} input blocks already written, "
+              f"{resumed.blocks_dropped} to do again", flush=True)
     init_ray(cfg)
     actors = trace_actor_count(cfg) if job not in READS_FROM else 0
     started = time.time()
-    sink = StreamSink(cfg.output, kinds)
-    build_dataset(cfg, job, files, actors).write_datasink(sink)
+    sink = StreamSink(cfg.output, kinds, cfg.ray.rows_per_shard, resumed.attempt)
+    build_dataset(cfg, job, files, actors, resumed.whole_blocks).write_datasink(sink)
     wall_s = time.time() - started
+    sink.stats.merge(resumed.stats.to_dict())
+    for label, n in resumed.written.items():
+        sink.written[label] = sink.written.get(label, 0) + n
     writer = ShardWriter(cfg.output)
     if "example" in kinds:
         writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
     manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages,
                               cluster_address(cfg) or "local")
+    manifest["resume"] = {"attempt": resumed.attempt + 1,
+                          "blocks_kept": len(resumed.whole_blocks),
+                          "blocks_redone": resumed.blocks_dropped,
+                          "orphans_deleted": resumed.orphans_deleted}
     writer.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 

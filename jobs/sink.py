@@ -1,10 +1,11 @@
 """Where the stream ends: traces, translations, training examples and rejects as shards.
 
-Each write task writes ``<folder>/part-NNNNN.parquet`` per output kind for the rows it got
-(``training/messages/part-NNNNN.jsonl`` too for examples; an empty kind gets no file) and
-returns its counts and the ``stats`` rows it summed; the driver adds them up in
-``on_write_complete``. A local shard is written under a temporary name and renamed, an object
-store shard is one PUT: a shard is either absent or whole.
+Each write task writes ``<folder>/part-AAA-TTTTTT.parquet`` (attempt, write task) per output
+kind for the rows it got, sorted by input block (``training/messages/*.jsonl`` too for
+examples; an empty kind gets no file), then its ledger entry (:mod:`jobs.ledger`), and returns
+its counts and the ``stats`` rows it summed; the driver adds them up in ``on_write_complete``.
+A local file is written under a temporary name and renamed, an object store file is one PUT:
+a shard is either absent or whole, and it counts only once its ledger entry is there.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import Datasink, WriteResult
 
+from jobs.ledger import LEDGER_DIR, RUN_LEVEL, Entry, block_runs, entry_name, shard_stem
 from jobs.sources import REMOTE_SCHEMES, filesystem_for
 from trace_workers.records import stream_rows
 from trace_workers.stats import StageStats
@@ -61,11 +63,13 @@ OUTPUT_KINDS = {
     "example": ("training", PARQUET_DIR, EXAMPLE_SCHEMA),
     "reject": ("rejects", "rejects", REJECT_SCHEMA),
 }
-OUTPUT_DIRS = ("traces", "translations", "training", "rejects")
+OUTPUT_DIRS = ("traces", "translations", "training", "rejects", LEDGER_DIR)
+# shard folder -> its label in the manifest's counts (the messages JSONL repeat the Parquet)
+LABEL_OF_FOLDER = {folder: label for label, folder, _ in OUTPUT_KINDS.values()}
 
 
 class ShardWriter:
-    """Writes one Parquet shard so that it is either absent or whole."""
+    """Writes one file of the output folder so that it is either absent or whole."""
 
     def __init__(self, output: str):
         self.fs, self.root = filesystem_for(output)
@@ -74,9 +78,10 @@ class ShardWriter:
     def ensure_dir(self, sub: str) -> None:
         self.fs.create_dir(posixpath.join(self.root, sub), recursive=True)
 
-    def _publish(self, final: str, write) -> str:
-        """Call ``write(path)`` so that ``final`` appears whole or not at all: one PUT on
+    def publish(self, rel: str, write) -> str:
+        """Call ``write(path)`` so that ``rel`` appears whole or not at all: one PUT on
         object storage, a temporary name and a rename on a local disk."""
+        final = posixpath.join(self.root, rel)
         if self.remote:
             write(final)
             return final
@@ -86,27 +91,27 @@ class ShardWriter:
         self.fs.move(temporary, final)
         return final
 
-    def write(self, sub: str, name: str, table: pa.Table) -> str:
-        return self._publish(
-            posixpath.join(self.root, sub, name),
-            lambda path: pq.write_table(table, path, filesystem=self.fs, compression="zstd"))
+    def write(self, rel: str, table: pa.Table) -> str:
+        return self.publish(
+            rel, lambda path: pq.write_table(table, path, filesystem=self.fs, compression="zstd"))
 
-    def write_text(self, name: str, text: str) -> str:
+    def write_text(self, rel: str, text: str) -> str:
         def put(path: str) -> None:
             with self.fs.open_output_stream(path) as out:
                 out.write(text.encode())
 
-        return self._publish(posixpath.join(self.root, name), put)
+        return self.publish(rel, put)
 
 
 class StreamSink(Datasink):
     """Writes the output kinds a job makes (``kinds``); any other row kind is a bug."""
 
     def __init__(self, output: str, kinds: tuple[str, ...] = tuple(OUTPUT_KINDS),
-                 rows_per_write: int = 2000):
+                 rows_per_write: int = 2000, attempt: int = 0):
         self.output = output
         self.kinds = kinds
         self.rows_per_write = rows_per_write
+        self.attempt = attempt
         self.stats = StageStats()
         self.written = {OUTPUT_KINDS[kind][0]: 0 for kind in kinds}
         self.files: list[str] = []
@@ -121,32 +126,45 @@ class StreamSink(Datasink):
             writer.ensure_dir(OUTPUT_KINDS[kind][1])
         if "example" in self.kinds:
             writer.ensure_dir(MESSAGES_DIR)
+        writer.ensure_dir(LEDGER_DIR)
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> dict:
-        rows: dict[str, list[dict]] = {kind: [] for kind in self.kinds}
-        stats = StageStats()
+        rows: dict[str, list[tuple[str, dict]]] = {kind: [] for kind in self.kinds}
+        stats: dict[str, StageStats] = {}
         for block in blocks:
             table = BlockAccessor.for_block(block).to_arrow()
-            for kind, payload in stream_rows(table):
+            for kind, payload, origin in stream_rows(table):
+                origin = origin or RUN_LEVEL
                 if kind == "stats":
-                    stats.merge(json.loads(payload))
+                    stats.setdefault(origin, StageStats()).merge(json.loads(payload))
                 elif kind in rows:
-                    rows[kind].append(json.loads(payload))
+                    rows[kind].append((origin, json.loads(payload)))
                 else:
                     raise ValueError(f"a {kind!r} row reached the sink: a stage dropped its work")
         writer = ShardWriter(self.output)
-        written, files = {}, []
+        stem = shard_stem(self.attempt, ctx.task_idx)
+        written, files = {}, {}
         for kind in self.kinds:
             label, sub, schema = OUTPUT_KINDS[kind]
-            written[label] = len(rows[kind])
-            if rows[kind]:
-                table = pa.Table.from_pylist(rows[kind], schema=schema)
-                files.append(writer.write(sub, f"part-{ctx.task_idx:05d}.parquet", table))
-        if rows.get("example"):
-            lines = "".join(json.dumps({"messages": r["messages"]}, ensure_ascii=False) + "\n"
-                            for r in rows["example"])
-            files.append(writer.write_text(f"{MESSAGES_DIR}/part-{ctx.task_idx:05d}.jsonl", lines))
-        return {"written": written, "stats": stats.to_dict(), "files": files}
+            kind_rows = sorted(rows[kind], key=lambda pair: pair[0])  # by block; stable
+            written[label] = len(kind_rows)
+            if not kind_rows:
+                continue
+            runs = block_runs([origin for origin, _ in kind_rows])
+            table = pa.Table.from_pylist([row for _, row in kind_rows], schema=schema)
+            files[writer.write(f"{sub}/{stem}.parquet", table)] = runs
+            if kind == "example":
+                lines = "".join(json.dumps({"messages": row["messages"]}, ensure_ascii=False) + "\n"
+                                for _, row in kind_rows)
+                files[writer.write_text(f"{MESSAGES_DIR}/{stem}.jsonl", lines)] = runs
+        entry = Entry(entry_name(self.attempt, ctx.task_idx),
+                      {posixpath.relpath(path, writer.root): runs for path, runs in files.items()},
+                      {origin: block_stats.to_dict() for origin, block_stats in stats.items()})
+        writer.write_text(entry.name, entry.to_json())  # the commit: after every shard it names
+        total = StageStats()
+        for block_stats in stats.values():
+            total.merge(block_stats.to_dict())
+        return {"written": written, "stats": total.to_dict(), "files": list(files)}
 
     def on_write_complete(self, write_result: WriteResult) -> None:
         for result in write_result.write_returns:

@@ -4,6 +4,9 @@ One read task per file; each task yields a block every ``programs_per_block`` re
 single large shard still feeds many trace actors at once and memory stays flat. JSONL (plain,
 .gz, .zst, .bz2, .xz) is read with smart-open; Parquet with pyarrow, each row turned back into
 the JSON record it stands for, so that both formats take the same parsing path.
+
+Blocks are named by file and position (:func:`block_key`), the same in every run over the same
+inputs: a resumed run is given the blocks already written whole and reads past them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import smart_open
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-LINE_SCHEMA = pa.schema([("where", pa.string()), ("record", pa.string())])
+# where: "file:line"; block: the input block's key (see block_key); block_size: its records
+LINE_SCHEMA = pa.schema([("where", pa.string()), ("record", pa.string()), ("block", pa.string()),
+                         ("block_size", pa.int32())])
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSION_SUFFIXES = ("", ".gz", ".zst", ".bz2", ".xz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -98,32 +103,46 @@ def iter_records(uri: str) -> Iterator[tuple[str, str]]:
                 yield f"{name}:{line_number}", raw.decode("utf-8", "replace")
 
 
+def block_key(file_index: int, block_index: int) -> str:
+    return f"{file_index:05d}:{block_index:07d}"
+
+
 class PyEduSource(Datasource):
-    def __init__(self, files: list[str], programs_per_block: int = 16):
+    def __init__(self, files: list[str], programs_per_block: int = 16,
+                 skip: frozenset[str] = frozenset()):
         super().__init__()
         self.files = files
         self.programs_per_block = programs_per_block
+        self.skip = skip  # block keys to read past (written whole by an earlier attempt)
 
     def estimate_inmemory_data_size(self) -> int | None:
         return None
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list[ReadTask]:
-        return [self._task(uri) for uri in self.files]
+        return [self._task(index, uri) for index, uri in enumerate(self.files)]
 
-    def _task(self, uri: str) -> ReadTask:
-        per_block = self.programs_per_block
+    def _task(self, file_index: int, uri: str) -> ReadTask:
+        per_block, skip = self.programs_per_block, self.skip
+
+        def table(block_index: int, wheres: list[str], records: list[str]) -> pa.Table | None:
+            key = block_key(file_index, block_index)
+            if key in skip:
+                return None
+            n = len(records)
+            return pa.table([wheres, records, [key] * n, [n] * n], schema=LINE_SCHEMA)
 
         def read() -> Iterator[pa.Table]:
-            wheres, records = [], []
+            wheres, records, block_index = [], [], 0
             for where, record in iter_records(uri):
                 wheres.append(where)
                 records.append(record)
                 if len(records) >= per_block:
-                    yield pa.table([wheres, records], schema=LINE_SCHEMA)
-                    wheres, records = [], []
-            if records:
-                yield pa.table([wheres, records], schema=LINE_SCHEMA)
+                    if (block := table(block_index, wheres, records)) is not None:
+                        yield block
+                    wheres, records, block_index = [], [], block_index + 1
+            if records and (block := table(block_index, wheres, records)) is not None:
+                yield block
 
         metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[uri])
         return ReadTask(read, metadata, schema=LINE_SCHEMA)

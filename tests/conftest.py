@@ -39,6 +39,36 @@ def ray_local():
     ray.shutdown()
 
 
+def output_rows(out: Path) -> dict[str, list[tuple]]:
+    """(id, stage, reason) of every row of each output folder, and the messages lines."""
+    import pyarrow.parquet as pq
+
+    found = {}
+    for sub in ("traces", "translations", "training/parquet", "rejects"):
+        rows = [r for f in sorted((out / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+        found[sub] = sorted((r["id"], r.get("stage"), r.get("reason")) for r in rows)
+    found["messages"] = sorted(line for f in sorted((out / "training/messages").glob("*.jsonl"))
+                               for line in f.read_text().splitlines())
+    return found
+
+
+def assert_same_output(out: Path, whole: Path) -> None:
+    """``out`` (a run killed and resumed) holds what ``whole`` (uninterrupted) holds, once."""
+    rows, expected = output_rows(out), output_rows(whole)
+    # every pair ends exactly once, as a training example or a reject, in both runs
+    terminal = sorted(r[0] for r in rows["training/parquet"] + rows["rejects"])
+    assert terminal == sorted(r[0] for r in expected["training/parquet"] + expected["rejects"])
+    assert len(terminal) == len(set(terminal))
+    for sub in ("traces", "translations"):
+        ids = [r[0] for r in rows[sub]]
+        assert len(ids) == len(set(ids)), f"{sub} written twice"
+    assert len(rows["messages"]) == len(rows["training/parquet"])
+    # and, unless a run near the time limit went the other way, the very same rows
+    timing = {"timeout", "timeout_streak"}
+    if not timing & {r[2] for r in rows["rejects"] + expected["rejects"]}:
+        assert rows == expected
+
+
 def write_jsonl(path: Path, records: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
     return path

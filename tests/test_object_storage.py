@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT
+from conftest import ROOT, assert_same_output, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +67,45 @@ def test_wrong_credentials_fail_with_a_clear_error_not_a_hang(s3_server):
     assert result.returncode == 2
     assert result.stderr.startswith("groundtrace: cannot list the input s3://")
     assert "not-the-secret" not in result.stderr
+
+
+def _download(s3: dict, prefix: str, folder):
+    for key in _keys(s3, prefix):
+        if key.endswith("/"):  # a folder marker
+            continue
+        path = folder / key[len(prefix):]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_read(s3, key))
+    return folder
+
+
+def test_a_run_into_a_bucket_killed_part_way_resumes_with_each_row_once(s3_server, tmp_path,
+                                                                         dev_records):
+    s3, bucket = s3_server, s3_server["BUCKET"]
+    source = write_jsonl(tmp_path / "in.jsonl", dev_records[60:120])
+    s3["client"].upload_file(str(source), bucket, "killin/part-0.jsonl")
+    args = ["run", "--input", f"s3://{bucket}/killin/", "--actors", "2", "--timeout-s", "1",
+            "--programs-per-block", "4", "--rows-per-shard", "40"]
+    whole = _groundtrace(s3, *args, "--output", f"s3://{bucket}/whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    env = {**os.environ, **{k: v for k, v in s3.items() if k.startswith("AWS_")},
+           "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args, "--output",
+                               f"s3://{bucket}/killed"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_keys(s3, "killed/_ledger/part-")) < 2:
+        time.sleep(0.05)
+    assert driver.poll() is None, "the run ended before it could be killed"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert "killed/manifest.json" not in _keys(s3, "killed/")
+
+    again = _groundtrace(s3, *args, "--output", f"s3://{bucket}/killed")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in again.stdout
+    manifest = json.loads(_read(s3, "killed/manifest.json"))
+    assert manifest["accounting_ok"] and manifest["resume"]["blocks_kept"] > 0
+    assert_same_output(_download(s3, "killed/", tmp_path / "killed"),
+                       _download(s3, "whole/", tmp_path / "whole"))

@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from trace_workers.canonical import python_values_match, values_match
-from trace_workers.records import ProgramWork, Reject, Run, parse_literal_output, stream_rows, stream_table
+from trace_workers.records import (
+    ProgramWork,
+    Reject,
+    Run,
+    in_block,
+    parse_literal_output,
+    stream_rows,
+    stream_table,
+)
 from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
-from trace_workers.stats import StageStats
+from trace_workers.stats import BlockStats, StageStats
 from trace_workers.trace_filter import trace_problem
 
 LEAN_PRELOAD = ("numpy",)
@@ -156,19 +164,20 @@ class TraceActor:
         self.tracer = Tracer(cfg)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        stats = StageStats()
+        stats = BlockStats()
         started = time.perf_counter()
         rows: list[dict] = []
-        for kind, payload in stream_rows(batch):
+        for kind, payload, block in stream_rows(batch):
             if kind == "program":
-                rows.extend(self.tracer.trace_program(ProgramWork.from_payload(payload), stats))
+                rows += in_block(self.tracer.trace_program(ProgramWork.from_payload(payload),
+                                                           stats.of(block)), block)
             else:
-                rows.append({"kind": kind, "payload": payload})
-        stats.note("sandbox_isolation", self.tracer.lean.info.get("identity", "unknown"), 0)
-        stats.time("trace_actor_s", time.perf_counter() - started)
-        stats.peak("trace_actor_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        rows.append(stats.row())
-        return stream_table(rows)
+                rows.append({"kind": kind, "payload": payload, "block": block})
+        stats.run.note("sandbox_isolation", self.tracer.lean.info.get("identity", "unknown"), 0)
+        stats.run.time("trace_actor_s", time.perf_counter() - started)
+        stats.run.peak("trace_actor_peak_rss_mb",
+                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return stream_table(rows + stats.rows())
 
     def __del__(self) -> None:
         tracer = getattr(self, "tracer", None)

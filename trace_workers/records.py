@@ -1,10 +1,11 @@
 """PyEdu raw records: parsing, stable ids, and the rows that flow between stages.
 
-The stream between stages is a tagged union: every row is ``{"kind": ..., "payload": <JSON>}``
-with kind ``program`` (work for the trace actors), ``trace`` (a kept run), ``reject`` (a row
-that left, with its stage and reason) or ``stats`` (per-batch counters, summed by the sink).
-One stable two-column schema lets rejects and counters travel with the work through Ray Data,
-so nothing needs a side channel and nothing is dropped silently.
+The stream between stages is a tagged union: every row is ``{"kind": ..., "payload": <JSON>,
+"block": ...}`` with kind ``program`` (work for the trace actors), ``trace`` (a kept run),
+``reject`` (a row that left, with its stage and reason) or ``stats`` (counters, summed by the
+sink). ``block`` names the input block the row comes from (see :mod:`jobs.ledger`: a resumed
+run skips the blocks already written whole). One stable schema lets rejects and counters travel
+with the work through Ray Data, so nothing needs a side channel and nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -17,16 +18,43 @@ from typing import Any
 
 import pyarrow as pa
 
-STREAM_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string())])
+from trace_workers.stats import BLOCK_RECORDS, BlockStats
+
+STREAM_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string()), ("block", pa.string())])
 
 
-def stream_rows(batch: pa.Table) -> list[tuple[str, str]]:
-    """(kind, payload) of every row of a stream batch."""
-    return list(zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(), strict=True))
+def stream_rows(batch: pa.Table) -> list[tuple[str, str, str | None]]:
+    """(kind, payload, block) of every row of a stream batch."""
+    blocks = (batch.column("block").to_pylist() if "block" in batch.column_names
+              else [None] * batch.num_rows)
+    return list(zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(), blocks,
+                    strict=True))
 
 
 def stream_table(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
+
+
+def in_block(rows: list[dict], block: str | None) -> list[dict]:
+    """The rows, each marked as coming from input block ``block``."""
+    for row in rows:
+        row["block"] = block
+    return rows
+
+
+def input_lines(batch: pa.Table) -> list[tuple[str, str, str | None]]:
+    """(where, record text, block) of every line of a read batch (jobs.sources.LINE_SCHEMA)."""
+    return list(zip(batch.column("where").to_pylist(), batch.column("record").to_pylist(),
+                    batch.column("block").to_pylist(), strict=True))
+
+
+def note_block_sizes(batch: pa.Table, stats: BlockStats) -> None:
+    """Each input block's size, for the check that a block was read whole."""
+    for block, size in set(zip(batch.column("block").to_pylist(),
+                               batch.column("block_size").to_pylist(), strict=True)):
+        stats.of(block).peak(BLOCK_RECORDS, size)
+
+
 REQUIRED_FIELDS = ("refcode", "funcname", "ios")
 CALL_FIELDS = ("code", "input", "output")  # the call format: one function call per record
 INPUT_FORMATS = ("auto", "pyedu", "call")

@@ -2,6 +2,8 @@
 
 Each stage counts what it saw, kept and rejected (by reason); the manifest checks that
 ``kept + rejected == seen`` for every stage and that each stage saw what the one before kept.
+Counters are kept per input block (:class:`BlockStats`): the same checks on one block's
+counters tell whether that block is written whole, which is what a resumed run skips.
 """
 
 from __future__ import annotations
@@ -93,3 +95,28 @@ class StageStats:
                 out[stage]["follows_previous"] = seen == previous_kept
             previous_kept, previous_unit = kept, unit
         return out
+
+
+# peaks[BLOCK_RECORDS]: how many records the input block holds, noted by the stage that reads it
+BLOCK_RECORDS = "block_records"
+
+
+class BlockStats:
+    """One batch's counters per input block, and the run-level ones (timings, peaks)."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str | None, StageStats] = {}
+        self.run = StageStats()
+
+    def of(self, block: str | None) -> StageStats:
+        if block is None:
+            return self.run
+        stats = self.blocks.get(block)
+        if stats is None:
+            stats = self.blocks[block] = StageStats()
+        return stats
+
+    def rows(self) -> list[dict]:
+        """``stats`` rows: one per block, and one without a block for the run-level counters."""
+        out = [{**stats.row(), "block": block} for block, stats in self.blocks.items()]
+        return out + [{**self.run.row(), "block": None}]

@@ -106,7 +106,7 @@ def make_preprocess(cfg: LLMSettings):
 
 
 def postprocess(row: dict) -> dict:
-    return {"kind": row["kind"], "payload": row["payload"],
+    return {"kind": row["kind"], "payload": row["payload"], "block": row.get("block"),
             "generated_text": row.get("generated_text"),
             "num_input_tokens": row.get("num_input_tokens"),
             "num_generated_tokens": row.get("num_generated_tokens")}

@@ -20,8 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from trace_workers.records import Reject, stream_rows, stream_table
-from trace_workers.stats import StageStats
+from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, stream_rows, stream_table
+from trace_workers.stats import BlockStats, StageStats
 from translate.answer import verify
 from translate.export import BuildSettings, training_example
 from translate.prompts import is_python
@@ -81,42 +81,41 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
                  keep_traces: bool = True) -> pa.Table:
     """Translate with the LLM-free renderer; trace rows stay in the stream when ``keep_traces``
     (to be written) and gain their translation, example or rejects."""
-    stats = StageStats()
+    stats = BlockStats()
     started = time.perf_counter()
     # the renderer does not think: its whole text is the answer
     render_verify = VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol)
     out: list[dict] = []
-    for kind, payload in stream_rows(batch):
+    for kind, payload, block in stream_rows(batch):
         if kind != "trace" or keep_traces:
-            out.append({"kind": kind, "payload": payload})
+            out.append({"kind": kind, "payload": payload, "block": block})
         if kind != "trace":
             continue
-        trace = json.loads(payload)
-        stats.see("translate")
+        trace, block_stats = json.loads(payload), stats.of(block)
+        block_stats.see("translate")
         try:
             generation = render_reasoning(trace)
         except Exception as exc:  # a trace the renderer cannot read is a reject, not a dead job
-            stats.reject("translate", "render_failed")
-            out.append(Reject(trace["id"], trace["problem_id"], "translate", "render_failed",
-                              f"{type(exc).__name__}: {exc}"[:300]).row())
+            block_stats.reject("translate", "render_failed")
+            out += in_block([Reject(trace["id"], trace["problem_id"], "translate", "render_failed",
+                                    f"{type(exc).__name__}: {exc}"[:300]).row()], block)
             continue
-        stats.keep("translate")
-        out += finish_translation(trace, generation, {"translator": "render"}, render_verify,
-                                  build_cfg, stats)
-    stats.time("translate_s", time.perf_counter() - started)
-    out.append(stats.row())
-    return stream_table(out)
+        block_stats.keep("translate")
+        out += in_block(finish_translation(trace, generation, {"translator": "render"},
+                                           render_verify, build_cfg, block_stats), block)
+    stats.run.time("translate_s", time.perf_counter() - started)
+    return stream_table(out + stats.rows())
 
 
 def to_requests_batch(batch: pa.Table, keep_traces: bool = True) -> pa.Table:
     """Before the LLM: each trace row becomes a request (and stays, to be written, when
     ``keep_traces``)."""
     out: list[dict] = []
-    for kind, payload in stream_rows(batch):
+    for kind, payload, block in stream_rows(batch):
         if kind != "trace" or keep_traces:
-            out.append({"kind": kind, "payload": payload})
+            out.append({"kind": kind, "payload": payload, "block": block})
         if kind == "trace":
-            out.append({"kind": REQUEST, "payload": payload})
+            out.append({"kind": REQUEST, "payload": payload, "block": block})
     return stream_table(out)
 
 
@@ -124,46 +123,46 @@ TRACE_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "returned", 
 TRANSLATION_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "answer_text")
 
 
-def _read_rows(batch: pa.Table, stage: str, required: tuple[str, ...], stats: StageStats):
-    """(row, reject) per record of an earlier run's shards; exactly one of them is None."""
-    for where, text in zip(batch.column("where").to_pylist(), batch.column("record").to_pylist(),
-                           strict=True):
+def _read_rows(batch: pa.Table, stage: str, required: tuple[str, ...], block_stats: BlockStats):
+    """(row, reject, block) per record of an earlier run's shards; row or reject is None."""
+    note_block_sizes(batch, block_stats)
+    for where, text, block in input_lines(batch):
+        stats = block_stats.of(block)
         stats.see(stage)
         try:
             row = json.loads(text)
         except ValueError as exc:
             stats.reject(stage, "invalid_json")
-            yield None, Reject(where, "", stage, "invalid_json", str(exc)[:300])
+            yield None, Reject(where, "", stage, "invalid_json", str(exc)[:300]), block
             continue
         missing = [f for f in required if not isinstance(row, dict) or not isinstance(row.get(f), str)]
         if missing:
             stats.reject(stage, "missing_field")
             row_id = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str) else where
-            yield None, Reject(row_id, "", stage, "missing_field", ", ".join(missing))
+            yield None, Reject(row_id, "", stage, "missing_field", ", ".join(missing)), block
             continue
         stats.keep(stage)
-        yield row, None
+        yield row, None, block
 
 
 def traces_from_records(batch: pa.Table) -> pa.Table:
     """Trace rows of an earlier run (read as JSON records) back into the stream."""
-    stats = StageStats()
+    stats = BlockStats()
     out: list[dict] = []
-    for row, reject in _read_rows(batch, "read_traces", TRACE_FIELDS, stats):
-        out.append(reject.row() if reject else
-                   {"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)})
-    out.append(stats.row())
-    return stream_table(out)
+    for row, reject, block in _read_rows(batch, "read_traces", TRACE_FIELDS, stats):
+        out += in_block([reject.row() if reject else
+                         {"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)}], block)
+    return stream_table(out + stats.rows())
 
 
 def build_from_records(batch: pa.Table, build_cfg: BuildSettings) -> pa.Table:
     """The build stage alone: verified translations of an earlier run to training examples."""
-    stats = StageStats()
+    stats = BlockStats()
     out: list[dict] = []
-    for row, reject in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
-        out.append(reject.row() if reject else build_row(row, row["answer_text"], build_cfg, stats))
-    out.append(stats.row())
-    return stream_table(out)
+    for row, reject, block in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
+        out += in_block([reject.row() if reject else
+                         build_row(row, row["answer_text"], build_cfg, stats.of(block))], block)
+    return stream_table(out + stats.rows())
 
 
 def _column(batch: pa.Table, name: str, default: Any = None) -> list:
@@ -175,36 +174,36 @@ def _column(batch: pa.Table, name: str, default: Any = None) -> list:
 def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
                  build_cfg: BuildSettings) -> pa.Table:
     """After the LLM: generations verified and built; the rows it passed through restored."""
-    stats = StageStats()
+    stats = BlockStats()
     out: list[dict] = []
     errors = _column(batch, "__inference_error__", "")
     texts = _column(batch, "generated_text")
     prompt_tokens = _column(batch, "num_input_tokens")
     generated_tokens = _column(batch, "num_generated_tokens")
-    for i, (kind, payload) in enumerate(stream_rows(batch)):
+    for i, (kind, payload, block) in enumerate(stream_rows(batch)):
         error = errors[i] or ""
         if kind != REQUEST:
-            out.append({"kind": kind, "payload": payload})
+            out.append({"kind": kind, "payload": payload, "block": block})
             continue
-        trace = json.loads(payload)
-        stats.see("translate")
+        trace, block_stats = json.loads(payload), stats.of(block)
+        block_stats.see("translate")
         if error.startswith(PROMPT_REJECT):
             reason, _, detail = error[len(PROMPT_REJECT):].partition(":")
-            stats.reject("translate", reason)
-            out.append(Reject(trace["id"], trace["problem_id"], "translate", reason, detail).row())
+            block_stats.reject("translate", reason)
+            out += in_block([Reject(trace["id"], trace["problem_id"], "translate", reason,
+                                    detail).row()], block)
             continue
         if error or texts[i] is None:
-            stats.reject("translate", "engine_error")
-            out.append(Reject(trace["id"], trace["problem_id"], "translate", "engine_error",
-                              (error or "no generated text")[:300]).row())
+            block_stats.reject("translate", "engine_error")
+            out += in_block([Reject(trace["id"], trace["problem_id"], "translate", "engine_error",
+                                    (error or "no generated text")[:300]).row()], block)
             continue
-        stats.keep("translate")
-        stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
-        stats.note("tokens", "generated", int(generated_tokens[i] or 0))
-        out += finish_translation(
+        block_stats.keep("translate")
+        block_stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
+        block_stats.note("tokens", "generated", int(generated_tokens[i] or 0))
+        out += in_block(finish_translation(
             trace, texts[i],
             {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
              "generated_tokens": generated_tokens[i]},
-            verify_cfg, build_cfg, stats)
-    out.append(stats.row())
-    return stream_table(out)
+            verify_cfg, build_cfg, block_stats), block)
+    return stream_table(out + stats.rows())
