@@ -12,7 +12,7 @@ INPUT ?= data/sample.jsonl
 OUTPUT ?= out
 ARGS ?=
 
-.PHONY: run test lint bench bench-translate system venv venv-test clean
+.PHONY: run test lint bench bench-translate system system-test venv venv-test clean
 
 run: venv
 	$(BIN)/groundtrace run --input $(INPUT) --output $(OUTPUT) --overwrite $(ARGS)
@@ -33,6 +33,10 @@ bench-translate: venv-test
 system:
 	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
 
+# the tests also open the run report in a real browser (headless Chromium)
+system-test: system
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 venv: system $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -46,7 +50,7 @@ $(VENV)/.installed: pyproject.toml
 # Here pip finds it in the machine's wheel folder; elsewhere set
 # TORCH_INDEX='--index-url https://download.pytorch.org/whl/cpu'.
 TORCH_INDEX ?=
-venv-test: venv $(VENV)/.installed-llm
+venv-test: system-test venv $(VENV)/.installed-llm
 
 $(VENV)/.installed-llm: $(VENV)/.installed
 	$(BIN)/python -m pip install -q $(TORCH_INDEX) 'torch==2.13.0'

@@ -17,11 +17,14 @@ groundtrace turns Python programs with known inputs into execution-grounded trai
                                               translate an earlier run's traces (RUN or
                                               RUN/traces) into verified training data
   groundtrace build --input RUN --output OUT  training data again from RUN/translations
+  groundtrace report OUT                      rebuild OUT/report.html from OUT
 
 The translator is an LLM on vLLM when --model is given, else the LLM-free renderer.
 Output: OUT/traces/ (kept runs), OUT/translations/ (verified reasoning), OUT/training/
 (LLaMA-Factory messages JSONL, Parquet, dataset_info.json), OUT/rejects/ (every other row,
-with its stage and reason), OUT/manifest.json (config, versions, counts per stage and reason).
+with its stage and reason), OUT/manifest.json (config, versions, counts per stage and reason),
+OUT/report.html (funnel, reject reasons, length histograms, throughput, samples).
+A killed run started again with the same command goes on where it stopped.
 Settings come from --config FILE (YAML/TOML, sections [trace] [translate] [build] [ray]) and
 the flags of each command (groundtrace COMMAND --help).
 """
@@ -53,11 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     for name, (short, long, sections) in COMMANDS.items():
         command = commands.add_parser(name, help=short, description=long)
         config_mod.add_flags(command, sections)
+    report = commands.add_parser(
+        "report", help="rebuild OUT/report.html", description="Rebuild the run report "
+        "(OUT/report.html) from a finished run's output folder, local or s3:// gs://.")
+    report.add_argument("output", metavar="OUT", help="a finished run's output folder")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        return _report(args.output)
     try:
         cfg = config_mod.from_args(args)
         cfg.validate()
@@ -77,6 +86,20 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"output: {cfg.output}")
     return 0 if manifest["accounting_ok"] else 1
+
+
+def _report(output: str) -> int:
+    from jobs.report import write_report
+
+    try:
+        print(f"report: {write_report(output)}")
+    except FileNotFoundError:
+        print(f"groundtrace: {output} holds no finished run (no manifest.json)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"groundtrace: cannot build the report of {output}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

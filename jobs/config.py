@@ -145,6 +145,8 @@ class RayConfig:
     batch_size: int = _opt(4, "programs per batch sent to a trace actor")
     programs_per_block: int = _opt(16, "programs per block read from an input file (the unit a "
                                        "resumed run skips when it was written whole)")
+    progress_s: float = _opt(30.0, "seconds between progress lines (the funnel committed so far; "
+                                   "0: none)")
     rows_per_shard: int = _opt(2000, "rows each write gathers before it writes its shards (and "
                                      "commits them to the ledger: what a killed run keeps)")
 

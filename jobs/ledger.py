@@ -114,14 +114,16 @@ class Ledger:
     def run_header(self) -> dict:
         return json.loads(self.read_text(RUN_FILE))
 
-    def entries(self) -> list[Entry]:
+    def entries(self, known: frozenset[str] | set[str] = frozenset()) -> list[Entry]:
+        """The committed entries, in name order, less those named in ``known``."""
         selector = pafs.FileSelector(self.path(LEDGER_DIR), allow_not_found=True)
         out = []
         for info in sorted(self.fs.get_file_info(selector), key=lambda i: i.path):
-            name = posixpath.basename(info.path)
-            if info.type == pafs.FileType.File and name.startswith("part-") and name.endswith(".json"):
-                data = json.loads(self.read_text(f"{LEDGER_DIR}/{name}"))
-                out.append(Entry(f"{LEDGER_DIR}/{name}", data["files"], data["stats"]))
+            name = f"{LEDGER_DIR}/{posixpath.basename(info.path)}"
+            if (info.type == pafs.FileType.File and name.startswith(f"{LEDGER_DIR}/part-")
+                    and name.endswith(".json") and name not in known):
+                data = json.loads(self.read_text(name))
+                out.append(Entry(name, data["files"], data["stats"]))
         return out
 
     def label(self, rel: str) -> str | None:

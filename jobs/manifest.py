@@ -79,6 +79,7 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
                             if wall_s and "pair_filter" in funnel else None),
             "sandbox_s_per_run": round(sandbox_s / executed, 5) if executed else None,
         },
+        "timing_s": {k: round(v, 3) for k, v in stats.timing.items()},
         "peaks": {k: round(v, 1) for k, v in stats.peaks.items() if k != BLOCK_RECORDS},
         "checks": checks,
         "accounting_ok": all(checks.values()),

@@ -23,6 +23,8 @@ import ray
 from jobs.config import JobConfig
 from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
+from jobs.progress import ProgressReporter
+from jobs.report import REPORT_FILE, write_report
 from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, ShardWriter, StreamSink
 from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, list_inputs
 from trace_workers.actor import TraceActor
@@ -169,12 +171,16 @@ def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
     key = resume_key(cfg, job, files)
     manifest = posixpath.join(writer.root, "manifest.json")
     resumed = Resumed()
-    if writer.fs.get_file_info(manifest).type != pafs.FileType.NotFound:
+    resumable = writer.fs.get_file_info(manifest).type == pafs.FileType.NotFound
+    if not resumable:
         if not cfg.overwrite:
             raise OutputExistsError(
                 f"{cfg.output} already holds a run (manifest.json); pass --overwrite to replace it")
         writer.fs.delete_file(manifest)
-    elif ledger.exists() and not cfg.fresh:
+    report = posixpath.join(writer.root, REPORT_FILE)
+    if writer.fs.get_file_info(report).type != pafs.FileType.NotFound:
+        writer.fs.delete_file(report)  # it belongs to the finished run being replaced
+    if ledger.exists() and not cfg.fresh and resumable:
         if ledger.run_header().get("key") == key:
             resumed = ledger.resume(JOBS[job][0], writer.publish, OUTPUT_DIRS[:-1])
         elif not cfg.overwrite:
@@ -220,12 +226,14 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     actors = trace_actor_count(cfg) if job not in READS_FROM else 0
     started = time.time()
     sink = StreamSink(cfg.output, kinds, cfg.ray.rows_per_shard, resumed.attempt)
-    build_dataset(cfg, job, files, actors, resumed.whole_blocks).write_datasink(sink)
+    writer = ShardWriter(cfg.output)
+    ledger = Ledger(writer.fs, writer.root, LABEL_OF_FOLDER)
+    with ProgressReporter(ledger, stages, cfg.ray.progress_s):
+        build_dataset(cfg, job, files, actors, resumed.whole_blocks).write_datasink(sink)
     wall_s = time.time() - started
     sink.stats.merge(resumed.stats.to_dict())
     for label, n in resumed.written.items():
         sink.written[label] = sink.written.get(label, 0) + n
-    writer = ShardWriter(cfg.output)
     if "example" in kinds:
         writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
     manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages,
@@ -235,6 +243,10 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
                           "blocks_redone": resumed.blocks_dropped,
                           "orphans_deleted": resumed.orphans_deleted}
     writer.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
+    try:
+        write_report(cfg.output)
+    except Exception as exc:  # the data is written; a report that fails says so and no more
+        print(f"groundtrace: report.html not written: {type(exc).__name__}: {exc}", flush=True)
     return manifest
 
 

@@ -1,0 +1,241 @@
+"""OUT/report.html: the run as a person reads it.
+
+The funnel from records to training examples, the reject reasons, histograms of trace lengths
+and of token (or character) lengths, throughput per stage, and a few sample records. Built
+from the output folder alone (manifest.json and the shards), so ``groundtrace report OUT``
+rebuilds it at any time; the histograms are matplotlib PNGs embedded in the page, which is
+one self-contained file wherever OUT lives.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import posixpath
+from dataclasses import dataclass, field
+
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from jobs.sink import ShardWriter
+
+REPORT_FILE = "report.html"
+BAR_COLOR = "#2f6db5"  # the histograms' bars (the browser test looks for it)
+SAMPLES = 3
+
+
+@dataclass
+class Histogram:
+    title: str
+    xlabel: str
+    values: list[float]
+    note: str = ""
+
+
+@dataclass
+class ReportData:
+    manifest: dict
+    histograms: list[Histogram] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+
+
+def _dataset(writer: ShardWriter, sub: str) -> pads.Dataset | None:
+    path = posixpath.join(writer.root, sub)
+    if writer.fs.get_file_info(path).type != pafs.FileType.Directory:
+        return None
+    selector = pafs.FileSelector(path, recursive=False)
+    files = sorted(i.path for i in writer.fs.get_file_info(selector)
+                   if i.type == pafs.FileType.File and i.path.endswith(".parquet"))
+    return pads.dataset(files, filesystem=writer.fs, format="parquet") if files else None
+
+
+def _column(data: pads.Dataset | None, name: str) -> list:
+    if data is None or name not in data.schema.names:
+        return []
+    return [v for v in data.to_table(columns=[name]).column(name).to_pylist() if v is not None]
+
+
+def load(output: str) -> ReportData:
+    writer = ShardWriter(output)
+    with writer.fs.open_input_stream(posixpath.join(writer.root, "manifest.json")) as handle:
+        manifest = json.loads(handle.read())
+    report = ReportData(manifest)
+    traces = _dataset(writer, "traces")
+    translations = _dataset(writer, "translations")
+    training = _dataset(writer, "training/parquet")
+    rejects = _dataset(writer, "rejects")
+    if traces is not None:
+        report.histograms.append(Histogram("Kept traces", "trace lines",
+                                           _column(traces, "trace_lines")))
+    tokens = _column(training, "tokens")
+    generated = _column(translations, "generated_tokens")
+    if tokens:
+        report.histograms.append(Histogram("Training examples", "tokens (trained tokenizer)", tokens))
+    if generated:
+        report.histograms.append(Histogram("Translations", "generated tokens", generated))
+    if not tokens and not generated and translations is not None:
+        lengths = [len(text) for text in _column(translations, "reasoning")]
+        report.histograms.append(Histogram(
+            "Reasoning length", "characters", lengths,
+            "no token counts in this run: give --trained-tokenizer, or translate with --model"))
+    if training is not None:
+        report.examples = training.head(SAMPLES, columns=["id", "messages"]).to_pylist()
+    if rejects is not None:
+        report.rejects = _reject_samples(rejects)
+    return report
+
+
+def _reject_samples(rejects: pads.Dataset, limit: int = 8) -> list[dict]:
+    """One reject of each reason (the first met), at most ``limit``."""
+    by_reason: dict[tuple[str, str], dict] = {}
+    for batch in rejects.to_batches(columns=["id", "stage", "reason", "detail"]):
+        for row in batch.to_pylist():
+            by_reason.setdefault((row["stage"], row["reason"]), row)
+            if len(by_reason) >= limit:
+                return list(by_reason.values())
+    return list(by_reason.values())
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    ax.spines[["top", "right"]].set_visible(False)
+    return plt, fig, ax
+
+
+def _png(plt, fig) -> str:
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def histogram_png(hist: Histogram) -> str:
+    """The histogram as a PNG data URI."""
+    plt, fig, ax = _figure(6, 3.2)
+    ax.hist(hist.values, bins=min(40, max(5, len(set(hist.values)))), color=BAR_COLOR)
+    ax.set_title(f"{hist.title} ({len(hist.values)})")
+    ax.set_xlabel(hist.xlabel)
+    ax.set_ylabel("count")
+    return _png(plt, fig)
+
+
+def funnel_png(counts: dict[str, dict]) -> str:
+    """Seen and kept per stage, first stage on top, as a PNG data URI."""
+    stages = list(counts)[::-1]
+    plt, fig, ax = _figure(7, 0.35 * len(stages) + 1.0)
+    ax.barh(stages, [counts[s]["seen"] for s in stages], color="#c9d7ea", label="seen")
+    ax.barh(stages, [counts[s]["kept"] for s in stages], color=BAR_COLOR, label="kept")
+    for y, stage in enumerate(stages):
+        ax.text(counts[stage]["kept"], y, f" {counts[stage]['kept']}", va="center", fontsize=8)
+    ax.set_xlabel("records / pairs")
+    ax.legend(loc="lower right", frameon=False)
+    return _png(plt, fig)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _funnel(manifest: dict) -> str:
+    rows = []
+    for stage, c in manifest["counts"].items():
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(c["reasons"].items(), key=lambda kv: -kv[1]))
+        rows.append([stage, c["unit"], c["seen"], c["kept"], c["rejected"], reasons])
+    return _table(["stage", "unit", "seen", "kept", "rejected", "reasons"], rows)
+
+
+def _throughput(manifest: dict) -> str:
+    """Items per second of wall time per stage (stages run at once, streaming), and per
+    second of the time the stage's workers were busy where it was measured."""
+    wall = manifest["wall_s"] or None
+    busy = {"trace": manifest.get("timing_s", {}).get("trace_actor_s"),
+            "translate": manifest.get("timing_s", {}).get("translate_s")}
+    rows = []
+    for stage, c in manifest["counts"].items():
+        worked = busy.get(stage)
+        rows.append([stage, c["seen"], f"{c['seen'] / wall:.1f}" if wall else "",
+                     f"{worked:.3f}" if worked is not None else "",
+                     f"{c['seen'] / worked:.1f}" if worked else ""])
+    table = _table(["stage", "items", "per wall second", "busy worker-seconds",
+                    "per busy second"], rows)
+    t = manifest["throughput"]
+    extra = [f"wall time {manifest['wall_s']:.1f} s", f"trace actors {manifest.get('trace_actors')}"]
+    if t.get("runs_executed"):
+        extra.append(f"{t['runs_executed']} sandboxed runs, {t['runs_per_s']} runs/s, "
+                     f"{t['sandbox_s_per_run']} s each in the sandbox")
+    if "translation" in manifest and manifest["translation"].get("generated_tokens_per_s"):
+        extra.append(f"{manifest['translation']['generated_tokens_per_s']} generated tokens/s")
+    return table + "<p>" + html.escape("; ".join(extra)) + "</p>"
+
+
+def _examples(examples: list[dict]) -> str:
+    parts = []
+    for number, example in enumerate(examples):
+        turns = "".join(
+            f"<div class='turn'><b>{html.escape(m['role'])}</b><pre>"
+            f"{html.escape(m['content'][:1500] + ('…' if len(m['content']) > 1500 else ''))}</pre></div>"
+            for m in example["messages"])
+        opened = " open" if number == 0 else ""
+        parts.append(f"<details{opened}><summary>{html.escape(example['id'])}</summary>"
+                     f"{turns}</details>")
+    return "".join(parts) or "<p>no training examples in this run</p>"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } .meta { color: #666; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 14px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; } td:nth-child(n+3) { font-variant-numeric: tabular-nums; }
+.ok { color: #17702a; } .bad { color: #b00020; font-weight: bold; }
+.charts img { max-width: 49%; } pre { white-space: pre-wrap; background: #f7f7f7; padding: 6px; }
+"""
+
+
+def render(report: ReportData) -> str:
+    m = report.manifest
+    ok = m["accounting_ok"]
+    status = ("<span class='ok'>every row accounted for</span>" if ok else
+              "<span class='bad'>ACCOUNTING FAILED: " + html.escape(
+                  ", ".join(k for k, v in m["checks"].items() if not v)) + "</span>")
+    charts = "".join(
+        f"<img alt='{html.escape(h.title)}' src='{histogram_png(h)}'>"
+        + (f"<p class='meta'>{html.escape(h.note)}</p>" if h.note else "")
+        for h in report.histograms if h.values)
+    written = ", ".join(f"{n} {label}" for label, n in m["written"].items())
+    rejects = _table(["id", "stage", "reason", "detail"],
+                     [[r["id"], r["stage"], r["reason"], (r["detail"] or "")[:200]]
+                      for r in report.rejects])
+    resume = m.get("resume", {})
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>groundtrace report: {html.escape(m['job'])}</title>
+<style>{STYLE}</style></head><body>
+<h1>groundtrace {html.escape(m['job'])}</h1>
+<p class="meta">started {html.escape(m['started_at'])}, {m['wall_s']:.1f} s, Ray {html.escape(
+        str(m.get('ray_address', 'local')))}, attempt {resume.get('attempt', 1)}; input
+{html.escape(str(m['config']['input']))} &rarr; {html.escape(str(m['config']['output']))}</p>
+<p>{status}. Written: {html.escape(written)}.</p>
+<h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
+<h2>Throughput</h2>{_throughput(m)}
+<h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>
+<h2>Sample training examples</h2>{_examples(report.examples)}
+<h2>Sample rejects (one per reason)</h2>{rejects}
+</body></html>
+"""
+
+
+def write_report(output: str) -> str:
+    """Build OUT/report.html from OUT; returns its path."""
+    return ShardWriter(output).write_text(REPORT_FILE, render(load(output)))
