@@ -93,6 +93,15 @@ def test_the_trace_budget_stops_a_runaway_program_at_once(sandbox):
     assert result["elapsed_s"] < 1.0  # far below the 2 s timeout
 
 
+def test_without_the_dry_run_the_budget_still_stops_a_runaway_and_traces_are_the_same(sandbox):
+    code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
+    runaway = sandbox.run(code, "main_solution", '{"n": 100000000}', 1, dry_run=False)
+    assert runaway["status"] == "trace_limit"
+    assert runaway["elapsed_s"] < 1.0
+    short = [sandbox.run(code, "main_solution", '{"n": 3}', 1, dry_run=dry) for dry in (True, False)]
+    assert short[0]["trace"] == short[1]["trace"] and short[0]["returned"] == "3"
+
+
 def test_libraries_are_not_traced_only_the_program(sandbox):
     code = ("import json\nfrom collections import OrderedDict\n\ndef main_solution(s):\n"
             "    data = json.loads(s)\n    return OrderedDict(sorted(data.items()))\n")

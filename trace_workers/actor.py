@@ -44,6 +44,9 @@ class TraceStageConfig:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
+SHORT_TRACE_SHARE = 3  # "short": under a third of the line budget
+
+
 class Tracer:
     """Traces programs in sandboxes; plain Python, usable without Ray."""
 
@@ -64,6 +67,9 @@ class Tracer:
         kept = 0
         skip_reason: tuple[str, str] | None = None
         timeouts_in_a_row = 0
+        # The dry run only saves time on runaway traces: once a program's runs have all
+        # traced short, its next runs skip it (the line budget still stops a runaway).
+        traced_short = False
         for run in work.runs:
             stats.see("trace")
             if skip_reason or (quota and kept >= quota):
@@ -73,7 +79,11 @@ class Tracer:
                 rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
                 continue
             verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
-                                  call_format=work.call_format)
+                                  call_format=work.call_format, dry_run=not traced_short)
+            lines = verdict.get("trace_lines")
+            traced_short = (verdict["status"] == "returned" and isinstance(lines, int)
+                            and lines < self.cfg.limits.max_trace_lines // SHORT_TRACE_SHARE
+                            and (traced_short or run is work.runs[0]))
             stats.note("runs", "executed")
             stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
             status, reason, detail = self._judge(verdict, run, work.call_format)

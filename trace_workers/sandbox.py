@@ -257,10 +257,11 @@ class Sandbox:
     # -- runs -------------------------------------------------------------------------------
 
     def run(self, code: str, funcname: str, kwargs_json: str, depth: int,
-            call_format: bool = False) -> dict:
+            call_format: bool = False, dry_run: bool = True) -> dict:
         """Run ``funcname(**json.loads(kwargs_json))`` from ``code`` under snoop; with
         ``call_format``, ``kwargs_json`` is a Python-literal argument list (``"1, k=(2, 3)"``),
-        parsed inside the jail by ``ast.literal_eval``.
+        parsed inside the jail by ``ast.literal_eval``. ``dry_run=False`` skips the dry run
+        (a saving when the program's traces are known to be short; the budget still holds).
 
         Returns the zygote's verdict: ``status`` plus ``trace``, ``returned`` (JSON text; with
         ``call_format`` the value's repr), ``detail`` and timings where they apply. Never
@@ -270,6 +271,8 @@ class Sandbox:
             self.start()
         request = {"code": code, "funcname": funcname, "depth": depth,
                    ("call" if call_format else "kwargs"): kwargs_json}
+        if not dry_run:
+            request["dry_run"] = False
         try:
             self._proc.stdin.write(json.dumps(request).encode("utf-8", "surrogatepass") + b"\n")
             self._proc.stdin.flush()

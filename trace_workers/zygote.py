@@ -259,7 +259,7 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         if not callable(function):
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
-        elif limits.get("dry_run", True) and not _fits_budget(
+        elif limits.get("dry_run", True) and request.get("dry_run", True) and not _fits_budget(
                 function, args, kwargs, request["depth"], limits):
             _send(result_fd, {"status": "trace_limit", "detail": (
                 f"a dry run passed {limits['max_trace_lines']} traced lines")})
