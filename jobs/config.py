@@ -23,6 +23,7 @@ from trace_workers.records import INPUT_FORMATS
 from trace_workers.sandbox import SandboxLimits
 from translate.export import BuildSettings
 from translate.llm import LLMSettings
+from translate.tasks import TaskSettings, parse_tasks
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -101,6 +102,14 @@ class TranslateConfig:
     accelerator_type: str | None = _opt(None, "Ray accelerator type for the engine (e.g. H100)")
     replicas: int = _opt(1, "engine replicas (data parallel)")
     llm_batch_size: int = _opt(64, "rows per batch sent to an engine")
+    tasks: str = _opt("output", "what each kept trace becomes, comma-separated: output (predict "
+                                "the output), variable (questions on values and line counts, "
+                                "answered by the trace)")
+    variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
+                                      "the same answer)")
+
+    def task_settings(self, seed: int) -> TaskSettings:
+        return TaskSettings(parse_tasks(self.tasks), self.variable_questions, seed)
 
     def uses_llm(self) -> bool:
         if self.translator not in TRANSLATORS:
@@ -171,6 +180,7 @@ class JobConfig:
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
         self.trace.raw_filter()
+        self.translate.task_settings(self.trace.seed)
         if self.translate.uses_llm():
             self.translate.llm(self.trace.seed)
 

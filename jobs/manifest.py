@@ -86,6 +86,10 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
     }
     if "translate" in funnel:
         manifest["translation"] = translation_summary(cfg, funnel, stats, wall_s)
+    if "build" in funnel:
+        items, examples = stats.details.get("task_items", {}), stats.details.get("task_examples", {})
+        manifest["tasks"] = {task: {"items": items.get(task, 0), "examples": examples.get(task, 0)}
+                             for task in sorted(set(items) | set(examples))}
     return manifest
 
 
@@ -119,6 +123,9 @@ def summary_lines(manifest: dict) -> list[str]:
         tr = manifest["translation"]
         lines.append(f"translator {tr['translator']}" + (f" ({tr['model']})" if tr["model"] else "")
                      + f": verified {tr['verified_fraction']} of translations")
+    if len(manifest.get("tasks", {})) > 1:
+        lines.append("tasks: " + ", ".join(f"{task} {c['examples']} examples of {c['items']}"
+                                           for task, c in manifest["tasks"].items()))
     if not manifest["accounting_ok"]:
         failed = [name for name, ok in manifest["checks"].items() if not ok]
         lines.append(f"ACCOUNTING FAILED: {', '.join(failed)}")

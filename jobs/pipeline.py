@@ -111,12 +111,14 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
     verify_cfg = VerifySettings(thinking=cfg.translate.enable_thinking,
                                 float_rel_tol=cfg.trace.float_rel_tol)
     build_cfg = cfg.build.settings()
+    task_cfg = cfg.translate.task_settings(cfg.trace.seed)
     if not cfg.translate.uses_llm():
         return ds.map_batches(render_batch, fn_kwargs={
-            "verify_cfg": verify_cfg, "build_cfg": build_cfg, "keep_traces": keep_traces},
-            batch_format="pyarrow", batch_size=None)
+            "verify_cfg": verify_cfg, "build_cfg": build_cfg, "keep_traces": keep_traces,
+            "task_cfg": task_cfg}, batch_format="pyarrow", batch_size=None)
     llm = llm or cfg.translate.llm(cfg.trace.seed)
-    ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces},
+    ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces,
+                                                      "task_cfg": task_cfg},
                         batch_format="pyarrow", batch_size=None)
     ds = build_llm_processor(llm)(ds)
     return ds.map_batches(verify_batch, fn_kwargs={

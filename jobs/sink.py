@@ -45,7 +45,7 @@ TRANSLATION_SCHEMA = pa.schema([
     # what the training prompt is made of, so that `groundtrace build` needs nothing else
     ("problem_description", pa.string()), ("io_requirements", pa.string()),
     ("refcode", pa.string()), ("funcname", pa.string()), ("input", pa.string()),
-    ("value_format", pa.string()),
+    ("value_format", pa.string()), ("question", pa.string()),  # question: variable task
     ("translator", pa.string()), ("model", pa.string()), ("reasoning", pa.string()),
     ("answer_text", pa.string()), ("final_answer", pa.string()), ("returned", pa.string()),
     ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),

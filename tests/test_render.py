@@ -14,6 +14,7 @@ from trace_workers.records import ProgramWork, parse_record
 from trace_workers.stats import StageStats
 from translate.answer import verify
 from translate.render import render_reasoning, render_steps
+from translate.tasks import TaskSettings, expected_answer, task_items
 
 GCD = "def main_solution(a, b):\n    while b:\n        a, b = b, a % b\n    return abs(a)\n"
 
@@ -66,10 +67,11 @@ def test_the_reasoning_ends_on_the_full_returned_value(sandbox):
 
 @pytest.mark.slow
 def test_every_kept_dev_trace_renders_to_reasoning_that_verifies(dev_records):
-    """On real PyEdu programs: the renderer's final answer equals the returned value, always."""
+    """On real PyEdu programs: the renderer's final answer equals the returned value, and each
+    variable question's answer, always."""
     tracer = Tracer(TraceStageConfig())
     stats = StageStats()
-    kept = 0
+    kept = questions = 0
     try:
         for index, record in enumerate(dev_records[::6]):
             program = parse_record(json.dumps(record), f"dev:{index}")
@@ -80,9 +82,13 @@ def test_every_kept_dev_trace_renders_to_reasoning_that_verifies(dev_records):
                     if out["kind"] != "trace":
                         continue
                     trace = json.loads(out["payload"])
-                    verdict = verify(render_reasoning(trace), trace["returned"], thinking=False)
-                    assert verdict.ok, (trace["id"], verdict.reason, verdict.detail)
+                    for item in task_items(trace, TaskSettings(("output", "variable"), 3), stats):
+                        expected, python = expected_answer(item)
+                        verdict = verify(render_reasoning(item), expected, thinking=False,
+                                         python=python)
+                        assert verdict.ok, (item["id"], verdict.reason, verdict.detail)
+                        questions += item["task"] == "variable"
                     kept += 1
     finally:
         tracer.close()
-    assert kept >= 60
+    assert kept >= 60 and questions >= kept

@@ -91,13 +91,22 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "1",
                      "--model", tiny_model, "--device", "cpu", "--dtype", "bfloat16",
                      "--enforce-eager", "--max-model-len", "1024", "--max-tokens", "24",
-                     "--min-new-tokens", "16", "--llm-batch-size", "4"])
+                     "--min-new-tokens", "16", "--llm-batch-size", "4",
+                     "--tasks", "output,variable", "--variable-questions", "2"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert code == 0 and manifest["accounting_ok"], manifest["checks"]
     counts = manifest["counts"]
-    assert counts["translate"]["seen"] == counts["trace_filter"]["kept"] == 2
-    assert counts["translate"]["reasons"] == {"prompt_too_long": 1}
-    assert counts["verify"]["reasons"] == {"unfinished_thinking": 1}
+    assert counts["trace_filter"]["kept"] == 2
+    # the loop's variable questions go to the engine too: the short ones fit its context
+    assert manifest["tasks"]["output"] == {"items": 2, "examples": 0}
+    variable_items = manifest["tasks"]["variable"]["items"]
+    assert variable_items == 2 and manifest["tasks"]["variable"]["examples"] == 0
+    assert counts["translate"]["seen"] == counts["make_tasks"]["kept"] == 2 + variable_items
+    assert counts["translate"]["reasons"]["prompt_too_long"] >= 1
+    assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}
+    variable_rejects = [r for r in _read(out / "rejects") if ":v" in r["id"]]
+    assert len(variable_rejects) == variable_items
+    assert {r["reason"] for r in variable_rejects} <= {"prompt_too_long", "unfinished_thinking"}
     assert manifest["translation"] == {**manifest["translation"], "translator": "llm",
                                        "model": tiny_model, "verified_fraction": 0.0}
     rejects = {(r["stage"], r["reason"]) for r in _read(out / "rejects")}

@@ -20,13 +20,15 @@ STAGES: dict[str, str] = {
     "trace": "pairs",
     "trace_filter": "pairs",
     "read_traces": "pairs",  # only when translating the traces of an earlier run
-    "translate": "pairs",
-    "verify": "pairs",
-    "read_translations": "pairs",  # only when building from an earlier run's translations
-    "build": "pairs",
+    # each kept trace becomes one item per task (--tasks: output, variable questions, ...)
+    "make_tasks": "items",
+    "translate": "items",
+    "verify": "items",
+    "read_translations": "items",  # only when building from an earlier run's translations
+    "build": "items",
 }
 TRACE_STAGES = ("read", "program_filter", "pair_filter", "trace", "trace_filter")
-TRANSLATE_STAGES = ("translate", "verify", "build")
+TRANSLATE_STAGES = ("make_tasks", "translate", "verify", "build")
 
 
 class StageStats:

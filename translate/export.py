@@ -55,7 +55,7 @@ def training_example(trace: dict, answer_text: str, cfg: BuildSettings) -> dict 
         if tokens > cfg.max_training_tokens:
             return Reject(trace["id"], trace["problem_id"], "build", "too_many_tokens",
                           f"{tokens} tokens (limit {cfg.max_training_tokens})")
-    return {"id": trace["id"], "problem_id": trace["problem_id"], "task": "output",
+    return {"id": trace["id"], "problem_id": trace["problem_id"], "task": trace.get("task") or "output",
             "messages": messages, "tokens": tokens}
 
 

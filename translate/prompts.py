@@ -59,8 +59,15 @@ def question(row: dict) -> str:
     return text.replace("\n\n", "\n")
 
 
+def numbered(code: str) -> str:
+    """The program with its line numbers, as the trace numbers them (variable questions)."""
+    return "\n".join(f"{number:>4} | {line}" for number, line in enumerate(code.split("\n"), 1))
+
+
 def translation_prompt(row: dict) -> str:
     """The reference method's rules, plus a marked final-answer line that the verifier reads."""
+    if row.get("task") == "variable":
+        return variable_translation_prompt(row)
     return f"""Given a question, an input to the question, solution code for the question, and an \
 execution trace of that code on the input, turn the execution trace into a step-by-step solution \
 of the question. Rules:
@@ -90,8 +97,62 @@ Here is solution code that solves the question:
 """
 
 
+def variable_translation_prompt(row: dict) -> str:
+    """A question about one value or line count, with the part of the trace that answers it."""
+    return f"""Given solution code, an input, a question about the code's execution on that input, \
+and the execution trace up to the point the question asks about, turn the trace into a \
+step-by-step answer. Rules:
+
+- Use the exact values from the execution trace at every step, so that the reasoning is correct.
+- Do not write code in your reasoning.
+- Pretend that you were never given the execution trace and that you are tracing the code \
+yourself: never mention the trace, not even while thinking.
+- End with one line of the form `{FINAL_ANSWER_MARK} <value>`, the answer written as a Python literal.
+
+**Code** (with line numbers)
+
+```
+{numbered(row["refcode"])}
+```
+
+**Input**: {shown_input(row)}
+
+**Question**: {row["question"]}
+
+**Execution Trace**
+
+```
+{strip_addresses(row["trace"]).rstrip()}
+```
+"""
+
+
+def variable_training_prompt(row: dict) -> str:
+    return f"""You are given solution code for a question, and an input:
+
+{question(row)}
+
+----
+
+Here is the solution code, with line numbers:
+
+```
+{numbered(row["refcode"])}
+```
+
+Given the following input:
+
+{shown_input(row)}
+
+{row["question"]} Answer by tracing the code step by step on this input. End with a line \
+`{FINAL_ANSWER_MARK} <value>`, the answer written as a Python literal.
+"""
+
+
 def training_prompt(row: dict) -> str:
     """The user turn of a training example: question, code, input; no trace."""
+    if row.get("task") == "variable":
+        return variable_training_prompt(row)
     return f"""You are given a question that requires some input and output variables as follows:
 
 {question(row)}

@@ -268,8 +268,14 @@ def render_steps(trace: str, source: str = "") -> list[str]:
 
 
 def render_reasoning(row: dict) -> str:
-    """Step-by-step reasoning for one kept trace row, ending in a ``Final answer:`` line."""
+    """Step-by-step reasoning for one task item (a kept trace row, or a variable question with
+    the part of the trace that answers it), ending in a ``Final answer:`` line."""
     steps = render_steps(row["trace"], row.get("refcode") or "")
+    if row.get("task") == "variable":
+        answer = row["answer"]
+        head = f"Let's follow the code step by step on the input {shown_input(row)}."
+        return "\n".join([head, "", *steps, "", f"So, to the question \"{row['question']}\": "
+                          f"{answer}.", "", f"{FINAL_ANSWER_MARK} {answer}"])
     if is_python(row):
         answer = row["returned"]  # the value's repr, checked by the trace stage
     else:

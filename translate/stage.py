@@ -24,13 +24,13 @@ from trace_workers.records import Reject, in_block, input_lines, note_block_size
 from trace_workers.stats import BlockStats, StageStats
 from translate.answer import verify
 from translate.export import BuildSettings, training_example
-from translate.prompts import is_python
 from translate.render import render_reasoning
+from translate.tasks import TaskSettings, expected_answer, task_items
 
 REQUEST = "request"  # a trace row on its way to the LLM
 # What a training prompt is made of: translations carry them, so `build` needs nothing else.
 PROMPT_FIELDS = ("problem_description", "io_requirements", "refcode", "funcname", "input",
-                 "value_format")
+                 "value_format", "task", "question")
 # How the LLM stage marks rows: rows it must not touch, and prompts rejected before the GPU.
 PASSTHROUGH = "groundtrace:passthrough"
 PROMPT_REJECT = "groundtrace:reject:"
@@ -47,18 +47,19 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
                        stats: StageStats) -> list[dict]:
     """Verify one generation against the executed result and build its training example."""
     stats.see("verify")
-    verdict = verify(generation, trace["returned"], thinking=verify_cfg.thinking,
-                     rel_tol=verify_cfg.float_rel_tol, python=is_python(trace))
+    expected, python = expected_answer(trace)
+    verdict = verify(generation, expected, thinking=verify_cfg.thinking,
+                     rel_tol=verify_cfg.float_rel_tol, python=python)
     if not verdict.ok:
         stats.reject("verify", verdict.reason)
         return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
     stats.keep("verify")
     translation = {
         **{key: trace.get(key) for key in PROMPT_FIELDS},
-        "id": trace["id"], "problem_id": trace["problem_id"], "task": "output",
+        "id": trace["id"], "problem_id": trace["problem_id"],
         "translator": translator.get("translator"), "model": translator.get("model"),
         "reasoning": generation, "answer_text": verdict.answer_text,
-        "final_answer": verdict.final_answer, "returned": trace["returned"],
+        "final_answer": verdict.final_answer, "returned": expected,
         "prompt_tokens": translator.get("prompt_tokens"),
         "generated_tokens": translator.get("generated_tokens"),
     }
@@ -74,13 +75,15 @@ def build_row(row: dict, answer_text: str, build_cfg: BuildSettings, stats: Stag
         stats.reject("build", example.reason)
         return example.row()
     stats.keep("build")
+    stats.note("task_examples", row.get("task") or "output")
     return {"kind": "example", "payload": json.dumps(example, ensure_ascii=False)}
 
 
 def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSettings,
-                 keep_traces: bool = True) -> pa.Table:
+                 keep_traces: bool = True, task_cfg: TaskSettings | None = None) -> pa.Table:
     """Translate with the LLM-free renderer; trace rows stay in the stream when ``keep_traces``
-    (to be written) and gain their translation, example or rejects."""
+    (to be written) and each of their task items gains its translation, example or rejects."""
+    task_cfg = task_cfg or TaskSettings()
     stats = BlockStats()
     started = time.perf_counter()
     # the renderer does not think: its whole text is the answer
@@ -91,32 +94,38 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
             out.append({"kind": kind, "payload": payload, "block": block})
         if kind != "trace":
             continue
-        trace, block_stats = json.loads(payload), stats.of(block)
-        block_stats.see("translate")
-        try:
-            generation = render_reasoning(trace)
-        except Exception as exc:  # a trace the renderer cannot read is a reject, not a dead job
-            block_stats.reject("translate", "render_failed")
-            out += in_block([Reject(trace["id"], trace["problem_id"], "translate", "render_failed",
-                                    f"{type(exc).__name__}: {exc}"[:300]).row()], block)
-            continue
-        block_stats.keep("translate")
-        out += in_block(finish_translation(trace, generation, {"translator": "render"},
-                                           render_verify, build_cfg, block_stats), block)
+        block_stats = stats.of(block)
+        for item in task_items(json.loads(payload), task_cfg, block_stats):
+            block_stats.see("translate")
+            try:
+                generation = render_reasoning(item)
+            except Exception as exc:  # a trace the renderer cannot read is a reject
+                block_stats.reject("translate", "render_failed")
+                out += in_block([Reject(item["id"], item["problem_id"], "translate",
+                                        "render_failed", f"{type(exc).__name__}: {exc}"[:300]
+                                        ).row()], block)
+                continue
+            block_stats.keep("translate")
+            out += in_block(finish_translation(item, generation, {"translator": "render"},
+                                               render_verify, build_cfg, block_stats), block)
     stats.run.time("translate_s", time.perf_counter() - started)
     return stream_table(out + stats.rows())
 
 
-def to_requests_batch(batch: pa.Table, keep_traces: bool = True) -> pa.Table:
-    """Before the LLM: each trace row becomes a request (and stays, to be written, when
-    ``keep_traces``)."""
+def to_requests_batch(batch: pa.Table, keep_traces: bool = True,
+                      task_cfg: TaskSettings | None = None) -> pa.Table:
+    """Before the LLM: each task item of a trace row becomes a request (and the trace row
+    stays, to be written, when ``keep_traces``)."""
+    task_cfg = task_cfg or TaskSettings()
+    stats = BlockStats()
     out: list[dict] = []
     for kind, payload, block in stream_rows(batch):
         if kind != "trace" or keep_traces:
             out.append({"kind": kind, "payload": payload, "block": block})
         if kind == "trace":
-            out.append({"kind": REQUEST, "payload": payload, "block": block})
-    return stream_table(out)
+            out += [{"kind": REQUEST, "payload": json.dumps(item, ensure_ascii=False), "block": block}
+                    for item in task_items(json.loads(payload), task_cfg, stats.of(block))]
+    return stream_table(out + stats.rows())
 
 
 TRACE_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "returned", "trace")

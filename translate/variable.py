@@ -1,0 +1,180 @@
+"""Variable-tracing questions sampled from a kept trace, answered by the trace itself.
+
+Two kinds, both about the entry function's own frame (its lines are always traced, whatever
+snoop's depth; traces that call the entry function again are left alone, since "the k-th time
+line N runs" would then mix frames):
+
+- value: "what is the value of `total` right after line 7 runs for the 3rd time?", where the
+  trace printed ``total = <value>`` right after that very execution of line 7. The answer is
+  that printed value, which must read back as a Python literal (snoop's abbreviated values,
+  with ``...``, are never asked about);
+- count: "how many times does line 5 run?", for a line that runs at least twice (and that
+  snoop never prints again on resuming, which a reader would count as a run).
+
+Each question keeps the part of the trace that answers it (up to the next line the entry
+function runs; the whole trace for a count), which the renderer or the LLM turns into the
+reasoning. Sampling is seeded by the trace's id; one trace never gets two questions with the
+same answer text.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from trace_workers.records import parse_literal_output
+from translate.render import (
+    _ASSIGN,
+    _CALL,
+    _COMPREHENSION,
+    _GENERATOR,
+    _ITERATING,
+    _RESULT,
+    _RETURN,
+    _SOURCE,
+    _VALUES_OF,
+    _YIELD,
+)
+
+_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+@dataclass
+class Question:
+    kind: str  # "value" or "count"
+    text: str
+    answer: str  # a Python literal
+    trace: str  # the part of the trace that answers it
+    lineno: int
+
+
+@dataclass
+class _Event:
+    """One line the entry function ran, and the values printed right after it."""
+
+    index: int  # position in the trace's lines
+    lineno: int
+    code: str
+    changes: list[list[str]]
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def entry_events(trace: str, funcname: str) -> tuple[list[str], list[_Event], int, set[int]] | None:
+    """The trace's lines, the entry frame's line events, the index where that frame returns,
+    and the lines snoop printed again (see below); None when the entry function is called
+    again (recursion) or never called.
+
+    snoop prints a frame's current line again when the frame resumes after another frame
+    (a call returning, a comprehension's result): that is not a new run of the line. Lines
+    inside a comprehension belong to the comprehension's frame.
+    """
+    lines = trace.split("\n")
+    stack: list[str] = []  # names of the open calls
+    events: list[_Event] = []
+    current: list[_Event | None] = []  # the current line event of each open frame
+    reprinted: set[int] = set()
+    last: list[str] | None = None
+    resumed, comprehensions = False, 0
+    end = len(lines)
+    for index, raw in enumerate(lines):
+        if m := _SOURCE.match(raw):
+            lineno = int(m.group(1))
+            frame_event = current[-1] if current else None
+            if comprehensions:
+                pass
+            elif resumed and frame_event is not None and frame_event.lineno == lineno:
+                reprinted.add(lineno)
+            else:
+                event = _Event(index, lineno, m.group(2).strip(), [])
+                if len(stack) == 1:
+                    events.append(event)
+                if current:
+                    current[-1] = event
+            resumed, last = False, None
+        elif (m := _CALL.match(raw)) or (m := _GENERATOR.match(raw)):
+            name = m.group(1) if m.re is _CALL else m.group(2)
+            if stack and name == funcname:
+                return None  # the entry function again
+            stack.append(name)
+            current.append(None)
+            resumed, last = False, None
+        elif _RETURN.match(raw) or _YIELD.match(raw):
+            if len(stack) == 1:
+                end = index
+            if stack:
+                stack.pop()
+                current.pop()
+            resumed, last = True, None
+        elif _COMPREHENSION.match(raw):
+            comprehensions, last = comprehensions + 1, None
+        elif _RESULT.match(raw):
+            comprehensions, resumed, last = max(0, comprehensions - 1), True, None
+        elif _VALUES_OF.match(raw) or _ITERATING.match(raw):
+            last = None
+        elif m := _ASSIGN.match(raw):
+            last = [m.group(1), m.group(2)]
+            if not comprehensions and current and current[-1] is not None:
+                current[-1].changes.append(last)
+        elif last is not None and raw.strip():
+            last[1] += "\n" + raw.strip()  # a value printed over several lines
+    if not events:
+        return None
+    return lines, events, end, reprinted
+
+
+def _literal(value: str) -> bool:
+    if "\n" in value or "..." in value or len(value) > 200:
+        return False
+    try:
+        parse_literal_output(value)
+    except ValueError:
+        return False
+    return True
+
+
+def candidate_questions(trace: str, funcname: str) -> list[Question]:
+    found = entry_events(trace, funcname)
+    if found is None:
+        return []
+    lines, events, end, reprinted = found
+    out: list[Question] = []
+    runs: dict[int, int] = {}
+    for position, event in enumerate(events):
+        runs[event.lineno] = runs.get(event.lineno, 0) + 1
+        cut = events[position + 1].index if position + 1 < len(events) else end
+        for name, value in event.changes:
+            if not _NAME.match(name) or not _literal(value):
+                continue
+            nth = runs[event.lineno]
+            out.append(Question(
+                "value",
+                f"What is the value of `{name}` right after line {event.lineno} "
+                f"(`{event.code}`) runs for the {ordinal(nth)} time?",
+                value, "\n".join(lines[:cut]), event.lineno))
+    codes = {event.lineno: event.code for event in events}
+    for lineno, count in runs.items():
+        if count >= 2 and lineno not in reprinted:  # a reprinted line reads as run twice
+            out.append(Question("count", f"How many times does line {lineno} (`{codes[lineno]}`) "
+                                f"run during this call?", str(count), "\n".join(lines[:end + 1]),
+                                lineno))
+    return out
+
+
+def sample_questions(trace: str, funcname: str, how_many: int, seed: str) -> list[Question]:
+    """Up to ``how_many`` questions, seeded, no two with the same answer text."""
+    candidates = candidate_questions(trace, funcname)
+    random.Random(seed).shuffle(candidates)
+    chosen: list[Question] = []
+    answers: set[str] = set()
+    for question in candidates:
+        if len(chosen) >= how_many:
+            break
+        if question.answer not in answers:
+            answers.add(question.answer)
+            chosen.append(question)
+    return chosen
