@@ -23,7 +23,7 @@ from trace_workers.records import INPUT_FORMATS
 from trace_workers.sandbox import SandboxLimits
 from translate.export import BuildSettings
 from translate.llm import LLMSettings
-from translate.tasks import TaskSettings, parse_tasks
+from translate.tasks import NEEDS_LLM, TaskSettings, parse_tasks
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -104,7 +104,8 @@ class TranslateConfig:
     llm_batch_size: int = _opt(64, "rows per batch sent to an engine")
     tasks: str = _opt("output", "what each kept trace becomes, comma-separated: output (predict "
                                 "the output), variable (questions on values and line counts, "
-                                "answered by the trace)")
+                                "answered by the trace), input (propose an input for the "
+                                "output; LLM only, checked by running it)")
     variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
                                       "the same answer)")
 
@@ -180,7 +181,11 @@ class JobConfig:
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
         self.trace.raw_filter()
-        self.translate.task_settings(self.trace.seed)
+        tasks = self.translate.task_settings(self.trace.seed).tasks
+        needs_llm = [task for task in tasks if task in NEEDS_LLM]
+        if needs_llm and not self.translate.uses_llm():
+            raise ValueError(f"--tasks {','.join(needs_llm)} needs an LLM (--model): the renderer "
+                             "cannot propose inputs")
         if self.translate.uses_llm():
             self.translate.llm(self.trace.seed)
 

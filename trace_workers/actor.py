@@ -9,6 +9,7 @@ that import those. Runs of a program are tried in their seeded order; with
 
 from __future__ import annotations
 
+import ast
 import json
 import resource
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from trace_workers.canonical import python_values_match, values_match
+from trace_workers.raw_filter import snoop_depth, uses_heavy_library
 from trace_workers.records import (
     ProgramWork,
     Reject,
@@ -113,6 +115,15 @@ class Tracer:
             rows.append({"kind": "trace", "payload": json.dumps(
                 self._trace_row(work, run, verdict), ensure_ascii=False)})
         return self._sample_kept(rows, work, stats) if self.cfg.trace_all else rows
+
+    def check(self, code: str, funcname: str, input_text: str, expected_output: str,
+              call_format: bool = False) -> tuple[str, str, str]:
+        """Run ``funcname`` on an input from elsewhere (a model's proposal) in the sandbox:
+        (status, reject reason, detail), status ``ok`` when it returns the expected output."""
+        tree = ast.parse(code)
+        sandbox = self.heavy if uses_heavy_library(tree) else self.lean
+        verdict = sandbox.run(code, funcname, input_text, snoop_depth(tree), call_format=call_format)
+        return self._judge(verdict, Run("check", input_text, expected_output), call_format)
 
     def _judge(self, verdict: dict, run: Run, call_format: bool = False) -> tuple[str, str, str]:
         """(status, reject reason, detail) for one zygote verdict."""

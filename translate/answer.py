@@ -119,16 +119,24 @@ def final_answer(text: str, python: bool = False) -> Any:
     raise NoAnswer("no final answer found")
 
 
-def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: float = 1e-6,
-           python: bool = False) -> Verdict:
-    """Check a generation against the executed return value: JSON text, or with ``python``
-    (the call format) a Python literal compared as Python compares values."""
+def answer_part(text: str, thinking: bool) -> str | Verdict:
+    """The text after the thinking, or the failed Verdict that says why there is none."""
     split = split_thinking(text, thinking)
     if split is None:
         return Verdict(False, "unfinished_thinking", f"no {THINK_END} in {len(text)} characters")
     _, answer_text = split
     if not answer_text:
         return Verdict(False, "empty_answer", "nothing after the thinking")
+    return answer_text
+
+
+def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: float = 1e-6,
+           python: bool = False) -> Verdict:
+    """Check a generation against the executed return value: JSON text, or with ``python``
+    (the call format) a Python literal compared as Python compares values."""
+    answer_text = answer_part(text, thinking)
+    if isinstance(answer_text, Verdict):
+        return answer_text
     try:
         answer = final_answer(answer_text, python)
     except NoAnswer as exc:
@@ -144,3 +152,35 @@ def verify(text: str, returned_json: str, *, thinking: bool = True, rel_tol: flo
                        f"answered {answer_json[:200]}, the program returned {returned_json[:200]}",
                        answer_text, answer_json)
     return Verdict(True, answer_text=answer_text, final_answer=answer_json)
+
+
+def proposed_input(text: str, *, thinking: bool = True, python: bool = False,
+                   funcname: str = "") -> Verdict:
+    """The input a generation proposes (input prediction): ``final_answer`` is its text, a JSON
+    object of keyword arguments or (``python``) a Python argument list, ready to run. Whether
+    it is right is for the sandbox to say (translate.input_check)."""
+    from trace_workers.records import parse_call_arguments
+
+    answer_text = answer_part(text, thinking)
+    if isinstance(answer_text, Verdict):
+        return answer_text
+    marks = list(_MARK.finditer(answer_text))
+    if python:
+        if not marks:
+            return Verdict(False, "no_final_answer", f"no {FINAL_ANSWER_MARK} line", answer_text)
+        line = answer_text[marks[-1].end():].split("\n", 1)[0].strip().strip("`").strip()
+        if funcname and line.startswith(f"{funcname}(") and line.endswith(")"):
+            line = line[len(funcname) + 1:-1]  # f(1, 2) -> 1, 2
+        try:
+            parse_call_arguments(line)
+        except ValueError as exc:
+            return Verdict(False, "bad_input", f"not an argument list: {exc}"[:300], answer_text)
+        return Verdict(True, answer_text=answer_text, final_answer=line)
+    try:
+        value = final_answer(answer_text)
+    except NoAnswer as exc:
+        return Verdict(False, "no_final_answer", str(exc), answer_text)
+    if not isinstance(value, dict):
+        return Verdict(False, "bad_input", f"not a JSON object of arguments: {json.dumps(value)[:200]}",
+                       answer_text)
+    return Verdict(True, answer_text=answer_text, final_answer=json.dumps(value, ensure_ascii=False))

@@ -64,10 +64,48 @@ def numbered(code: str) -> str:
     return "\n".join(f"{number:>4} | {line}" for number, line in enumerate(code.split("\n"), 1))
 
 
+def input_kind(row: dict) -> str:
+    if is_python(row):
+        return f"the arguments of a call to `{row.get('funcname') or 'f'}`, as a Python argument list"
+    return "a JSON object of the arguments, by name"
+
+
+def _question_and_code(row: dict) -> str:
+    """The head every training prompt shares (the reference method's)."""
+    return f"""You are given a question that requires some input and output variables as follows:
+
+{question(row)}
+
+----
+
+Here is the solution code that solves the question:
+
+```
+{row["refcode"]}
+```
+"""
+
+
+def input_training_prompt(row: dict) -> str:
+    """Input prediction (CodeI/O's reverse task): question, code and an output; no trace, no
+    input. The model's own reasoning is the answer, checked by running its input."""
+    return f"""{_question_and_code(row)}
+Given the following output:
+
+{row["returned"]}
+
+Predict a feasible input that makes the code return exactly this output, by reasoning step by \
+step about what the code does. End with a line `{FINAL_ANSWER_MARK} <input>`, the input written as \
+{input_kind(row)}.
+"""
+
+
 def translation_prompt(row: dict) -> str:
     """The reference method's rules, plus a marked final-answer line that the verifier reads."""
     if row.get("task") == "variable":
         return variable_translation_prompt(row)
+    if row.get("task") == "input":  # no trace to translate: the model reasons on its own
+        return input_training_prompt(row)
     return f"""Given a question, an input to the question, solution code for the question, and an \
 execution trace of that code on the input, turn the execution trace into a step-by-step solution \
 of the question. Rules:
@@ -153,18 +191,9 @@ def training_prompt(row: dict) -> str:
     """The user turn of a training example: question, code, input; no trace."""
     if row.get("task") == "variable":
         return variable_training_prompt(row)
-    return f"""You are given a question that requires some input and output variables as follows:
-
-{question(row)}
-
-----
-
-Here is the solution code that solves the question:
-
-```
-{row["refcode"]}
-```
-
+    if row.get("task") == "input":
+        return input_training_prompt(row)
+    return f"""{_question_and_code(row)}
 Given the following input:
 
 {shown_input(row)}

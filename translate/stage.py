@@ -22,12 +22,13 @@ import pyarrow as pa
 
 from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, stream_rows, stream_table
 from trace_workers.stats import BlockStats, StageStats
-from translate.answer import verify
+from translate.answer import Verdict, proposed_input, verify
 from translate.export import BuildSettings, training_example
 from translate.render import render_reasoning
-from translate.tasks import TaskSettings, expected_answer, task_items
+from translate.tasks import TaskSettings, expected_answer, is_input, task_items
 
-REQUEST = "request"  # a trace row on its way to the LLM
+REQUEST = "request"  # a task item on its way to the LLM
+CHECK = "check"  # a proposed input on its way to the sandbox (the input task)
 # What a training prompt is made of: translations carry them, so `build` needs nothing else.
 PROMPT_FIELDS = ("problem_description", "io_requirements", "refcode", "funcname", "input",
                  "value_format", "task", "question")
@@ -54,17 +55,38 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
         stats.reject("verify", verdict.reason)
         return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
     stats.keep("verify")
+    return accepted(trace, generation, verdict, translator, expected, build_cfg, stats)
+
+
+def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str, Any],
+             answer: str, build_cfg: BuildSettings, stats: StageStats) -> list[dict]:
+    """A verified item: its translation row and its training example (or build reject)."""
     translation = {
-        **{key: trace.get(key) for key in PROMPT_FIELDS},
-        "id": trace["id"], "problem_id": trace["problem_id"],
+        **{key: item.get(key) for key in PROMPT_FIELDS},
+        "id": item["id"], "problem_id": item["problem_id"],
         "translator": translator.get("translator"), "model": translator.get("model"),
         "reasoning": generation, "answer_text": verdict.answer_text,
-        "final_answer": verdict.final_answer, "returned": expected,
+        "final_answer": verdict.final_answer, "returned": answer,
         "prompt_tokens": translator.get("prompt_tokens"),
         "generated_tokens": translator.get("generated_tokens"),
     }
     return [{"kind": "translation", "payload": json.dumps(translation, ensure_ascii=False)},
-            build_row(trace, verdict.answer_text, build_cfg, stats)]
+            build_row(item, verdict.answer_text, build_cfg, stats)]
+
+
+def start_input_check(item: dict, generation: str, translator: dict[str, Any],
+                      verify_cfg: VerifySettings, stats: StageStats) -> dict:
+    """Input prediction: a reject when no input can be read from the generation, else a
+    ``check`` row, which translate.input_check runs in the sandbox."""
+    stats.see("verify")
+    verdict = proposed_input(generation, thinking=verify_cfg.thinking,
+                             python=item.get("value_format") == "python", funcname=item["funcname"])
+    if not verdict.ok:
+        stats.reject("verify", verdict.reason)
+        return Reject(item["id"], item["problem_id"], "verify", verdict.reason, verdict.detail).row()
+    check = {"item": item, "generation": generation, "translator": translator,
+             "answer_text": verdict.answer_text, "proposed": verdict.final_answer}
+    return {"kind": CHECK, "payload": json.dumps(check, ensure_ascii=False)}
 
 
 def build_row(row: dict, answer_text: str, build_cfg: BuildSettings, stats: StageStats) -> dict:
@@ -210,9 +232,12 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
         block_stats.keep("translate")
         block_stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
         block_stats.note("tokens", "generated", int(generated_tokens[i] or 0))
-        out += in_block(finish_translation(
-            trace, texts[i],
-            {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
-             "generated_tokens": generated_tokens[i]},
-            verify_cfg, build_cfg, block_stats), block)
+        translator = {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
+                      "generated_tokens": generated_tokens[i]}
+        if is_input(trace):
+            out += in_block([start_input_check(trace, texts[i], translator, verify_cfg,
+                                               block_stats)], block)
+        else:
+            out += in_block(finish_translation(trace, texts[i], translator, verify_cfg, build_cfg,
+                                               block_stats), block)
     return stream_table(out + stats.rows())

@@ -4,6 +4,9 @@
 - ``variable``: questions about the entry function's values and line counts, answered by the
   trace (:mod:`translate.variable`); each item carries its question, its answer (a Python
   literal) and the part of the trace that answers it.
+- ``input`` (LLM only): given the question, the code and the output, propose an input; the
+  proposal is run in the sandbox (:mod:`translate.input_check`) and kept only when the program
+  returns that output (any such input counts, not only the original one).
 
 Every item goes through the same translate -> verify -> build path; ``task`` tells the prompts,
 the renderer and the verifier which question it is.
@@ -16,8 +19,9 @@ from dataclasses import dataclass
 from trace_workers.stats import StageStats
 from translate.variable import sample_questions
 
-TASKS = ("output", "variable")
-NOT_BUILT = ("input", "rewrite")
+TASKS = ("output", "variable", "input")
+NOT_BUILT = ("rewrite",)
+NEEDS_LLM = ("input",)  # the renderer cannot propose anything
 
 
 @dataclass
@@ -43,6 +47,10 @@ def is_variable(item: dict) -> bool:
     return item.get("task") == "variable"
 
 
+def is_input(item: dict) -> bool:
+    return item.get("task") == "input"
+
+
 def expected_answer(item: dict) -> tuple[str, bool]:
     """(the executed answer's text, whether it is a Python literal rather than JSON)."""
     if is_variable(item):
@@ -62,6 +70,8 @@ def task_items(trace: dict, cfg: TaskSettings, stats: StageStats) -> list[dict]:
             items.append({**trace, "task": "variable", "id": f"{trace['id']}:v{number}",
                           "question": question.text, "answer": question.answer,
                           "trace": question.trace})
+    if "input" in cfg.tasks:
+        items.append({**trace, "task": "input", "id": f"{trace['id']}:i"})
     stats.see("make_tasks", len(items))
     stats.keep("make_tasks", len(items))
     for item in items:
