@@ -156,6 +156,14 @@ def _funnel(manifest: dict) -> str:
     return _table(["stage", "unit", "seen", "kept", "rejected", "reasons"], rows)
 
 
+def _tasks(manifest: dict) -> str:
+    tasks = manifest.get("tasks") or {}
+    if len(tasks) < 2:
+        return ""
+    return "<h2>Tasks</h2>" + _table(["task", "items", "training examples"],
+                                     [[t, c["items"], c["examples"]] for t, c in tasks.items()])
+
+
 def _throughput(manifest: dict) -> str:
     """Items per second of wall time per stage (stages run at once, streaming), and per
     second of the time the stage's workers were busy where it was measured."""
@@ -228,7 +236,7 @@ def render(report: ReportData) -> str:
 {html.escape(str(m['config']['input']))} &rarr; {html.escape(str(m['config']['output']))}</p>
 <p>{status}. Written: {html.escape(written)}.</p>
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
-<h2>Throughput</h2>{_throughput(m)}
+{_tasks(m)}<h2>Throughput</h2>{_throughput(m)}
 <h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}

@@ -149,3 +149,5 @@ def test_a_run_with_variable_questions_writes_them_beside_the_output_task(tmp_pa
     translations = [r for f in (out / "translations").glob("*.parquet")
                     for r in pq.read_table(f).to_pylist()]
     assert all(r["question"] for r in translations if r["task"] == "variable")
+    page = (out / "report.html").read_text()
+    assert f"<td>variable</td><td>{tasks['variable']['items']}</td>" in page
