@@ -167,13 +167,15 @@ class Ledger:
         return resumed
 
     def _delete_orphans(self, entries: list[Entry], shard_dirs: Iterable[str]) -> int:
+        """Shards no entry names, and temporary files a killed write left (entries' too)."""
         named = {self.path(rel) for entry in entries for rel in entry.files}
         deleted = 0
-        for sub in shard_dirs:
+        for sub in (*shard_dirs, LEDGER_DIR):
             selector = pafs.FileSelector(self.path(sub), recursive=True, allow_not_found=True)
             for info in self.fs.get_file_info(selector):
                 name = posixpath.basename(info.path)
-                shard_or_temporary = name.startswith(("part-", ".")) or name.endswith(".tmp")
+                temporary = name.startswith(".") and name.endswith(".tmp")
+                shard_or_temporary = temporary or (sub != LEDGER_DIR and name.startswith("part-"))
                 if info.type == pafs.FileType.File and shard_or_temporary and info.path not in named:
                     self.fs.delete_file(info.path)
                     deleted += 1

@@ -69,9 +69,13 @@ def test_shards_without_a_ledger_entry_are_deleted_and_their_blocks_done_again(
         finished, tmp_path, ray_local):
     out = tmp_path / "killed"
     _as_if_killed(finished, out, lost_entries=2)
+    # and temporary files of writes killed before their rename, a shard's and an entry's
+    (out / "traces" / ".part-000-000099.parquet.0123.tmp").write_bytes(b"half a shard")
+    (out / "_ledger" / ".part-000-000099.json.0123.tmp").write_text("{")
     resume = _resume_ends_like(finished, out)["resume"]
     assert resume["attempt"] == 2 and resume["orphans_deleted"] > 0
     assert resume["blocks_kept"] > 0 and resume["blocks_redone"] > 0
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_a_resume_killed_during_its_repairs_is_repaired_by_the_next(finished, tmp_path, ray_local):
