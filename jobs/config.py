@@ -105,7 +105,9 @@ class TranslateConfig:
     tasks: str = _opt("output", "what each kept trace becomes, comma-separated: output (predict "
                                 "the output), variable (questions on values and line counts, "
                                 "answered by the trace), input (propose an input for the "
-                                "output; LLM only, checked by running it)")
+                                "output), rewrite (rewrite the program; kept when it gives "
+                                "every output): input and rewrite need an LLM and are checked "
+                                "by running them")
     variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
                                       "the same answer)")
 
@@ -185,7 +187,7 @@ class JobConfig:
         needs_llm = [task for task in tasks if task in NEEDS_LLM]
         if needs_llm and not self.translate.uses_llm():
             raise ValueError(f"--tasks {','.join(needs_llm)} needs an LLM (--model): the renderer "
-                             "cannot propose inputs")
+                             "cannot propose inputs or programs")
         if self.translate.uses_llm():
             self.translate.llm(self.trace.seed)
 

@@ -78,8 +78,8 @@ def block_is_whole(stats: StageStats, written: dict[str, int], stages: tuple[str
     records = stats.peaks.get(BLOCK_RECORDS, 0)
     if records < 1 or stats.seen.get(stages[0], 0) != records:
         return False
-    return all(accounting_checks(stats.funnel(stages), {k: written.get(k, 0) for k in labels})
-               .values())
+    return all(accounting_checks(stats.funnel(stages), {k: written.get(k, 0) for k in labels},
+                                 stats.details).values())
 
 
 @dataclass

@@ -37,7 +37,8 @@ def versions() -> dict:
 WRITTEN_FROM = {"traces": "trace_filter", "translations": "verify", "training": "build"}
 
 
-def accounting_checks(funnel: dict[str, dict], written: dict[str, int]) -> dict[str, bool]:
+def accounting_checks(funnel: dict[str, dict], written: dict[str, int],
+                      details: dict | None = None) -> dict[str, bool]:
     """Every stage balanced and fed by the one before, every kept or rejected row written.
     The same checks on one input block's counters tell a resumed run that it is whole."""
     rejected_total = sum(stage["rejected"] for stage in funnel.values())
@@ -50,6 +51,9 @@ def accounting_checks(funnel: dict[str, dict], written: dict[str, int]) -> dict[
     for label, stage in WRITTEN_FROM.items():
         if label in written and stage in funnel:
             checks[f"{label}_written_equal_kept"] = written[label] == funnel[stage]["kept"]
+    if "rewrites" in written:  # one new program per rewrite the sandbox kept
+        kept = (details or {}).get("rewrites", {}).get("kept", 0)
+        checks["rewrites_written_equal_kept"] = written["rewrites"] == kept
     return checks
 
 
@@ -57,7 +61,7 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
                    actors: int, job: str, stages: tuple[str, ...], ray_address: str = "local") -> dict:
     stats = sink.stats
     funnel = stats.funnel(stages)
-    checks = accounting_checks(funnel, sink.written)
+    checks = accounting_checks(funnel, sink.written, stats.details)
     executed = stats.details.get("runs", {}).get("executed", 0)
     sandbox_s = stats.timing.get("sandbox_s", 0.0)
     manifest = {

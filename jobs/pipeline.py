@@ -32,8 +32,8 @@ from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
 from translate.export import dataset_info
-from translate.input_check import InputCheckActor
 from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
+from translate.sandbox_check import CheckActor
 from translate.stage import (
     VerifySettings,
     build_from_records,
@@ -125,8 +125,8 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
     ds = ds.map_batches(verify_batch, fn_kwargs={
         "model": llm.model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
         batch_format="pyarrow", batch_size=None)
-    if "input" in task_cfg.tasks:  # proposed inputs run in the sandbox (one actor, one CPU)
-        ds = ds.map_batches(InputCheckActor, fn_constructor_kwargs={
+    if {"input", "rewrite"} & set(task_cfg.tasks):  # proposals run in the sandbox
+        ds = ds.map_batches(CheckActor, fn_constructor_kwargs={
             "cfg": cfg.trace.stage(), "build_cfg": build_cfg}, batch_format="pyarrow",
             batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
     return ds
@@ -210,7 +210,10 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     OUT). A killed run goes on where it stopped when the same command is run again."""
     stages, kinds = JOBS[job]
     cfg.validate()  # a bad setting fails before anything starts
-    if job not in READS_FROM or "input" in cfg.translate.task_settings(0).tasks:
+    if "rewrite" in cfg.translate.task_settings(0).tasks and "example" in kinds:
+        kinds = (*kinds, "rewrite")
+    tasks = cfg.translate.task_settings(0).tasks
+    if job not in READS_FROM or {"input", "rewrite"} & set(tasks):
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
     try:
         files = list_inputs(cfg.input) if job not in READS_FROM else run_inputs(cfg.input, READS_FROM[job])

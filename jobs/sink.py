@@ -35,6 +35,8 @@ TRACE_SCHEMA = pa.schema([
     # "json": input/expected_output/returned are JSON (PyEdu); "python": an argument list and
     # Python literals (the call format)
     ("value_format", pa.string()),
+    # JSON list of [input, expected output] texts: every pair chosen for the program
+    ("program_pairs", pa.string()),
 ])
 REJECT_SCHEMA = pa.schema([
     ("id", pa.string()), ("problem_id", pa.string()), ("stage", pa.string()),
@@ -50,6 +52,12 @@ TRANSLATION_SCHEMA = pa.schema([
     ("answer_text", pa.string()), ("final_answer", pa.string()), ("returned", pa.string()),
     ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),
 ])
+# a verified rewrite (rewrite task): a new PyEdu program, a valid input for another run
+REWRITE_SCHEMA = pa.schema([
+    ("problem_id", pa.string()), ("origin_id", pa.string()), ("origin_problem_id", pa.string()),
+    ("problem_description", pa.string()), ("io_requirements", pa.string()),
+    ("refcode", pa.string()), ("funcname", pa.string()), ("ios", pa.string()),
+])
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 EXAMPLE_SCHEMA = pa.schema([
     ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()),
@@ -62,8 +70,9 @@ OUTPUT_KINDS = {
     "translation": ("translations", "translations", TRANSLATION_SCHEMA),
     "example": ("training", PARQUET_DIR, EXAMPLE_SCHEMA),
     "reject": ("rejects", "rejects", REJECT_SCHEMA),
+    "rewrite": ("rewrites", "rewrites", REWRITE_SCHEMA),
 }
-OUTPUT_DIRS = ("traces", "translations", "training", "rejects", LEDGER_DIR)
+OUTPUT_DIRS = ("traces", "translations", "training", "rejects", "rewrites", LEDGER_DIR)
 # shard folder -> its label in the manifest's counts (the messages JSONL repeat the Parquet)
 LABEL_OF_FOLDER = {folder: label for label, folder, _ in OUTPUT_KINDS.values()}
 

@@ -92,7 +92,7 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
                      "--model", tiny_model, "--device", "cpu", "--dtype", "bfloat16",
                      "--enforce-eager", "--max-model-len", "1024", "--max-tokens", "24",
                      "--min-new-tokens", "16", "--llm-batch-size", "4",
-                     "--tasks", "output,variable,input", "--variable-questions", "2"])
+                     "--tasks", "output,variable,input,rewrite", "--variable-questions", "2"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert code == 0 and manifest["accounting_ok"], manifest["checks"]
     counts = manifest["counts"]
@@ -101,7 +101,7 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     assert manifest["tasks"]["output"] == {"items": 2, "examples": 0}
     variable_items = manifest["tasks"]["variable"]["items"]
     assert variable_items == 2 and manifest["tasks"]["variable"]["examples"] == 0
-    assert counts["translate"]["seen"] == counts["make_tasks"]["kept"] == 2 + variable_items + 2
+    assert counts["translate"]["seen"] == counts["make_tasks"]["kept"] == 2 + variable_items + 2 + 2
     assert counts["translate"]["reasons"]["prompt_too_long"] >= 1
     assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}
     variable_rejects = [r for r in _read(out / "rejects") if ":v" in r["id"]]
@@ -113,6 +113,11 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
                      if r["id"].endswith(":i")}
     assert set(input_rejects.values()) == {("verify", "unfinished_thinking")}
     assert len(input_rejects) == 2
+    # rewrites: no program in gibberish, so none is run, kept or written as a new program
+    assert manifest["tasks"]["rewrite"] == {"items": 2, "examples": 0}
+    assert {r["reason"] for r in _read(out / "rejects") if r["id"].endswith(":r")} == {
+        "unfinished_thinking"}
+    assert manifest["written"]["rewrites"] == 0 and manifest["checks"]["rewrites_written_equal_kept"]
     assert manifest["translation"] == {**manifest["translation"], "translator": "llm",
                                        "model": tiny_model, "verified_fraction": 0.0}
     rejects = {(r["stage"], r["reason"]) for r in _read(out / "rejects")}

@@ -118,12 +118,12 @@ def test_the_rendered_reasoning_stops_at_the_asked_point_and_answers_it(sandbox)
     assert verify(text, item["answer"], thinking=False, python=True).ok
 
 
-def test_tasks_that_are_not_built_are_refused_with_a_clear_error():
-    assert parse_tasks("output, variable,output") == ("output", "variable")
-    with pytest.raises(ValueError, match="not built yet"):
-        parse_tasks("output,rewrite")
+def test_task_lists_are_read_once_each_and_unknown_tasks_refused():
+    assert parse_tasks("output, variable,output,rewrite") == ("output", "variable", "rewrite")
     with pytest.raises(ValueError, match="unknown task"):
         parse_tasks("outptu")
+    with pytest.raises(ValueError, match="at least one"):
+        parse_tasks(" , ")
 
 
 @pytest.mark.slow

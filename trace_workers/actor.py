@@ -157,6 +157,9 @@ class Tracer:
             "expected_output": run.expected_output, "returned": verdict["returned"],
             "trace": verdict["trace"], "trace_lines": verdict["trace_lines"], "status": "ok",
             "value_format": "python" if work.call_format else "json",
+            # every pair chosen for the program: what a rewrite must reproduce (rewrite task)
+            "program_pairs": json.dumps([[r.input, r.expected_output] for r in work.runs],
+                                        ensure_ascii=False),
         }
 
     def _sample_kept(self, rows: list[dict], work: ProgramWork, stats: StageStats) -> list[dict]:

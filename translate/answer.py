@@ -158,7 +158,7 @@ def proposed_input(text: str, *, thinking: bool = True, python: bool = False,
                    funcname: str = "") -> Verdict:
     """The input a generation proposes (input prediction): ``final_answer`` is its text, a JSON
     object of keyword arguments or (``python``) a Python argument list, ready to run. Whether
-    it is right is for the sandbox to say (translate.input_check)."""
+    it is right is for the sandbox to say (translate.sandbox_check)."""
     from trace_workers.records import parse_call_arguments
 
     answer_text = answer_part(text, thinking)
@@ -184,3 +184,32 @@ def proposed_input(text: str, *, thinking: bool = True, python: bool = False,
         return Verdict(False, "bad_input", f"not a JSON object of arguments: {json.dumps(value)[:200]}",
                        answer_text)
     return Verdict(True, answer_text=answer_text, final_answer=json.dumps(value, ensure_ascii=False))
+
+
+def proposed_program(text: str, funcname: str, original: str, *, thinking: bool = True) -> Verdict:
+    """The program a generation proposes (rewrite task): the last fenced code block, which must
+    parse, define ``funcname`` at its top level and differ from ``original``; ``final_answer``
+    is its source. Whether it behaves the same is for the sandbox to say."""
+    import ast
+
+    answer_text = answer_part(text, thinking)
+    if isinstance(answer_text, Verdict):
+        return answer_text
+    blocks = _FENCE.findall(answer_text)
+    if not blocks:
+        return Verdict(False, "no_program", "no fenced code block", answer_text)
+    code = blocks[-1]
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError) as exc:
+        return Verdict(False, "bad_program", f"does not parse: {exc}"[:300], answer_text)
+    if not any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == funcname
+               for node in tree.body):
+        return Verdict(False, "bad_program", f"defines no top-level {funcname}", answer_text)
+    try:
+        same = ast.dump(tree) == ast.dump(ast.parse(original))
+    except (SyntaxError, ValueError):
+        same = False
+    if same:
+        return Verdict(False, "same_program", "the rewrite is the original program", answer_text)
+    return Verdict(True, answer_text=answer_text, final_answer=code)

@@ -100,12 +100,24 @@ step about what the code does. End with a line `{FINAL_ANSWER_MARK} <input>`, th
 """
 
 
+def rewrite_training_prompt(row: dict) -> str:
+    """Verified rewriting: the model writes another program with the same behaviour."""
+    return f"""{_question_and_code(row)}
+Rewrite this solution: use another algorithm or another style, keep the function \
+`{row["funcname"]}` with the same parameters, and make it return exactly the same result for \
+every input. Explain the new approach step by step, then give the whole new program in one \
+```python block at the end.
+"""
+
+
 def translation_prompt(row: dict) -> str:
     """The reference method's rules, plus a marked final-answer line that the verifier reads."""
     if row.get("task") == "variable":
         return variable_translation_prompt(row)
     if row.get("task") == "input":  # no trace to translate: the model reasons on its own
         return input_training_prompt(row)
+    if row.get("task") == "rewrite":
+        return rewrite_training_prompt(row)
     return f"""Given a question, an input to the question, solution code for the question, and an \
 execution trace of that code on the input, turn the execution trace into a step-by-step solution \
 of the question. Rules:
@@ -193,6 +205,8 @@ def training_prompt(row: dict) -> str:
         return variable_training_prompt(row)
     if row.get("task") == "input":
         return input_training_prompt(row)
+    if row.get("task") == "rewrite":
+        return rewrite_training_prompt(row)
     return f"""{_question_and_code(row)}
 Given the following input:
 

@@ -22,13 +22,13 @@ import pyarrow as pa
 
 from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, stream_rows, stream_table
 from trace_workers.stats import BlockStats, StageStats
-from translate.answer import Verdict, proposed_input, verify
+from translate.answer import Verdict, proposed_input, proposed_program, verify
 from translate.export import BuildSettings, training_example
 from translate.render import render_reasoning
-from translate.tasks import TaskSettings, expected_answer, is_input, task_items
+from translate.tasks import TaskSettings, expected_answer, is_input, is_rewrite, task_items
 
 REQUEST = "request"  # a task item on its way to the LLM
-CHECK = "check"  # a proposed input on its way to the sandbox (the input task)
+CHECK = "check"  # a proposed input or program on its way to the sandbox
 # What a training prompt is made of: translations carry them, so `build` needs nothing else.
 PROMPT_FIELDS = ("problem_description", "io_requirements", "refcode", "funcname", "input",
                  "value_format", "task", "question")
@@ -74,13 +74,18 @@ def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str
             build_row(item, verdict.answer_text, build_cfg, stats)]
 
 
-def start_input_check(item: dict, generation: str, translator: dict[str, Any],
-                      verify_cfg: VerifySettings, stats: StageStats) -> dict:
-    """Input prediction: a reject when no input can be read from the generation, else a
-    ``check`` row, which translate.input_check runs in the sandbox."""
+def start_check(item: dict, generation: str, translator: dict[str, Any],
+                verify_cfg: VerifySettings, stats: StageStats) -> dict:
+    """Input and rewrite tasks: a reject when no input (program) can be read from the
+    generation, else a ``check`` row, which translate.sandbox_check runs in the sandbox."""
     stats.see("verify")
-    verdict = proposed_input(generation, thinking=verify_cfg.thinking,
-                             python=item.get("value_format") == "python", funcname=item["funcname"])
+    if is_rewrite(item):
+        verdict = proposed_program(generation, item["funcname"], item["refcode"],
+                                   thinking=verify_cfg.thinking)
+    else:
+        verdict = proposed_input(generation, thinking=verify_cfg.thinking,
+                                 python=item.get("value_format") == "python",
+                                 funcname=item["funcname"])
     if not verdict.ok:
         stats.reject("verify", verdict.reason)
         return Reject(item["id"], item["problem_id"], "verify", verdict.reason, verdict.detail).row()
@@ -234,9 +239,9 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
         block_stats.note("tokens", "generated", int(generated_tokens[i] or 0))
         translator = {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
                       "generated_tokens": generated_tokens[i]}
-        if is_input(trace):
-            out += in_block([start_input_check(trace, texts[i], translator, verify_cfg,
-                                               block_stats)], block)
+        if is_input(trace) or is_rewrite(trace):
+            out += in_block([start_check(trace, texts[i], translator, verify_cfg, block_stats)],
+                            block)
         else:
             out += in_block(finish_translation(trace, texts[i], translator, verify_cfg, build_cfg,
                                                block_stats), block)

@@ -5,8 +5,12 @@
   trace (:mod:`translate.variable`); each item carries its question, its answer (a Python
   literal) and the part of the trace that answers it.
 - ``input`` (LLM only): given the question, the code and the output, propose an input; the
-  proposal is run in the sandbox (:mod:`translate.input_check`) and kept only when the program
+  proposal is run in the sandbox (:mod:`translate.sandbox_check`) and kept only when the program
   returns that output (any such input counts, not only the original one).
+- ``rewrite`` (LLM only, PyEdu programs): the model rewrites the program (another algorithm or
+  style, same function and signature); the rewrite runs in the sandbox on every pair chosen
+  for the original and is kept only if every output matches. A kept rewrite is a training
+  example and a new program (OUT/rewrites/, with its origin) that another run can take.
 
 Every item goes through the same translate -> verify -> build path; ``task`` tells the prompts,
 the renderer and the verifier which question it is.
@@ -19,9 +23,8 @@ from dataclasses import dataclass
 from trace_workers.stats import StageStats
 from translate.variable import sample_questions
 
-TASKS = ("output", "variable", "input")
-NOT_BUILT = ("rewrite",)
-NEEDS_LLM = ("input",)  # the renderer cannot propose anything
+TASKS = ("output", "variable", "input", "rewrite")
+NEEDS_LLM = ("input", "rewrite")  # the renderer cannot propose anything
 
 
 @dataclass
@@ -34,8 +37,6 @@ class TaskSettings:
 def parse_tasks(text: str) -> tuple[str, ...]:
     tasks = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     for task in tasks:
-        if task in NOT_BUILT:
-            raise ValueError(f"task {task!r} is not built yet (tasks: {', '.join(TASKS)})")
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r} (tasks: {', '.join(TASKS)})")
     if not tasks:
@@ -49,6 +50,10 @@ def is_variable(item: dict) -> bool:
 
 def is_input(item: dict) -> bool:
     return item.get("task") == "input"
+
+
+def is_rewrite(item: dict) -> bool:
+    return item.get("task") == "rewrite"
 
 
 def expected_answer(item: dict) -> tuple[str, bool]:
@@ -72,6 +77,8 @@ def task_items(trace: dict, cfg: TaskSettings, stats: StageStats) -> list[dict]:
                           "trace": question.trace})
     if "input" in cfg.tasks:
         items.append({**trace, "task": "input", "id": f"{trace['id']}:i"})
+    if "rewrite" in cfg.tasks and trace.get("value_format") != "python" and trace.get("program_pairs"):
+        items.append({**trace, "task": "rewrite", "id": f"{trace['id']}:r"})
     stats.see("make_tasks", len(items))
     stats.keep("make_tasks", len(items))
     for item in items:
