@@ -130,9 +130,9 @@ class Ledger:
         folder = posixpath.dirname(rel)
         return self.label_of.get(folder)
 
-    def resume(self, stages: tuple[str, ...], publish, shard_dirs: Iterable[str]) -> Resumed:
+    def resume(self, stages: tuple[str, ...], writer, shard_dirs: Iterable[str]) -> Resumed:
         """Repair the output of a killed attempt and return what it keeps (see the module).
-        ``publish(rel, write)`` writes a file whole (jobs.sink.ShardWriter)."""
+        ``writer`` (a jobs.sink.ShardWriter on the same folder) writes each file whole."""
         header = self.run_header()
         entries = self.entries()
         per_block: dict[str, StageStats] = {}
@@ -155,7 +155,7 @@ class Ledger:
                           blocks_dropped=len(dropped))
         resumed.orphans_deleted = self._delete_orphans(entries, shard_dirs)
         for entry in entries:
-            self._drop_blocks(entry, dropped, publish)
+            self._drop_blocks(entry, dropped, writer)
             for block, data in entry.stats.items():
                 if block not in dropped:
                     resumed.stats.merge(data)
@@ -181,7 +181,7 @@ class Ledger:
                     deleted += 1
         return deleted
 
-    def _drop_blocks(self, entry: Entry, dropped: set[str], publish) -> None:
+    def _drop_blocks(self, entry: Entry, dropped: set[str], writer) -> None:
         """Take the rows and counters of ``dropped`` blocks out of one entry: its shards first,
         then the entry itself (or delete what is left empty)."""
         if not any(block in dropped for runs in entry.files.values() for block, _ in runs) \
@@ -190,18 +190,18 @@ class Ledger:
         for rel, runs in list(entry.files.items()):
             keep = [[block, n] for block, n in runs if block not in dropped]
             if len(keep) != len(runs):
-                self._rewrite_shard(rel, runs, dropped, publish)
+                self._rewrite_shard(rel, runs, dropped, writer)
             if keep:
                 entry.files[rel] = keep
             else:
                 del entry.files[rel]
         entry.stats = {block: data for block, data in entry.stats.items() if block not in dropped}
         if entry.files or entry.stats:
-            publish(entry.name, lambda path: self._put(path, entry.to_json()))
+            writer.write_text(entry.name, entry.to_json())
         else:
             self.fs.delete_file(self.path(entry.name))
 
-    def _rewrite_shard(self, rel: str, runs: list[list], dropped: set[str], publish) -> None:
+    def _rewrite_shard(self, rel: str, runs: list[list], dropped: set[str], writer) -> None:
         total = sum(n for _, n in runs)
         remaining = sum(n for block, n in runs if block not in dropped)
         mask = [block not in dropped for block, n in runs for _ in range(n)]
@@ -224,13 +224,7 @@ class Ledger:
         if not remaining:
             self.fs.delete_file(path)
         elif rel.endswith(".parquet"):
-            kept = table.filter(pa.array(mask))
-            publish(rel, lambda p: pq.write_table(kept, p, filesystem=self.fs, compression="zstd"))
+            writer.write(rel, table.filter(pa.array(mask)))
         else:
             text = "".join(line for line, keep in zip(lines, mask, strict=True) if keep)
-            publish(rel, lambda p: self._put(p, text))
-
-    def _put(self, path: str, text: str) -> None:
-        with self.fs.open_output_stream(path) as out:
-            out.write(text.encode())
-
+            writer.write_text(rel, text)

@@ -42,6 +42,7 @@ from translate.stage import (
     traces_from_records,
     verify_batch,
 )
+from translate.tasks import parse_tasks
 
 JOBS = {
     "trace": (TRACE_STAGES, ("trace", "reject")),
@@ -190,7 +191,7 @@ def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
         writer.fs.delete_file(report)  # it belongs to the finished run being replaced
     if ledger.exists() and not cfg.fresh and resumable:
         if ledger.run_header().get("key") == key:
-            resumed = ledger.resume(JOBS[job][0], writer.publish, OUTPUT_DIRS[:-1])
+            resumed = ledger.resume(JOBS[job][0], writer, OUTPUT_DIRS[:-1])
         elif not cfg.overwrite:
             raise OutputExistsError(
                 f"{cfg.output} holds an unfinished run of another job, settings or inputs; "
@@ -210,9 +211,9 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     OUT). A killed run goes on where it stopped when the same command is run again."""
     stages, kinds = JOBS[job]
     cfg.validate()  # a bad setting fails before anything starts
-    if "rewrite" in cfg.translate.task_settings(0).tasks and "example" in kinds:
+    tasks = parse_tasks(cfg.translate.tasks)
+    if "rewrite" in tasks and "example" in kinds:
         kinds = (*kinds, "rewrite")
-    tasks = cfg.translate.task_settings(0).tasks
     if job not in READS_FROM or {"input", "rewrite"} & set(tasks):
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
     try:

@@ -81,16 +81,16 @@ def test_shards_without_a_ledger_entry_are_deleted_and_their_blocks_done_again(
 def test_a_resume_killed_during_its_repairs_is_repaired_by_the_next(finished, tmp_path, ray_local):
     out = tmp_path / "killed"
     _as_if_killed(finished, out)
-    writer = ShardWriter(str(out))
+    class KilledBeforeTheFirstEntry(ShardWriter):
+        def publish(self, rel, write):
+            if rel.startswith("_ledger/"):
+                raise KeyboardInterrupt("killed after rewriting shards, before their entry")
+            return super().publish(rel, write)
 
-    def publish_until_the_first_entry(rel, write):
-        if rel.startswith("_ledger/"):
-            raise KeyboardInterrupt("killed after rewriting shards, before their entry")
-        return writer.publish(rel, write)
-
+    writer = KilledBeforeTheFirstEntry(str(out))
     with pytest.raises(KeyboardInterrupt):
         Ledger(writer.fs, writer.root, LABEL_OF_FOLDER).resume(
-            JOBS["run"][0], publish_until_the_first_entry, OUTPUT_DIRS[:-1])
+            JOBS["run"][0], writer, OUTPUT_DIRS[:-1])
     _resume_ends_like(finished, out)
 
 

@@ -10,13 +10,14 @@ trace stage compares them (JSON semantics, float tolerance).
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from trace_workers.canonical import python_values_match, values_match
-from trace_workers.records import parse_literal_output
+from trace_workers.records import parse_call_arguments, parse_literal_output
 from translate.prompts import FINAL_ANSWER_MARK
 
 THINK_END = "</think>"
@@ -159,8 +160,6 @@ def proposed_input(text: str, *, thinking: bool = True, python: bool = False,
     """The input a generation proposes (input prediction): ``final_answer`` is its text, a JSON
     object of keyword arguments or (``python``) a Python argument list, ready to run. Whether
     it is right is for the sandbox to say (translate.sandbox_check)."""
-    from trace_workers.records import parse_call_arguments
-
     answer_text = answer_part(text, thinking)
     if isinstance(answer_text, Verdict):
         return answer_text
@@ -190,8 +189,6 @@ def proposed_program(text: str, funcname: str, original: str, *, thinking: bool 
     """The program a generation proposes (rewrite task): the last fenced code block, which must
     parse, define ``funcname`` at its top level and differ from ``original``; ``final_answer``
     is its source. Whether it behaves the same is for the sandbox to say."""
-    import ast
-
     answer_text = answer_part(text, thinking)
     if isinstance(answer_text, Verdict):
         return answer_text
