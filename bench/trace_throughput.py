@@ -9,6 +9,10 @@
     pair is executed, one actor per core. Runs per core-second = runs / (wall x actors).
 (c) Peak RSS of the driver and of an actor with default settings, for the set and for the set
     repeated ``--repeat`` times (streaming: should stay flat).
+
+``--compare-snoop`` measures instead fast_snoop's tracer against snoop's own on every chosen
+run, in jails side by side (runs alternate which goes first): sandbox seconds of each, and
+whether the traces are byte-identical (a program's later runs are skipped after a timeout).
 """
 
 from __future__ import annotations
@@ -96,16 +100,66 @@ def trace_stage(source: Path, out: Path, actors: int, extra: list[str]) -> dict:
     }
 
 
+def compare_snoop(runs: list[tuple[ProgramWork, int]]) -> dict:
+    from trace_workers.actor import LEAN_PRELOAD
+    from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
+
+    def jail(fast: bool, preload: tuple[str, ...]) -> Sandbox:
+        return Sandbox(SandboxSettings(limits=SandboxLimits(fast_tracer=fast), preload=preload))
+
+    jails = {(fast, heavy): jail(fast, DEFAULT_PRELOAD if heavy else LEAN_PRELOAD)
+             for fast in (True, False) for heavy in (True, False)}
+    seconds = {True: 0.0, False: 0.0}
+    identical, differing, skipped, timed_out = 0, [], 0, set()
+    keys = ("status", "trace", "returned", "detail", "trace_lines")
+    try:
+        for number, (work, index) in enumerate(runs):
+            if work.problem_id in timed_out:
+                skipped += 1
+                continue
+            verdicts = {}
+            for fast in ((True, False) if number % 2 else (False, True)):
+                verdict = jails[fast, work.heavy].run(
+                    work.refcode, work.funcname, work.runs[index].input, work.depth,
+                    call_format=work.call_format)
+                seconds[fast] += verdict.get("elapsed_s", 0.0)
+                verdicts[fast] = verdict
+            if "timeout" in (verdicts[True]["status"], verdicts[False]["status"]):
+                timed_out.add(work.problem_id)
+            if [verdicts[True].get(k) for k in keys] == [verdicts[False].get(k) for k in keys]:
+                identical += 1
+            else:
+                differing.append(f"{work.problem_id}:{index}")
+            if number % 500 == 0:
+                print(f"  compared {number}/{len(runs)} runs", flush=True)
+    finally:
+        for box in jails.values():
+            box.close()
+    return {"runs": identical + len(differing), "identical": identical, "differing": differing,
+            "skipped_after_timeout": skipped, "fast_sandbox_s": seconds[True],
+            "snoop_sandbox_s": seconds[False], "ratio": seconds[False] / seconds[True]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared/data/pyedu_dev.jsonl")
     parser.add_argument("--reference-runs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--actors", type=int, default=os.cpu_count())
+    parser.add_argument("--compare-snoop", action="store_true",
+                        help="only compare fast_snoop's tracer with snoop's own (see above)")
     args = parser.parse_args()
     if not args.dev.exists():
         raise SystemExit(f"{args.dev} not found")
     runs = chosen_runs(args.dev)
+    if args.compare_snoop:
+        result = compare_snoop(runs)
+        print(f"fast_snoop vs snoop: {result['runs']} runs, {result['identical']} traces "
+              f"identical, differing: {result['differing'][:20]}; sandbox time "
+              f"{result['fast_sandbox_s']:.1f} s vs {result['snoop_sandbox_s']:.1f} s = "
+              f"{result['ratio']:.2f}x ({result['skipped_after_timeout']} runs skipped after "
+              "a timeout)")
+        return
     step = max(1, len(runs) // args.reference_runs)
     sample = runs[::step][: args.reference_runs]  # spread over the whole set
     print(f"dev set: {len(runs)} chosen runs; reference sample: {len(sample)} runs", flush=True)

@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ZYGOTE_SOURCE = Path(__file__).with_name("zygote.py")
-JAIL_ZYGOTE = "/opt/groundtrace/zygote.py"
+# the files the jail runs: the zygote and the tracer it imports, copied out of the checkout
+JAIL_FILES = ("zygote.py", "fast_snoop.py")
+JAIL_FOLDER = "/opt/groundtrace"
+JAIL_ZYGOTE = f"{JAIL_FOLDER}/zygote.py"
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
 
@@ -51,6 +53,7 @@ class SandboxLimits:
     max_trace_bytes: int = 262_144
     max_stdout_bytes: int = 1_048_576
     dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
+    fast_tracer: bool = True  # fast_snoop's tracer (the same trace); False: snoop's own
 
     def for_zygote(self) -> dict:
         return {
@@ -63,6 +66,7 @@ class SandboxLimits:
             "max_trace_bytes": self.max_trace_bytes,
             "max_stdout_bytes": self.max_stdout_bytes,
             "dry_run": self.dry_run,
+            "fast_tracer": self.fast_tracer,
             "max_result_bytes": 4 * self.max_trace_bytes + (1 << 20),
         }
 
@@ -179,8 +183,9 @@ class Sandbox:
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for root in python_roots():
             argv += ["--ro-bind", str(root), str(root)]
+        for name in JAIL_FILES:
+            argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_FOLDER}/{name}"]
         argv += [
-            "--ro-bind", str(self._workdir / "zygote.py"), JAIL_ZYGOTE,
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(self.settings.limits.scratch_mb << 20), "--tmpfs", "/tmp",
             "--remount-ro", "/", "--chdir", "/tmp",
@@ -205,8 +210,9 @@ class Sandbox:
             # The zygote is copied out of the checkout so that the jail never needs to see it.
             self._workdir = Path(tempfile.mkdtemp(prefix="groundtrace-jail-"))
             self._workdir.chmod(0o755)
-            shutil.copyfile(ZYGOTE_SOURCE, self._workdir / "zygote.py")
-            (self._workdir / "zygote.py").chmod(0o644)
+            for name in JAIL_FILES:
+                shutil.copyfile(Path(__file__).with_name(name), self._workdir / name)
+                (self._workdir / name).chmod(0o644)
         log = open(self._workdir / "jail.log", "w+b")
         self._proc = subprocess.Popen(
             self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,

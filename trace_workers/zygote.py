@@ -168,19 +168,24 @@ def _classify_exception(exc: BaseException) -> tuple[str, str | None]:
 
 
 _current_buffer: TraceBuffer | None = None
-SNOOP_CONFIG = None
+TRACER = None  # the tracer class: fast_snoop's (default) or snoop's own
 
 
 def _write_trace(text: str) -> None:
     _current_buffer.write(text)
 
 
-def _snoop_config():
-    """Built once in the zygote; each child points ``_current_buffer`` at its own buffer."""
+def _snoop_config(fast: bool = True):
+    """Built once in the zygote; each child points ``_current_buffer`` at its own buffer.
+    Returns (config, tracer class): fast_snoop's tracer, or with ``fast=False`` snoop's own
+    (the same trace, slower: kept to check the fast one against)."""
     import snoop
     from snoop.formatting import DefaultFormatter
 
-    class Formatter(DefaultFormatter):
+    fast_snoop = _fast_snoop() if fast else None
+    bases = (fast_snoop.FastFormatterMixin, DefaultFormatter) if fast else (DefaultFormatter,)
+
+    class Formatter(*bases):
         """snoop's format, with the call line reduced to the function's name (as the
         reference method prints it): file paths would only leak jail paths into data."""
 
@@ -195,10 +200,20 @@ def _snoop_config():
                 description = "Call to"
             return [f">>> {description} {event.code_qualname()}"]
 
-    return snoop.Config(
+    config = snoop.Config(
         out=_write_trace, columns=(), color=False, replace_watch_extras=(),
         formatter_class=Formatter, pformat=pprint.pformat,
     )
+    return config, (fast_snoop.install(config) if fast else config.snoop)
+
+
+def _fast_snoop():
+    """The module beside this file (in the jail), or the package's copy (outside it)."""
+    try:
+        import fast_snoop
+    except ImportError:
+        from trace_workers import fast_snoop
+    return fast_snoop
 
 
 def _set_limits(limits: dict) -> None:
@@ -242,7 +257,6 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         _set_limits(limits)
         global _current_buffer
         _current_buffer = buffer
-        config = SNOOP_CONFIG
         marks["config"] = time.monotonic()
         code = request["code"]
         linecache.cache[PROGRAM_FILENAME] = (
@@ -266,7 +280,7 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
             os._exit(0)
         else:
             marks["dry_run"] = time.monotonic()
-            returned = config.snoop(depth=request["depth"])(function)(*args, **kwargs)
+            returned = TRACER(depth=request["depth"])(function)(*args, **kwargs)
             try:
                 if "call" in request:
                     encoded = _literal_text(returned)
@@ -569,8 +583,8 @@ def main() -> None:
         del sys.modules[name]
     loaded, missing = _preload(["snoop", *preload])
     snoop.tracer.internal_directories = _untraced_directories()
-    global SNOOP_CONFIG
-    SNOOP_CONFIG = _snoop_config()
+    global TRACER
+    _, TRACER = _snoop_config(limits.get("fast_tracer", True))
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
     _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),

@@ -1,0 +1,279 @@
+"""fast_snoop's tracer writes snoop's own trace, byte for byte, only faster.
+
+Every program runs in two real jails, one with fast_snoop's tracer (the default) and one with
+snoop's own, and the traces must be identical. The programs are written to reach each thing
+fast_snoop changes: which frames are traced (depth, recursion, library code, comprehensions
+in library code), the order of locals (cell and free variables, del), reused reprs (the
+same object, mutated containers, equal values of other types, a repr that raises, a huge int),
+comprehension summaries (frame switches into traced calls), lazy ends of long sequences,
+generators, exceptions, and the memoised prefix and source lines.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+
+PROGRAMS = {
+    "recursion_deeper_than_depth": ("""\
+def walk(n, seen):
+    if n == 0:
+        return seen
+    seen.append(n)
+    return walk(n - 1, seen)
+
+def main_solution(n):
+    seen = []
+    out = walk(n, seen)
+    return len(out)
+""", {"n": 12}, 2),
+    "closures_cell_and_free_variables": ("""\
+def main_solution(a, b):
+    total = a
+    def add(x):
+        nonlocal total
+        step = x * b
+        total += step
+        return total
+    for i in range(3):
+        add(i)
+    del a
+    z = total
+    return z
+""", {"a": 2, "b": 5}, 2),
+    "comprehensions_of_every_kind": ("""\
+def square(x):
+    y = x * x
+    return y
+
+def main_solution(n):
+    squares = [square(i) for i in range(n)]
+    table = {i: [j for j in range(i)] for i in range(n)}
+    evens = {i % 4 for i in range(n * 3)}
+    total = sum(i for i in range(n) if i % 2)
+    nested = [[a * b for b in range(3)] for a in range(3)]
+    return [squares, len(table), sorted(evens), total, nested]
+""", {"n": 7}, 2),
+    "long_comprehension_summary": ("""\
+def main_solution(n):
+    words = [str(i) * (i % 3) for i in range(n)]
+    same = [1 for _ in range(n)]
+    return [len(words), sum(same)]
+""", {"n": 500}, 1),
+    "library_code_with_its_own_comprehensions": ("""\
+import statistics
+import json
+from collections import Counter
+
+def main_solution(values):
+    middle = statistics.median(values)
+    spread = statistics.pstdev(values)
+    counts = Counter(values).most_common(2)
+    text = json.dumps({"m": middle})
+    return [middle, round(spread, 3), counts, text]
+""", {"values": [3, 1, 4, 1, 5, 9, 2, 6]}, 3),
+    "same_objects_mutations_and_lookalikes": ("""\
+def main_solution(n):
+    items = []
+    lookup = {}
+    marks = set()
+    pair = (1, 2)
+    x = 1
+    for i in range(n):
+        items.append(i)
+        items[0] = i
+        lookup[i % 2] = i
+        marks.add(i % 3)
+        x = 1.0 if i % 2 else True
+        x = 1
+        pair = (1, 2.0)
+    items.sort(reverse=True)
+    lookup.clear()
+    marks.discard(0)
+    big = list(range(1000))
+    big[500] = -1
+    big[-1] = 'end'
+    return [items, x, sorted(marks)]
+""", {"n": 6}, 1),
+    "reprs_that_raise_and_huge_ints": ("""\
+class Broken:
+    def __repr__(self):
+        raise ValueError("no repr")
+
+class Stack(list):
+    pass
+
+def main_solution(n):
+    value = 7
+    broken = Broken()
+    value = 10 ** 5000 + n
+    small = 12
+    stack = Stack([1, 2, 3])
+    stack.append(small)
+    value = 3
+    small = 12
+    return n
+""", {"n": 1}, 1),
+    "long_sequences_shown_by_their_ends": ("""\
+import itertools
+
+def main_solution(n):
+    perms = list(itertools.permutations(range(n)))
+    row = tuple(range(10 ** 5))
+    nested = [[i] * 50 for i in range(200)]
+    first = perms[0]
+    return [len(perms), len(row), len(nested), list(first)]
+""", {"n": 8}, 1),
+    "generators_and_exceptions": ("""\
+def numbers(n):
+    for i in range(n):
+        if i == 3:
+            try:
+                raise KeyError(i)
+            except KeyError:
+                pass
+        yield i * 2
+
+def risky(x):
+    return 10 // x
+
+def main_solution(n):
+    got = []
+    for value in numbers(n):
+        got.append(value)
+    try:
+        risky(0)
+    except ZeroDivisionError as error:
+        message = str(error)
+    return [got, message]
+""", {"n": 5}, 3),
+    "classes_lambdas_decorators_with": ("""\
+import functools
+import contextlib
+
+def logged(function):
+    @functools.wraps(function)
+    def inner(*args):
+        result = function(*args)
+        return result
+    return inner
+
+class Counter:
+    def __init__(self):
+        self.count = 0
+
+    @logged
+    def bump(self, by):
+        self.count += by
+        return self.count
+
+@contextlib.contextmanager
+def opened(name):
+    yield name.upper()
+
+def main_solution(n):
+    counter = Counter()
+    key = lambda v: -v
+    for i in sorted(range(n), key=key):
+        counter.bump(i)
+    with opened("x") as label:
+        text = f"{label}{counter.count}"
+    while n > 0:
+        n -= 2
+    return text
+""", {"n": 4}, 4),
+    "numpy_values": ("""\
+import numpy as np
+
+def main_solution(n):
+    grid = np.zeros((n, n))
+    for i in range(n):
+        grid[i, i] = i
+    flat = grid.ravel()
+    return float(flat.sum())
+""", {"n": 4}, 1),
+    "uncaught_exception": ("""\
+def main_solution(items):
+    total = 0
+    for item in items:
+        total += item
+    return total
+""", {"items": [1, "a"]}, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def jails():
+    limits = {"timeout_s": 5.0, "dry_run": False}
+    fast = Sandbox(SandboxSettings(limits=SandboxLimits(**limits), preload=("numpy",)))
+    plain = Sandbox(SandboxSettings(limits=SandboxLimits(fast_tracer=False, **limits),
+                                    preload=("numpy",)))
+    with fast, plain:
+        yield fast, plain
+
+
+def both(jails, code: str, kwargs: str, depth: int, funcname: str = "main_solution",
+         call_format: bool = False) -> tuple[dict, dict]:
+    return tuple(jail.run(code, funcname, kwargs, depth, call_format=call_format)
+                 for jail in jails)
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_the_trace_is_snoops_own_byte_for_byte(jails, name):
+    code, kwargs, depth = PROGRAMS[name]
+    fast, plain = both(jails, code, json.dumps(kwargs), depth)
+    assert plain["status"] in ("returned", "error")
+    assert plain["trace_lines"] > 5
+    assert (fast["status"], fast.get("returned"), fast.get("detail")) == (
+        plain["status"], plain.get("returned"), plain.get("detail"))
+    assert fast["trace"] == plain["trace"]
+
+
+def test_a_long_list_costs_its_ends_not_its_length(jails):
+    """cheap_repr copied half of a list to show six items of it: 40 ms a line for 3.6 M."""
+    code = """\
+import itertools
+
+def main_solution(n):
+    perms = list(itertools.permutations(range(n)))
+    total = 0
+    for perm in perms[:40]:
+        total += perm[0]
+        total -= perm[1]
+    return total
+"""
+    fast, plain = both(jails, code, json.dumps({"n": 9}), 1)
+    assert fast["trace"] == plain["trace"] and fast["status"] == "returned"
+    assert fast["elapsed_s"] < plain["elapsed_s"] / 2
+
+
+def test_dev_set_traces_are_snoops_own(jails, dev_records):
+    """A spread of real PyEdu programs (two inputs each, every 6th program)."""
+    from trace_workers.raw_filter import RawFilterConfig, filter_program
+    from trace_workers.records import ProgramWork, parse_record
+    from trace_workers.stats import StageStats
+
+    compared = 0
+    for number, record in enumerate(dev_records[::6]):
+        parsed = parse_record(json.dumps(record), f"dev:{number}")
+        if hasattr(parsed, "reason"):
+            continue
+        for row in filter_program(parsed, RawFilterConfig(), StageStats()):
+            work = ProgramWork.from_payload(row["payload"]) if row["kind"] == "program" else None
+            if work is None or work.heavy:
+                continue
+            for run in work.runs[:2]:
+                fast, plain = both(jails, work.refcode, run.input, work.depth, work.funcname,
+                                   work.call_format)
+                if "timeout" in (fast["status"], plain["status"]):
+                    continue  # a slower tracer may stop somewhere else
+                # a run stopped at the line budget carries no trace, but its size in lines
+                # and characters (the detail) must agree too
+                assert [fast.get(key) for key in ("status", "trace", "detail", "trace_lines")] == [
+                    plain.get(key) for key in ("status", "trace", "detail", "trace_lines")
+                ], f"{work.problem_id} input {run.input[:100]}"
+                compared += 1
+    assert compared > 150

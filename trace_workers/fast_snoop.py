@@ -1,0 +1,310 @@
+"""snoop's trace, byte for byte, at a fraction of snoop's cost per event.
+
+Runs inside the jail beside ``zygote.py`` (standard library, snoop and cheap_repr only). snoop
+formats every line of the trace; this module only changes how much work each trace event costs
+before formatting, where a profile of the PyEdu dev set put snoop's time:
+
+- every new frame of any code (library code included) goes through snoop's Python-level frame
+  chooser: here a dictionary lookup per code object answers for frames snoop never traces;
+- every event re-reads ``frame.f_locals`` once per local (each read re-syncs the whole dict),
+  sorts the names with ``tuple.index`` and re-computes the repr of every local: here
+  ``f_locals`` is read once, the name order is kept per code object, and the repr of an
+  immutable scalar that is still the very same object is reused;
+- a comprehension's 'line' events print nothing (snoop only collects each variable's values
+  for the summary printed when it returns): here they skip building and formatting an event;
+- cheap_repr's repr of a long list or tuple copies half of it (``x[:n - n // 2]``) to show a
+  handful of items: here the same items are read lazily, so a list of 3.6 million
+  permutations costs microseconds per line instead of 40 ms.
+
+``tests/test_fast_snoop.py`` holds it to snoop's own output on programs written to reach every
+branch, and ``bench/trace_throughput.py --compare-snoop`` on the dev set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+
+import cheap_repr
+import snoop.tracer
+from snoop.formatting import Event
+from snoop.utils import ArgDefaultDict, pp_name_prefix, truncate_list
+
+COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
+# types whose repr is fixed by the object itself; a container of them whose items are the
+# same objects in the same order has the same repr (up to SNAPSHOT_LIMIT items: checking
+# more would cost more than the repr)
+STABLE_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None)})
+SNAPSHOT_LIMIT = 256
+LOCAL_EVENTS = frozenset({"line", "return", "exception"})
+_MISSING = object()
+_SCALAR = object()  # the snapshot of a stable scalar: the object itself says it all
+# cheap_repr shows a class differently once one of its reprs has raised: a repr remembered
+# before such a change is not reused after it
+_suppressed = cheap_repr.suppressed_classes
+
+
+def _snapshot(value):
+    """What fixes ``value``'s repr while ``value`` is the same object: ``_SCALAR`` for a stable
+    scalar, the items for a small list/tuple/set of stable scalars, the keys and values for
+    such a dict; None when nothing short of a new repr will do."""
+    kind = type(value)
+    if kind in STABLE_TYPES:
+        return _SCALAR
+    if kind in (list, tuple, set, frozenset) and len(value) <= SNAPSHOT_LIMIT:
+        items = tuple(value)
+        return items if STABLE_TYPES.issuperset(map(type, items)) else None
+    if kind is dict and len(value) <= SNAPSHOT_LIMIT:
+        keys, values = tuple(value), tuple(value.values())
+        if STABLE_TYPES.issuperset(map(type, keys)) and STABLE_TYPES.issuperset(map(type, values)):
+            return keys, values
+    return None
+
+
+def _unchanged(value, snapshot) -> bool:
+    if snapshot is _SCALAR:
+        return True
+    if type(value) is dict:
+        keys, values = snapshot
+        return (len(value) == len(keys) and all(map(operator.is_, value, keys))
+                and all(map(operator.is_, value.values(), values)))
+    return len(value) == len(snapshot) and all(map(operator.is_, value, snapshot))
+
+
+_name_orders: dict[int, tuple] = {}
+
+
+def _ordered_names(code, names: tuple) -> list:
+    """The locals snoop shows, in snoop's order: the code's own variables by their first
+    position in co_varnames + co_cellvars + co_freevars, then the others in f_locals order
+    (snoop sorts with ``tuple.index`` over exactly that); remembered per code and name set."""
+    known = _name_orders.get(id(code))
+    if known is None or known[0] is not code:
+        ranks: dict = {}
+        for position, name in enumerate(code.co_varnames + code.co_cellvars + code.co_freevars):
+            ranks.setdefault(name, position)
+        known = _name_orders[id(code)] = (code, ranks, {})
+    _, ranks, orders = known
+    order = orders.get(names)
+    if order is None:
+        shown = [name for name in names if not name.startswith(pp_name_prefix)]
+        base = len(code.co_varnames) + len(code.co_cellvars) + len(code.co_freevars)
+        extra = {name: base + i for i, name in enumerate(shown)}
+        order = orders[names] = sorted(shown, key=lambda name: ranks.get(name, extra[name]))
+    return order
+
+
+class FastFrameInfo(snoop.tracer.FrameInfo):
+    """snoop's per-frame state; ``update_variables`` without watches, extras or whitelist,
+    reusing the repr of a local whose value is provably unchanged."""
+
+    def __init__(self, frame):
+        super().__init__(frame)
+        self.local_values: dict = {}
+        self.local_snapshots: dict = {}
+        self.generation = -1
+
+    def update_variables(self, watch, watch_extras, event, whitelist):
+        frame = self.frame
+        self.last_line_no = frame.f_lineno
+        current = frame.f_locals  # one sync of the fast locals
+        names = _ordered_names(frame.f_code, tuple(current))
+        generation = len(_suppressed)
+        reuse = generation == self.generation
+        old_reprs, old_values, old_snapshots = (
+            self.local_reprs, self.local_values, self.local_snapshots)
+        reprs, values, snapshots = {}, {}, {}
+        for name in names:
+            value = values[name] = current[name]
+            snapshot = old_snapshots.get(name)
+            if not (reuse and snapshot is not None and value is old_values[name]
+                    and _unchanged(value, snapshot)):
+                snapshot = _snapshot(value)
+                reprs[name] = snoop.tracer.my_cheap_repr(value)
+            else:
+                reprs[name] = old_reprs[name]
+            if snapshot is not None:
+                snapshots[name] = snapshot
+        self.local_reprs, self.local_values, self.local_snapshots = reprs, values, snapshots
+        self.generation = generation
+
+        if self.comprehension_type:
+            for name, value_repr in reprs.items():
+                seen = self.comprehension_variables.setdefault(name, [])
+                if not seen or seen[-1] != value_repr:
+                    seen.append(value_repr)
+                    seen[:] = truncate_list(seen, 11)
+            if event in ("return", "exception"):
+                return [(name, ", ".join(seen)) for name, seen in self.comprehension_variables.items()]
+            return []
+        return [(name, value_repr) for name, value_repr in reprs.items()
+                if old_reprs.get(name, _MISSING) != value_repr]
+
+
+class FastTracer(snoop.tracer.Tracer):
+    """snoop's Tracer (decorator use, ``depth`` only) with a cheaper ``trace``.
+
+    Code objects are looked up by ``id`` (hashing a code object hashes its bytecode), and the
+    dictionaries hold the code objects themselves so that an id is never reused while cached.
+    """
+
+    def __init__(self, depth: int = 1):
+        super().__init__(depth=depth)
+        self.frame_infos = ArgDefaultDict(FastFrameInfo)
+        self._targets: dict[int, object] = {}
+        self._never: dict[int, object] = {}  # codes whose frames snoop never traces
+        self._internal: dict[int, tuple[object, bool]] = {}
+
+    def __call__(self, function):
+        wrapped = super().__call__(function)
+        self._targets = {id(code): code for code in self.target_codes}
+        return wrapped
+
+    def _internal_code(self, code) -> bool:
+        known = self._internal.get(id(code))
+        if known is None or known[0] is not code:
+            known = self._internal[id(code)] = (
+                code, code.co_filename.startswith(snoop.tracer.internal_directories))
+        return known[1]
+
+    def _is_traced_frame(self, frame) -> bool:
+        return self._targets.get(id(frame.f_code)) is frame.f_code or frame in self.target_frames
+
+    def _chosen(self, frame) -> bool:
+        """Would snoop trace this frame? (its rule, unchanged: a target, or a frame within
+        ``depth`` calls of one, comprehension frames not counted, no library frame between)"""
+        code = frame.f_code
+        targets, target_frames, depth = self._targets, self.target_frames, self.depth
+        if targets.get(id(code)) is code or (target_frames and frame in target_frames):
+            return True
+        if code.co_name not in COMPREHENSIONS and (depth == 1 or self._internal_code(code)):
+            if not target_frames:
+                self._never[id(code)] = code
+            return False
+        internal = self._internal
+        candidate, steps = frame, 0
+        while True:
+            code = candidate.f_code
+            if code.co_name in COMPREHENSIONS:
+                candidate = candidate.f_back
+                continue
+            steps += 1
+            if targets.get(id(code)) is code or (target_frames and candidate in target_frames):
+                return True
+            if steps >= depth:
+                return False
+            candidate = candidate.f_back
+            if candidate is None:
+                return False
+            code = candidate.f_code
+            known = internal.get(id(code))
+            if known[1] if known is not None and known[0] is code else self._internal_code(code):
+                return False
+
+    def trace(self, frame, event, arg):
+        code = frame.f_code
+        # Line, return and exception events come only to frames this method chose on their
+        # 'call' (it returned itself as their local trace function), and the answer cannot
+        # change during a frame's life; 'call', and snoop's own 'enter'/'exit', are asked.
+        if event not in LOCAL_EVENTS and (
+                self._never.get(id(code)) is code or not self._chosen(frame)):
+            return None
+        config = self.config
+        thread_local = config.thread_local
+        frame_info = self.frame_infos[frame]
+        if event in ("call", "enter"):
+            thread_local.depth += 1
+        elif config.last_frame and config.last_frame is not frame:
+            switched = Event(frame_info, event, arg, thread_local.depth,
+                             line_no=frame_info.last_line_no)
+            config.write(config.formatter.format_line_only(switched))
+        if event == "exception":
+            frame_info.had_exception = True
+        config.last_frame = frame
+        if event == "line" and frame_info.comprehension_type:
+            # prints nothing: only the values are collected for the comprehension's summary
+            frame_info.update_variables(self.watch, config.watch_extras, event,
+                                        self.variable_whitelist)
+            return self.trace
+        current = Event(frame_info, event, arg, thread_local.depth)
+        if not (code.co_name == "<genexpr>" and event not in ("return", "exception")):
+            current.variables = frame_info.update_variables(
+                self.watch, config.watch_extras, event, self.variable_whitelist)
+        if event in ("return", "exit"):
+            del self.frame_infos[frame]
+            thread_local.depth -= 1
+        config.write(config.formatter.format(current))
+        return self.trace
+
+
+class FastFormatterMixin:
+    """Memoises the two formatter pieces that are the same on every event that asks for them:
+    the prefix for a call depth and the numbered source line. Only for formatters without
+    columns (as groundtrace configures snoop)."""
+
+    def full_prefix(self, event):
+        cache = self.__dict__.setdefault("_prefixes", {})
+        prefix = cache.get(event.depth)
+        if prefix is None:
+            prefix = cache[event.depth] = super().full_prefix(event)
+        return prefix
+
+    def format_event(self, entry):
+        cache = self.__dict__.setdefault("_source_lines", {})
+        key = (id(entry.source), entry.line_no)
+        known = cache.get(key)
+        if known is None or known[0] is not entry.source:
+            known = cache[key] = (entry.source, super().format_event(entry))
+        return known[1]
+
+
+class _Ends:
+    """A list or tuple as cheap_repr reads it, with ``[:n]`` lazy (cheap_repr reads a few
+    items of it; a real slice would copy half the sequence)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __reversed__(self):
+        return reversed(self.items)
+
+    def __getitem__(self, part):
+        if isinstance(part, slice) and part.start is None and part.step is None \
+                and part.stop is not None and part.stop >= 0:
+            return itertools.islice(self.items, part.stop)
+        return self.items[part]
+
+
+def _lazy_ends(original, exact_type):
+    def repr_function(x, helper):
+        if type(x) is exact_type and len(x) > 1:
+            return original(_Ends(x), helper)
+        return original(x, helper)
+
+    repr_function.__dict__.update(original.__dict__)  # maxparts and the like
+    repr_function.__name__ = original.__name__
+    return repr_function
+
+
+def install(config) -> type:
+    """Make cheap_repr's list and tuple reprs lazy; return ``config``'s tracer class (use it
+    as ``config.snoop`` would be used: ``tracer(depth=N)(function)``). ``config`` must have
+    no columns, watch extras or colour (as groundtrace configures snoop)."""
+    formatter = config.formatter
+    if formatter.columns or config.watch_extras or formatter.c.reset:
+        raise ValueError("fast_snoop traces only without columns, watch extras or colour")
+    for kind in (list, tuple):
+        original = cheap_repr.find_repr_function(kind)
+        if not getattr(original, "lazy_ends", False):
+            replacement = _lazy_ends(original, kind)
+            replacement.lazy_ends = True
+            cheap_repr.register_repr(kind)(replacement)
+    return type("snoop", (FastTracer,), {"config": config})
