@@ -101,14 +101,14 @@ def trace_stage(source: Path, out: Path, actors: int, extra: list[str]) -> dict:
 
 
 def compare_snoop(runs: list[tuple[ProgramWork, int]]) -> dict:
-    from trace_workers.actor import LEAN_PRELOAD
-    from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
+    from trace_workers.actor import JAILS
+    from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
     def jail(fast: bool, preload: tuple[str, ...]) -> Sandbox:
         return Sandbox(SandboxSettings(limits=SandboxLimits(fast_tracer=fast), preload=preload))
 
-    jails = {(fast, heavy): jail(fast, DEFAULT_PRELOAD if heavy else LEAN_PRELOAD)
-             for fast in (True, False) for heavy in (True, False)}
+    jails = {(fast, name): jail(fast, preload)
+             for fast in (True, False) for name, preload in JAILS.items()}
     seconds = {True: 0.0, False: 0.0}
     identical, differing, skipped, timed_out = 0, [], 0, set()
     keys = ("status", "trace", "returned", "detail", "trace_lines")
@@ -119,7 +119,7 @@ def compare_snoop(runs: list[tuple[ProgramWork, int]]) -> dict:
                 continue
             verdicts = {}
             for fast in ((True, False) if number % 2 else (False, True)):
-                verdict = jails[fast, work.heavy].run(
+                verdict = jails[fast, work.jail].run(
                     work.refcode, work.funcname, work.runs[index].input, work.depth,
                     call_format=work.call_format)
                 seconds[fast] += verdict.get("elapsed_s", 0.0)

@@ -263,7 +263,7 @@ def test_dev_set_traces_are_snoops_own(jails, dev_records):
             continue
         for row in filter_program(parsed, RawFilterConfig(), StageStats()):
             work = ProgramWork.from_payload(row["payload"]) if row["kind"] == "program" else None
-            if work is None or work.heavy:
+            if work is None or work.jail == "full":
                 continue
             for run in work.runs[:2]:
                 fast, plain = both(jails, work.refcode, run.input, work.depth, work.funcname,

@@ -13,6 +13,7 @@ from trace_workers.raw_filter import (
     RawFilterConfig,
     filter_program,
     find_randomness,
+    jail_for,
     size_violation,
     snoop_depth,
 )
@@ -53,6 +54,23 @@ def test_depth_is_the_number_of_defs_capped_below_snoops_limit():
     assert snoop_depth(ast.parse("def a():\n    def b():\n        pass\ndef c():\n    pass")) == 3
     many = "\n".join(f"def f{i}():\n    pass" for i in range(30))
     assert snoop_depth(ast.parse(many)) == 19
+
+
+@pytest.mark.parametrize("code, jail", [
+    ("import math\nfrom collections import Counter\nimport os.path", "stdlib"),
+    ("def f():\n    return 1", "stdlib"),
+    ("import numpy as np", "numpy"),
+    ("import gmpy2", "numpy"),  # not preloaded anywhere: imported by the run itself
+    ("from scipy.optimize import linear_sum_assignment", "full"),
+    ("import numpy\nimport sympy", "full"),
+    # the AST cannot tell what these reach: never the jail without numpy
+    ("import importlib\nm = importlib.import_module('numpy')", "numpy"),
+    ("m = __import__('math')", "numpy"),
+    ("exec('x = 1')", "numpy"),
+    ("from . import helper", "numpy"),
+])
+def test_each_program_goes_to_the_cheapest_jail_that_has_what_it_can_reach(code, jail):
+    assert jail_for(ast.parse(code)) == jail
 
 
 @pytest.mark.parametrize("value, too_large", [

@@ -160,3 +160,13 @@ def test_recursion_deeper_than_the_depth_is_not_counted_against_the_budget(sandb
             "def main_solution(n):\n    return fib(n)\n")
     result = run_code(sandbox, code, {"n": 16}, depth=2)
     assert result["status"] == "returned" and json.loads(result["returned"]) == 987
+
+
+def test_the_stdlib_jail_has_no_numpy_and_the_numpy_jail_has_it_preloaded():
+    """cheap_repr would import numpy by itself; the stdlib jail keeps it out (cheaper forks)."""
+    code = "import sys\ndef main_solution():\n    return 'numpy' in sys.modules\n"
+    with Sandbox(SandboxSettings(preload=())) as bare:
+        assert bare.run(code, "main_solution", "{}", 1)["returned"] == "false"
+        assert "numpy" not in bare.info["preloaded"]
+    with Sandbox(SandboxSettings(preload=("numpy",))) as lean:
+        assert lean.run(code, "main_solution", "{}", 1)["returned"] == "true"

@@ -1,8 +1,9 @@
 """The trace stage's Ray Data actor: programs in, kept traces and rejects out.
 
-Each actor owns two sandboxes: a lean one (snoop and numpy preloaded: cheap forks) and a heavy
-one (sympy, networkx, scipy, pandas, z3 as well), started on first need for the few programs
-that import those. Runs of a program are tried in their seeded order; with
+Each actor owns three jails (``JAILS``), each started on first need: one with the standard
+library only for the programs that import nothing else (the cheapest forks), one with numpy,
+and a full one (sympy, networkx, scipy, pandas, z3 as well) for the few programs that import
+those; ``raw_filter.jail_for`` chooses. Runs of a program are tried in their seeded order; with
 ``samples_per_problem = k`` the actor stops after the first k runs that pass the trace filter
 (a uniform seeded sample of the passing runs, at a fraction of the cost) unless ``trace_all``.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from trace_workers.canonical import python_values_match, values_match
-from trace_workers.raw_filter import snoop_depth, uses_heavy_library
+from trace_workers.raw_filter import jail_for, snoop_depth
 from trace_workers.records import (
     ProgramWork,
     Reject,
@@ -32,7 +33,8 @@ from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, Sandb
 from trace_workers.stats import BlockStats, StageStats
 from trace_workers.trace_filter import trace_problem
 
-LEAN_PRELOAD = ("numpy",)
+# jail name -> the libraries its zygote imports once (snoop always)
+JAILS = {"stdlib": (), "numpy": ("numpy",), "full": DEFAULT_PRELOAD}
 # zygote statuses that become rejects under their own name
 FAILED_STATUSES = ("error", "timeout", "memory", "trace_limit", "crashed", "sandbox")
 
@@ -54,16 +56,16 @@ class Tracer:
 
     def __init__(self, cfg: TraceStageConfig):
         self.cfg = cfg
-        self.lean = Sandbox(SandboxSettings(limits=cfg.limits, preload=LEAN_PRELOAD))
-        self.heavy = Sandbox(SandboxSettings(limits=cfg.limits, preload=DEFAULT_PRELOAD))
-        self.lean.start()
+        self.jails = {name: Sandbox(SandboxSettings(limits=cfg.limits, preload=preload))
+                      for name, preload in JAILS.items()}
+        self.jails["stdlib"].start()  # fails early when the sandbox cannot start at all
 
     def close(self) -> None:
-        self.lean.close()
-        self.heavy.close()
+        for jail in self.jails.values():
+            jail.close()
 
     def trace_program(self, work: ProgramWork, stats: StageStats) -> list[dict]:
-        sandbox = self.heavy if work.heavy else self.lean
+        sandbox = self.jails[work.jail]
         quota = self.cfg.samples_per_problem if not self.cfg.trace_all else 0
         rows: list[dict] = []
         kept = 0
@@ -121,7 +123,7 @@ class Tracer:
         """Run ``funcname`` on an input from elsewhere (a model's proposal) in the sandbox:
         (status, reject reason, detail), status ``ok`` when it returns the expected output."""
         tree = ast.parse(code)
-        sandbox = self.heavy if uses_heavy_library(tree) else self.lean
+        sandbox = self.jails[jail_for(tree)]
         verdict = sandbox.run(code, funcname, input_text, snoop_depth(tree), call_format=call_format)
         return self._judge(verdict, Run("check", input_text, expected_output), call_format)
 
@@ -197,7 +199,7 @@ class TraceActor:
                                                            stats.of(block)), block)
             else:
                 rows.append({"kind": kind, "payload": payload, "block": block})
-        stats.run.note("sandbox_isolation", self.tracer.lean.info.get("identity", "unknown"), 0)
+        stats.run.note("sandbox_isolation", self.tracer.jails["stdlib"].info.get("identity", "unknown"), 0)
         stats.run.time("trace_actor_s", time.perf_counter() - started)
         stats.run.peak("trace_actor_peak_rss_mb",
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -12,6 +12,7 @@ import ast
 import json
 import random
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,10 @@ NONDETERMINISTIC_CALLS = (
     "datetime.datetime.now", "datetime.datetime.today", "datetime.datetime.utcnow",
     "datetime.date.today", "torch.rand", "torch.randn", "torch.randint", "torch.randperm",
 )
-# Libraries that only the heavy zygote preloads (each makes every fork dearer).
+# Libraries that only the "full" jail preloads (each makes every fork dearer).
 HEAVY_MODULES = frozenset({"sympy", "networkx", "scipy", "pandas", "z3"})
+# builtins that can import or run code the AST does not show
+DYNAMIC_BUILTINS = frozenset({"__import__", "exec", "eval", "compile"})
 MAX_SNOOP_DEPTH = 19  # snoop fails at depth >= 20
 
 
@@ -140,9 +143,21 @@ def defines_function(tree: ast.Module, name: str) -> bool:
     return False
 
 
-def uses_heavy_library(tree: ast.AST) -> bool:
+def jail_for(tree: ast.AST) -> str:
+    """Which of the trace actor's jails runs the program (``trace_workers.actor.JAILS``):
+    "stdlib" when it can only reach the standard library (no other import, no relative or
+    dynamic import, no exec/eval: the jail without numpy forks fastest), "full" when it
+    imports one of the heavy libraries, else "numpy"."""
     imported, _ = _qualified_names(tree)
-    return any(name.split(".")[0] in HEAVY_MODULES for name in imported)
+    tops = {name.split(".")[0] for name in imported}
+    if tops & HEAVY_MODULES:
+        return "full"
+    dynamic = any(
+        (isinstance(node, ast.ImportFrom) and node.level)
+        or (isinstance(node, ast.Name) and node.id in DYNAMIC_BUILTINS)
+        or (isinstance(node, ast.Attribute) and node.attr == "import_module")
+        for node in ast.walk(tree))
+    return "stdlib" if tops <= sys.stdlib_module_names and not dynamic else "numpy"
 
 
 def _size_bytes(value: Any) -> int:
@@ -271,7 +286,7 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
     work = ProgramWork(
         problem_id=pid, problem_description=program.problem_description,
         io_requirements=program.io_requirements, refcode=program.refcode,
-        funcname=program.funcname, depth=snoop_depth(tree), heavy=uses_heavy_library(tree),
+        funcname=program.funcname, depth=snoop_depth(tree), jail=jail_for(tree),
         runs=[Run(run_id(pid, index), inp, out) for index, inp, out in chosen],
         call_format=program.call_format,
     )

@@ -111,7 +111,7 @@ class ProgramWork:
     refcode: str
     funcname: str
     depth: int
-    heavy: bool  # imports a library that only the heavy zygote preloads
+    jail: str  # which of the trace actor's jails runs it (raw_filter.jail_for)
     runs: list[Run] = field(default_factory=list)
     call_format: bool = False
 

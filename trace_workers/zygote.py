@@ -573,9 +573,11 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    # cheap_repr (snoop's repr library) imports pandas at import time when it can; pandas
-    # triples the size of every fork, so it stays out unless it is preloaded on purpose.
-    hidden = {name: None for name in ("pandas", "django") if name not in preload}
+    # cheap_repr (snoop's repr library) imports numpy and pandas at import time when it can,
+    # to register their reprs; each makes every fork dearer (pandas triples its size), so they
+    # stay out unless preloaded on purpose. A jail without them only runs programs that
+    # cannot reach them (the trace actor routes by the program's imports).
+    hidden = {name: None for name in ("numpy", "pandas", "django") if name not in preload}
     sys.modules.update(hidden)
     import snoop.tracer
 
