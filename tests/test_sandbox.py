@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_code
 
 from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
@@ -170,3 +171,73 @@ def test_the_stdlib_jail_has_no_numpy_and_the_numpy_jail_has_it_preloaded():
         assert "numpy" not in bare.info["preloaded"]
     with Sandbox(SandboxSettings(preload=("numpy",))) as lean:
         assert lean.run(code, "main_solution", "{}", 1)["returned"] == "true"
+
+
+FLOOR_TRAPS = {
+    # snoop leaves out "total = 0" after the line `total = 0`, and a nested def's own name
+    "variables_that_read_like_their_line": ("""\
+def main_solution(n):
+    total = 0
+    def step(x):
+        return x + 1
+    for i in range(n):
+        total = 0
+        total = step(total)
+    return total
+""", {"n": 30}, 2),
+    # a generator expression counts as a call for snoop's depth: banner is not traced
+    "calls_from_a_generator_expression": ("""\
+def banner(x):
+    y = 0
+    for k in range(6):
+        y += k * x
+    return y
+
+def main_solution(n):
+    return sum(banner(i) for i in range(n))
+""", {"n": 40}, 2),
+    # after an exception leaves a callee, the caller's handler is no switch of frame
+    "exceptions_through_frames": ("""\
+def risky(k):
+    if k % 2:
+        raise ValueError(k)
+    return k
+
+def main_solution(n):
+    caught = []
+    for k in range(n):
+        try:
+            risky(k)
+        except ValueError:
+            caught.append(k)
+    return len(caught)
+""", {"n": 20}, 2),
+    "generators_and_comprehensions": ("""\
+def evens(n):
+    for i in range(n):
+        if i % 2 == 0:
+            yield i
+
+def main_solution(n):
+    squares = [i * i for i in evens(n)]
+    table = {i: i for i in squares}
+    return len(table)
+""", {"n": 30}, 2),
+}
+
+
+@pytest.mark.parametrize("name", FLOOR_TRAPS)
+def test_the_dry_run_counts_a_floor_of_snoops_lines_never_more(name):
+    """At a budget one line above the trace's own length the dry run must let it through."""
+    code, kwargs, depth = FLOOR_TRAPS[name]
+    roomy = SandboxLimits(max_trace_lines=10_000, timeout_s=5.0, dry_run=False)
+    with Sandbox(SandboxSettings(limits=roomy, preload=())) as box:
+        whole = box.run(code, "main_solution", json.dumps(kwargs), depth)
+    assert whole["status"] == "returned" and whole["trace_lines"] > 40
+    tight = SandboxLimits(max_trace_lines=whole["trace_lines"] + 1, timeout_s=5.0)
+    with Sandbox(SandboxSettings(limits=tight, preload=())) as box:
+        fitted = box.run(code, "main_solution", json.dumps(kwargs), depth)
+        kwargs_twice = {k: v * 3 if isinstance(v, int) else v for k, v in kwargs.items()}
+        runaway = box.run(code, "main_solution", json.dumps(kwargs_twice), depth)
+    assert fitted["status"] == "returned" and fitted["trace"] == whole["trace"]
+    assert runaway["status"] == "trace_limit"
