@@ -216,10 +216,15 @@ def _fast_snoop():
     return fast_snoop
 
 
-def _set_limits(limits: dict) -> None:
+def _vm_size_bytes() -> int:
     with open("/proc/self/status") as status:
-        vm_size_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
-    address_space = vm_size_kb * 1024 + limits["memory_bytes"]
+        return 1024 * next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+
+
+def _set_limits(limits: dict) -> None:
+    # the zygote's size, read after its previous run (a child starts as big as the zygote)
+    address_space = limits.get("zygote_vm_bytes") or _vm_size_bytes()
+    address_space += limits["memory_bytes"]
     cpu = int(math.ceil(limits["timeout_s"])) + 1
     for name, value in (
         ("RLIMIT_AS", address_space),
@@ -531,10 +536,13 @@ def run_one(request: dict, limits: dict) -> tuple[dict, int, bool]:
     return verdict, pid, wait_status is not None
 
 
-def finish_run(pid: int, reaped: bool) -> None:
-    """Kill whatever the run left behind (orphans included), reap it, wipe the scratch."""
+def finish_run(pid: int, reaped: bool, limits: dict) -> None:
+    """Kill whatever the run left behind (orphans included), reap it, wipe the scratch, and
+    note the zygote's size for the next child's memory limit: all after the answer is sent,
+    off the run's path."""
     _kill_everything_else(first_child=None if reaped else pid)
     _wipe_scratch()
+    limits["zygote_vm_bytes"] = _vm_size_bytes()
 
 
 def _drain(fd: int, chunks: list[bytes]) -> int:
@@ -632,7 +640,7 @@ def main() -> None:
             result = {"status": "crashed", "detail": f"zygote: {type(exc).__name__}: {exc}"[:500]}
         _send(protocol_out, result)
         if pid is not None:
-            finish_run(pid, reaped)
+            finish_run(pid, reaped, limits)
 
 
 if __name__ == "__main__":
