@@ -45,6 +45,8 @@ class TraceConfig:
     timeout_s: float = _opt(5.0, "wall-clock limit of one run, seconds")
     timeout_streak: int = _opt(2, "after this many timeouts in a row, a program's other runs are "
                                   "rejected as timeout_streak without running (0: never)")
+    plain_snoop: bool = _opt(False, "trace with snoop's own tracer instead of fast_snoop's "
+                                    "(the same trace, byte for byte, but slower)")
     memory_mb: int = _opt(1024, "memory a run may allocate, MiB")
     max_procs: int = _opt(32, "processes and threads per sandbox (holds fork bombs)")
     scratch_mb: int = _opt(64, "size of the run's private /tmp, MiB")
@@ -69,7 +71,7 @@ class TraceConfig:
             limits=SandboxLimits(
                 timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_procs=self.max_procs,
                 scratch_mb=self.scratch_mb, max_trace_lines=self.max_trace_lines,
-                max_trace_bytes=self.max_trace_bytes,
+                max_trace_bytes=self.max_trace_bytes, fast_tracer=not self.plain_snoop,
             ),
         )
 

@@ -54,3 +54,8 @@ def test_a_missing_input_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.parametrize("flag", ["--trace-all", "--no-trace-all"])
 def test_boolean_flags(flag):
     assert from_args(_args([flag])).trace.trace_all is (flag == "--trace-all")
+
+
+def test_plain_snoop_reaches_the_sandbox_limits():
+    assert from_args(_args([])).trace.stage().limits.fast_tracer is True
+    assert from_args(_args(["--plain-snoop"])).trace.stage().limits.fast_tracer is False
