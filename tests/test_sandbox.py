@@ -241,3 +241,14 @@ def test_the_dry_run_counts_a_floor_of_snoops_lines_never_more(name):
         runaway = box.run(code, "main_solution", json.dumps(kwargs_twice), depth)
     assert fitted["status"] == "returned" and fitted["trace"] == whole["trace"]
     assert runaway["status"] == "trace_limit"
+
+
+def test_numpy_empty_arrays_trace_the_same_every_time(sandbox):
+    """np.empty returns whatever memory held; in the jail it returns zeros (one of its
+    allowed values), so its trace is reproducible. Object arrays still start as None."""
+    code = ("import numpy as np\n\ndef main_solution(n):\n    grid = np.empty((n, n))\n"
+            "    same = np.empty_like(grid)\n    names = np.empty(2, dtype=object)\n"
+            "    return [grid.tolist(), same.tolist(), names.tolist()]\n")
+    runs = [run_code(sandbox, code, {"n": 3}) for _ in range(3)]
+    assert len({run["trace"] for run in runs}) == 1
+    assert json.loads(runs[0]["returned"]) == [[[0.0] * 3] * 3, [[0.0] * 3] * 3, [None, None]]

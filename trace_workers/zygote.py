@@ -598,6 +598,33 @@ def _preload(modules: list[str]) -> tuple[dict, dict]:
     return loaded, missing
 
 
+def _zero_filled_empty() -> None:
+    """numpy.empty and empty_like hand out whatever the memory held, so a trace that shows
+    such an array differs from run to run. Zeros are one of the values they may return: with
+    them the program gets an allowed result, and the same trace every time. (Object arrays
+    already start as None.)"""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return
+
+    def zeroed(make):
+        def wrapper(*args, **kwargs):
+            result = make(*args, **kwargs)
+            try:
+                if not result.dtype.hasobject:
+                    result[...] = numpy.zeros((), dtype=result.dtype)
+            except Exception:  # an exotic subclass or dtype: leave it as numpy made it
+                pass
+            return result
+
+        wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = (
+            make.__name__, make.__qualname__, make.__doc__)
+        wrapper.__module__ = "numpy"
+        return wrapper
+
+    numpy.empty, numpy.empty_like = zeroed(numpy.empty), zeroed(numpy.empty_like)
+
+
 def _untraced_directories() -> tuple[str, ...]:
     """Library code is never traced: only frames from the program itself are."""
     paths = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -624,6 +651,7 @@ def main() -> None:
     for name in hidden:
         del sys.modules[name]
     loaded, missing = _preload(["snoop", *preload])
+    _zero_filled_empty()
     snoop.tracer.internal_directories = _untraced_directories()
     global TRACER
     _, TRACER = _snoop_config(limits.get("fast_tracer", True))
