@@ -1,20 +1,24 @@
-"""snoop's trace, byte for byte, at a fraction of snoop's cost per event.
+"""snoop's trace, byte for byte, at less cost per event.
 
 Runs inside the jail beside ``zygote.py`` (standard library, snoop and cheap_repr only). snoop
 formats every line of the trace; this module only changes how much work each trace event costs
 before formatting, where a profile of the PyEdu dev set put snoop's time:
 
-- every new frame of any code (library code included) goes through snoop's Python-level frame
-  chooser: here a dictionary lookup per code object answers for frames snoop never traces;
+- every event of any code (library code included) goes through snoop's Python-level frame
+  chooser, which hashes code objects (bytecode and all): here only a frame's 'call' asks,
+  and a dictionary lookup by ``id`` answers for code snoop never traces;
 - every event re-reads ``frame.f_locals`` once per local (each read re-syncs the whole dict),
   sorts the names with ``tuple.index`` and re-computes the repr of every local: here
-  ``f_locals`` is read once, the name order is kept per code object, and the repr of an
-  immutable scalar that is still the very same object is reused;
+  ``f_locals`` is read once, the name order is kept per code object, and the repr of a local
+  that is provably unchanged is reused (the very same immutable scalar, or the same small
+  container still holding the very same scalars);
 - a comprehension's 'line' events print nothing (snoop only collects each variable's values
   for the summary printed when it returns): here they skip building and formatting an event;
 - cheap_repr's repr of a long list or tuple copies half of it (``x[:n - n // 2]``) to show a
   handful of items: here the same items are read lazily, so a list of 3.6 million
-  permutations costs microseconds per line instead of 40 ms.
+  permutations costs microseconds per line instead of 40 ms;
+- the formatter rebuilds the same prefix for a call depth and the same numbered source line
+  again and again: here both are memoised.
 
 ``tests/test_fast_snoop.py`` holds it to snoop's own output on programs written to reach every
 branch, and ``bench/trace_throughput.py --compare-snoop`` on the dev set.
