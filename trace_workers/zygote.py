@@ -1,8 +1,8 @@
 """The process that lives inside the bubblewrap jail: import once, fork one child per run.
 
 This file runs *inside* the sandbox, where the project checkout is not visible, so it must
-stand alone: standard library and snoop only. It speaks JSON lines on stdin/stdout with
-``trace_workers.sandbox.Sandbox``:
+stand alone: standard library, snoop, and ``fast_snoop.py``, which the jail holds beside it. It
+speaks JSON lines on stdin/stdout with ``trace_workers.sandbox.Sandbox``:
 
     <- {"ready": true, "preloaded": {...}, "missing": [...]}            once, after imports
     -> {"code": ..., "funcname": ..., "kwargs": "<json>", "depth": N}   one per run
@@ -314,8 +314,9 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
     os._exit(0)
 
 
-# snoop does not count these frames as calls when it measures depth (generator expressions
-# do count), and traces them without printing their lines: the floor leaves them all out
+# snoop does not count comprehension frames as calls when it measures depth (generator
+# expressions do count); the floor counts no line of either kind of frame (snoop prints a
+# comprehension as a summary, and a floor may always leave lines out)
 COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
 UNCOUNTED_FRAMES = COMPREHENSIONS | {"<genexpr>"}
 OVER_BUDGET_EXIT = 3
