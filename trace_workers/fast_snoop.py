@@ -171,9 +171,6 @@ class FastTracer(snoop.tracer.Tracer):
                 code, code.co_filename.startswith(snoop.tracer.internal_directories))
         return known[1]
 
-    def _is_traced_frame(self, frame) -> bool:
-        return self._targets.get(id(frame.f_code)) is frame.f_code or frame in self.target_frames
-
     def _chosen(self, frame) -> bool:
         """Would snoop trace this frame? (its rule, unchanged: a target, or a frame within
         ``depth`` calls of one, comprehension frames not counted, no library frame between)"""
@@ -185,7 +182,6 @@ class FastTracer(snoop.tracer.Tracer):
             if not target_frames:
                 self._never[id(code)] = code
             return False
-        internal = self._internal
         candidate, steps = frame, 0
         while True:
             code = candidate.f_code
@@ -198,11 +194,7 @@ class FastTracer(snoop.tracer.Tracer):
             if steps >= depth:
                 return False
             candidate = candidate.f_back
-            if candidate is None:
-                return False
-            code = candidate.f_code
-            known = internal.get(id(code))
-            if known[1] if known is not None and known[0] is code else self._internal_code(code):
+            if candidate is None or self._internal_code(candidate.f_code):
                 return False
 
     def trace(self, frame, event, arg):
