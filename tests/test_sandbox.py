@@ -252,3 +252,64 @@ def test_numpy_empty_arrays_trace_the_same_every_time(sandbox):
     runs = [run_code(sandbox, code, {"n": 3}) for _ in range(3)]
     assert len({run["trace"] for run in runs}) == 1
     assert json.loads(runs[0]["returned"]) == [[[0.0] * 3] * 3, [[0.0] * 3] * 3, [None, None]]
+
+
+CACHED_PROGRAM = """\
+import time
+
+def area(width, height):
+    return width * height
+
+def main_solution(boxes, slow):
+    if slow:
+        time.sleep(30)
+    total = 0
+    for width, height in boxes:
+        total += area(width, height)
+    try:
+        total / (len(boxes) - len(boxes))
+    except ZeroDivisionError:
+        total = -total
+    return [total, {b[0] for b in boxes}]
+"""
+OTHER_PROGRAM = "def main_solution(boxes, slow):\n    return len(boxes)\n"
+
+
+def test_a_programs_later_runs_find_it_compiled_and_parsed_and_trace_the_same():
+    inputs = [{"boxes": [[i, i + 1], [2, 3]] * (i % 3 + 1), "slow": False} for i in range(4)]
+    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=1.0), preload=())) as box:
+        in_a_row = [run_code(box, CACHED_PROGRAM, kwargs, depth=2) for kwargs in inputs]
+        alternating = []
+        for kwargs in inputs:  # another program between two runs: nothing is cached
+            run_code(box, OTHER_PROGRAM, kwargs)
+            alternating.append(run_code(box, CACHED_PROGRAM, kwargs, depth=2))
+    assert [run["cached"] for run in in_a_row] == ["", "code+source", "code+source", "code+source"]
+    assert {run["cached"] for run in alternating} == {""}
+    for cached, fresh in zip(in_a_row, alternating, strict=True):
+        assert cached["status"] == "returned" and cached["trace_lines"] > 10
+        assert (cached["trace"], cached["returned"]) == (fresh["trace"], fresh["returned"])
+
+
+def test_the_zygote_compiles_a_program_only_after_a_run_of_it_ended_safely():
+    fine, slow = ({"boxes": [[1, 2]], "slow": flag} for flag in (False, True))
+    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=0.5), preload=())) as box:
+        runs = [run_code(box, CACHED_PROGRAM, kwargs) for kwargs in (slow, fine, fine, slow, fine)]
+    assert [run["status"] for run in runs] == ["timeout", "returned", "returned", "timeout",
+                                               "returned"]
+    # after a timeout nothing new is built; what a safe run allowed stays
+    assert [run.get("cached") for run in runs] == [None, "", "code+source", None, "code+source"]
+
+
+def test_runs_report_the_dry_runs_outcome_and_a_program_rejected_by_it_is_not_parsed(sandbox):
+    runaway = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
+    over = [run_code(sandbox, runaway, {"n": 10**9}) for _ in range(2)]
+    short = run_code(sandbox, runaway, {"n": 2})
+    assert [run["dry_run"] for run in over] == ["over_budget", "over_budget"]
+    assert [run["cached"] for run in over] == ["", "code"]  # snoop never needs its source
+    assert (short["dry_run"], short["cached"], short["returned"]) == ("fits", "code", "2")
+    skipped = sandbox.run(runaway, "main_solution", '{"n": 2}', 1, dry_run=False)
+    assert "dry_run" not in skipped and skipped["cached"] == "code+source"
+    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=1.0), preload=())) as box:
+        slow = box.run("import time\n\ndef main_solution():\n    time.sleep(0.3)\n    return 1\n",
+                       "main_solution", "{}", 1)
+    assert (slow["dry_run"], slow["returned"]) == ("abandoned", "1")

@@ -72,8 +72,10 @@ class Tracer:
         skip_reason: tuple[str, str] | None = None
         timeouts_in_a_row = 0
         # The dry run only saves time on runaway traces: once a program's runs have all
-        # traced short, its next runs skip it (the line budget still stops a runaway).
-        traced_short = False
+        # traced short, its next runs skip it (the line budget still stops a runaway), and
+        # so do they once one dry run ran out of its share of the time limit (a slow program
+        # pays that share again on every run, for nothing).
+        traced_short = dry_run_abandoned = False
         for run in work.runs:
             stats.see("trace")
             if skip_reason or (quota and kept >= quota):
@@ -83,7 +85,9 @@ class Tracer:
                 rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
                 continue
             verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
-                                  call_format=work.call_format, dry_run=not traced_short)
+                                  call_format=work.call_format,
+                                  dry_run=not (traced_short or dry_run_abandoned))
+            dry_run_abandoned = dry_run_abandoned or verdict.get("dry_run") == "abandoned"
             lines = verdict.get("trace_lines")
             traced_short = (verdict["status"] == "returned" and isinstance(lines, int)
                             and lines < self.cfg.limits.max_trace_lines // SHORT_TRACE_SHARE

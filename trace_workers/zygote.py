@@ -39,6 +39,8 @@ import time
 PROGRAM_FILENAME = "/program/main.py"
 SCRATCH = "/tmp"
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# a run closes every fd up to this but its result pipe (os.closerange: one close_range call)
+MAX_FD = min(max(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 16), 1 << 30)
 # errnos that mean "the jail said no" rather than "the program is wrong".
 BLOCKED_ERRNOS = {
     errno.EACCES, errno.EPERM, errno.EROFS, errno.ENETUNREACH, errno.ENETDOWN,
@@ -65,6 +67,9 @@ class TraceBuffer:
         self.result_fd = result_fd
         self.max_lines = max_lines
         self.max_bytes = max_bytes
+        # facts about the run that every message reports: "dry_run" (its outcome, when there
+        # was one) and "cached" (what of the program the zygote had ready)
+        self.notes: dict = {}
 
     def write(self, text: str) -> None:
         self.parts.append(text)
@@ -72,6 +77,7 @@ class TraceBuffer:
         self.size += len(text)
         if self.lines >= self.max_lines or self.size > self.max_bytes:
             _send(self.result_fd, {
+                **self.notes,
                 "status": "trace_limit",
                 "detail": f"trace passed its budget ({self.lines} lines, {self.size} chars)",
                 "trace_lines": self.lines,
@@ -171,6 +177,84 @@ _current_buffer: TraceBuffer | None = None
 TRACER = None  # the tracer class: fast_snoop's (default) or snoop's own
 
 
+class ProgramCache:
+    """The current program, compiled and parsed once in the zygote for all its runs.
+
+    snoop parses a program's source (``executing.Source``: ``ast.parse`` and several walks
+    over the tree, more than the rest of a short trace costs) in every run it traces, and the
+    child compiles it in every run: each run is a fresh fork. A program's runs come one after
+    the other, so from its second run on the zygote compiles it and builds snoop's Source
+    before forking, and every later child finds both ready (a fork shares them). The source
+    is untrusted: the zygote only compiles or parses a program after a child did the same
+    without crashing, timing out or running out of memory, and the Source only when that run
+    reached snoop (a dry run that rejects a program makes it useless). One program at a time.
+    """
+
+    SAFE_STATUSES = frozenset({"returned", "error", "trace_limit"})
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.compiled = None
+        self.holds = ""  # "", "code" or "code+source"
+        self.previous: tuple[str, dict] | None = None  # the last run: (source, its verdict)
+
+    def prepare(self, text: str) -> None:
+        """Before forking a run of ``text``: make the cache hold it, when that is safe."""
+        if text != self.text:
+            self._clear()
+        previous_text, verdict = self.previous or (None, {})
+        if previous_text != text or verdict.get("status") not in self.SAFE_STATUSES:
+            return
+        try:
+            if not self.holds:
+                self.compiled = compile(text, PROGRAM_FILENAME, "exec")
+                self.text, self.holds = text, "code"
+            if self.holds == "code" and verdict.get("dry_run") != "over_budget":
+                _set_program_lines(text)
+                _snoop_source().for_filename(PROGRAM_FILENAME)
+                self.holds = "code+source"
+        except Exception:  # a program the zygote cannot compile or parse runs uncached
+            self._clear()
+
+    def remember(self, text: str, verdict: dict) -> None:
+        self.previous = (text, {"status": verdict.get("status"), "dry_run": verdict.get("dry_run")})
+
+    def compiled_for(self, text: str):
+        return self.compiled if text == self.text else None
+
+    def _clear(self) -> None:
+        self.text = self.compiled = None
+        self.holds = ""
+        cache = _source_cache()
+        if cache is not None:
+            cache.clear()
+
+
+def _snoop_source():
+    import snoop.tracer
+
+    return snoop.tracer.Source
+
+
+def _source_cache() -> dict | None:
+    """executing's cache of parsed sources, for snoop's Source class (None if its private
+    layout ever changes: runs then parse in the child, as before)."""
+    class_local = getattr(_snoop_source(), "_class_local", None)
+    if class_local is None:
+        return None
+    cache = class_local("__source_cache_with_lines", {})
+    return cache if isinstance(cache, dict) else None
+
+
+def _set_program_lines(text: str) -> None:
+    linecache.cache[PROGRAM_FILENAME] = (
+        len(text), None, text.splitlines(keepends=True), PROGRAM_FILENAME,
+    )
+
+
+PROGRAMS = ProgramCache()
+
+
 def _write_trace(text: str) -> None:
     _current_buffer.write(text)
 
@@ -240,20 +324,13 @@ def _set_limits(limits: dict) -> None:
 def _child(request: dict, result_fd: int, limits: dict) -> None:
     """Runs in the forked child; never returns."""
     marks = {"child_start": time.monotonic()}
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) > 2 and int(name) != result_fd:
-            try:
-                os.close(int(name))
-            except OSError:
-                pass
-    os.chdir(SCRATCH)
+    # the zygote made fds 0 and 1 /dev/null, its sys.stdin reads fd 0, its cwd is the scratch
+    os.dup2(0, 2)
+    os.closerange(3, result_fd)  # close_range(2): the protocol pipes and the rest
+    os.closerange(result_fd + 1, MAX_FD)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sink = OutputSink(result_fd, limits["max_stdout_bytes"])
     sys.stdout = sys.stderr = sink
-    sys.stdin = open(os.devnull)
     buffer = TraceBuffer(result_fd, limits["max_trace_lines"], limits["max_trace_bytes"])
     started = time.perf_counter()
     result: dict = {}
@@ -264,28 +341,28 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         _current_buffer = buffer
         marks["config"] = time.monotonic()
         code = request["code"]
-        linecache.cache[PROGRAM_FILENAME] = (
-            len(code), None, code.splitlines(keepends=True), PROGRAM_FILENAME,
-        )
+        _set_program_lines(code)
         namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME, "__builtins__": __builtins__}
         if "call" in request:  # call format: Python-literal arguments, parsed here, never eval'd
             args, kwargs = _parse_call(request["call"])
         else:
             args, kwargs = (), json.loads(request["kwargs"])
-        exec(compile(code, PROGRAM_FILENAME, "exec"), namespace)
+        compiled = PROGRAMS.compiled_for(code)
+        buffer.notes["cached"] = PROGRAMS.holds if compiled else ""
+        exec(compiled or compile(code, PROGRAM_FILENAME, "exec"), namespace)
         marks["exec"] = time.monotonic()
         function = namespace.get(request["funcname"])
+        if callable(function) and limits.get("dry_run", True) and request.get("dry_run", True):
+            buffer.notes["dry_run"] = _dry_run(function, args, kwargs, request["depth"], limits)
+        marks["dry_run"] = time.monotonic()
         if not callable(function):
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
-        elif limits.get("dry_run", True) and request.get("dry_run", True) and not _fits_budget(
-                function, args, kwargs, request["depth"], limits):
-            marks["dry_run"] = time.monotonic()
-            _send(result_fd, {"status": "trace_limit", "marks": marks, "detail": (
-                f"a dry run passed {limits['max_trace_lines']} traced lines")})
+        elif buffer.notes.get("dry_run") == "over_budget":
+            _send(result_fd, {**buffer.notes, "status": "trace_limit", "marks": marks,
+                              "detail": f"a dry run passed {limits['max_trace_lines']} traced lines"})
             os._exit(0)
         else:
-            marks["dry_run"] = time.monotonic()
             returned = TRACER(depth=request["depth"])(function)(*args, **kwargs)
             try:
                 if "call" in request:
@@ -304,6 +381,7 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
             result["module"] = getattr(exc, "name", None)
     result["trace"] = buffer.text()
     result["trace_lines"] = buffer.lines
+    result.update(buffer.notes)
     result["run_s"] = time.perf_counter() - started
     marks["done"] = time.monotonic()
     result["marks"] = marks
@@ -323,8 +401,9 @@ OVER_BUDGET_EXIT = 3
 DRY_RUN_SHARE = 0.1
 
 
-def _fits_budget(function, args: list, kwargs: dict, depth: int, limits: dict) -> bool:
+def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict) -> str:
     """Dry run in a throwaway fork: could snoop's trace stay under the line budget?
+    "fits", "over_budget", or "abandoned" (it ran out of its share of the time limit).
 
     snoop prints at least one line per 'line' event of each frame it traces, so the line
     events of those frames are a lower bound on the trace's length. Counting them with a
@@ -336,8 +415,8 @@ def _fits_budget(function, args: list, kwargs: dict, depth: int, limits: dict) -
     """
     pid = os.fork()
     if pid == 0:
-        _dry_run(function, args, kwargs, depth, limits["max_trace_lines"],
-                 limits["max_stdout_bytes"])
+        _dry_run_child(function, args, kwargs, depth, limits["max_trace_lines"],
+                       limits["max_stdout_bytes"])
     pidfd = os.pidfd_open(pid)
     try:
         # A slow program with a short trace must not pay its run time twice: past a tenth
@@ -348,7 +427,10 @@ def _fits_budget(function, args: list, kwargs: dict, depth: int, limits: dict) -
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(pidfd)
-    return not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == OVER_BUDGET_EXIT)
+    if not finished:
+        return "abandoned"
+    return "over_budget" if os.WIFEXITED(status) and os.WEXITSTATUS(status) == OVER_BUDGET_EXIT \
+        else "fits"
 
 
 def _plain(value) -> bool:
@@ -436,7 +518,8 @@ class TraceFloor:
                 return None
 
 
-def _dry_run(function, args: list, kwargs: dict, depth: int, budget: int, max_stdout: int) -> None:
+def _dry_run_child(function, args: list, kwargs: dict, depth: int, budget: int,
+                   max_stdout: int) -> None:
     """Runs in the dry-run fork; never returns. Exit 3: over budget; 0: anything else."""
     try:
         sink = OutputSink(-1, max_stdout, on_overflow=lambda: os._exit(OVER_BUDGET_EXIT))
@@ -641,6 +724,8 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
+    sys.stdin = open(0, closefd=False)  # what a run reads: nothing
+    os.chdir(SCRATCH)
     # cheap_repr (snoop's repr library) imports numpy and pandas at import time when it can,
     # to register their reprs; each makes every fork dearer (pandas triples its size), so they
     # stay out unless preloaded on purpose. A jail without them only runs programs that
@@ -664,10 +749,12 @@ def main() -> None:
         request = json.loads(raw)
         pid, reaped = None, True
         try:
+            PROGRAMS.prepare(request["code"])
             result, pid, reaped = run_one(request, limits)
         except Exception as exc:  # keep the jail alive; the run is reported as crashed
             result = {"status": "crashed", "detail": f"zygote: {type(exc).__name__}: {exc}"[:500]}
         _send(protocol_out, result)
+        PROGRAMS.remember(request.get("code"), result)
         if pid is not None:
             finish_run(pid, reaped, limits)
 

@@ -1,0 +1,62 @@
+"""How the trace actor spends its time on a program's runs: which runs get a dry run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trace_workers.actor import Tracer, TraceStageConfig
+from trace_workers.records import ProgramWork, Run
+from trace_workers.sandbox import Sandbox, SandboxLimits
+from trace_workers.stats import StageStats
+
+
+@pytest.fixture
+def dry_runs_asked(monkeypatch):
+    """The real sandbox, watched: (dry_run asked for, the dry run's outcome) per run."""
+    seen: list[tuple[bool, str | None]] = []
+    real_run = Sandbox.run
+
+    def watched(self, *args, dry_run: bool = True, **kwargs):
+        verdict = real_run(self, *args, dry_run=dry_run, **kwargs)
+        seen.append((dry_run, verdict.get("dry_run")))
+        return verdict
+
+    monkeypatch.setattr(Sandbox, "run", watched)
+    return seen
+
+
+def work(code: str, inputs: list[dict], expected: list) -> ProgramWork:
+    runs = [Run(f"p-{i}", json.dumps(kwargs), json.dumps(out))
+            for i, (kwargs, out) in enumerate(zip(inputs, expected, strict=True))]
+    return ProgramWork("p", "", "", code, "main_solution", 1, "stdlib", runs)
+
+
+def trace_all(program: ProgramWork, timeout_s: float = 2.0) -> list[dict]:
+    tracer = Tracer(TraceStageConfig(trace_all=True, samples_per_problem=0,
+                                     limits=SandboxLimits(timeout_s=timeout_s)))
+    try:
+        return tracer.trace_program(program, StageStats())
+    finally:
+        tracer.close()
+
+
+def test_a_slow_programs_runs_skip_the_dry_run_once_one_ran_out_of_time(dry_runs_asked):
+    # 0.3 s of sleep: past the dry run's share (a tenth of the 2 s limit), short trace
+    code = ("import time\n\ndef main_solution(n):\n    time.sleep(0.3)\n    for i in range(n):\n"
+            "        n += i\n    return n\n")
+    rows = trace_all(work(code, [{"n": 40}] * 3, [820] * 3))
+    assert [row["kind"] for row in rows] == ["trace"] * 3
+    assert dry_runs_asked == [(True, "abandoned"), (False, None), (False, None)]
+
+
+def test_runaways_keep_their_dry_run_and_short_traces_stop_it(dry_runs_asked):
+    code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
+    runaway = trace_all(work(code, [{"n": 10**7}] * 3, [10**7] * 3))
+    assert {json.loads(row["payload"])["reason"] for row in runaway} == {"trace_limit"}
+    assert dry_runs_asked == [(True, "over_budget")] * 3
+    dry_runs_asked.clear()
+    trace_all(work(code, [{"n": 2}, {"n": 3}, {"n": 10**7}], [2, 3, 10**7]))
+    # short traces: the next runs go straight to snoop, whose line budget stops the runaway
+    assert dry_runs_asked == [(True, "fits"), (False, None), (False, None)]
