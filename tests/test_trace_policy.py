@@ -51,12 +51,14 @@ def test_a_slow_programs_runs_skip_the_dry_run_once_one_ran_out_of_time(dry_runs
     assert dry_runs_asked == [(True, "abandoned"), (False, None), (False, None)]
 
 
-def test_runaways_keep_their_dry_run_and_short_traces_stop_it(dry_runs_asked):
+def test_runaways_keep_their_dry_run_and_a_run_after_one_that_fitted_skips_it(dry_runs_asked):
     code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
     runaway = trace_all(work(code, [{"n": 10**7}] * 3, [10**7] * 3))
     assert {json.loads(row["payload"])["reason"] for row in runaway} == {"trace_limit"}
     assert dry_runs_asked == [(True, "over_budget")] * 3
     dry_runs_asked.clear()
-    trace_all(work(code, [{"n": 2}, {"n": 3}, {"n": 10**7}], [2, 3, 10**7]))
-    # short traces: the next runs go straight to snoop, whose line budget stops the runaway
-    assert dry_runs_asked == [(True, "fits"), (False, None), (False, None)]
+    mixed = trace_all(work(code, [{"n": 2}, {"n": 3}, {"n": 10**7}, {"n": 4}], [2, 3, 10**7, 4]))
+    # after a fitting run the next goes straight to snoop, whose line budget stops a runaway;
+    # after that runaway the dry run is back
+    assert [row["kind"] for row in mixed] == ["trace", "trace", "reject", "trace"]
+    assert dry_runs_asked == [(True, "fits"), (False, None), (False, None), (True, "fits")]

@@ -48,8 +48,6 @@ class TraceStageConfig:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
-SHORT_TRACE_SHARE = 3  # "short": under a third of the line budget
-
 
 class Tracer:
     """Traces programs in sandboxes; plain Python, usable without Ray."""
@@ -71,11 +69,12 @@ class Tracer:
         kept = 0
         skip_reason: tuple[str, str] | None = None
         timeouts_in_a_row = 0
-        # The dry run only saves time on runaway traces: once a program's runs have all
-        # traced short, its next runs skip it (the line budget still stops a runaway), and
-        # so do they once one dry run ran out of its share of the time limit (a slow program
-        # pays that share again on every run, for nothing).
-        traced_short = dry_run_abandoned = False
+        # The dry run only saves time on a runaway. A run whose program's previous run
+        # returned within the budget skips it (a runaway's input then costs snoop's 300
+        # lines, the budget still stops it, and the next run has a dry run again); so do all
+        # runs once one dry run ran out of its share of the time limit (a slow program would
+        # pay that share again on every run, for nothing).
+        previous_fit = dry_run_abandoned = False
         for run in work.runs:
             stats.see("trace")
             if skip_reason or (quota and kept >= quota):
@@ -86,12 +85,9 @@ class Tracer:
                 continue
             verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
                                   call_format=work.call_format,
-                                  dry_run=not (traced_short or dry_run_abandoned))
+                                  dry_run=not (previous_fit or dry_run_abandoned))
             dry_run_abandoned = dry_run_abandoned or verdict.get("dry_run") == "abandoned"
-            lines = verdict.get("trace_lines")
-            traced_short = (verdict["status"] == "returned" and isinstance(lines, int)
-                            and lines < self.cfg.limits.max_trace_lines // SHORT_TRACE_SHARE
-                            and (traced_short or run is work.runs[0]))
+            previous_fit = verdict["status"] == "returned"
             stats.note("runs", "executed")
             stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
             status, reason, detail = self._judge(verdict, run, work.call_format)
