@@ -260,10 +260,10 @@ def _write_trace(text: str) -> None:
     _current_buffer.write(text)
 
 
-def _snoop_config(fast: bool = True):
-    """Built once in the zygote; each child points ``_current_buffer`` at its own buffer.
-    Returns (config, tracer class): fast_snoop's tracer, or with ``fast=False`` snoop's own
-    (the same trace, slower: kept to check the fast one against)."""
+def _snoop_tracer(fast: bool = True):
+    """The tracer class, configured once in the zygote; each child points ``_current_buffer``
+    at its own buffer. fast_snoop's tracer, or with ``fast=False`` snoop's own (the same
+    trace, slower: kept to check the fast one against)."""
     import snoop
     from snoop.formatting import DefaultFormatter
 
@@ -289,7 +289,7 @@ def _snoop_config(fast: bool = True):
         out=_write_trace, columns=(), color=False, replace_watch_extras=(),
         formatter_class=Formatter, pformat=pprint.pformat,
     )
-    return config, (fast_snoop.install(config) if fast else config.snoop)
+    return fast_snoop.install(config) if fast else config.snoop
 
 
 def _fast_snoop():
@@ -741,7 +741,7 @@ def main() -> None:
     _zero_filled_empty()
     snoop.tracer.internal_directories = _untraced_directories()
     global TRACER
-    _, TRACER = _snoop_config(limits.get("fast_tracer", True))
+    TRACER = _snoop_tracer(limits.get("fast_tracer", True))
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
     _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
