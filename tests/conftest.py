@@ -88,8 +88,9 @@ def secret_env(monkeypatch):
     return "groundtrace-test-secret-1234"
 
 
-def run_code(box: Sandbox, code: str, kwargs: dict | None = None, depth: int = 1) -> dict:
-    return box.run(code, "main_solution", json.dumps(kwargs or {}), depth)
+def run_code(box: Sandbox, code: str, kwargs: dict | None = None, depth: int = 1,
+             dry_run: bool = True) -> dict:
+    return box.run(code, "main_solution", json.dumps(kwargs or {}), depth, dry_run=dry_run)
 
 
 def _free_port(also: int = 0) -> int:

@@ -150,9 +150,12 @@ def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
 
 
 def test_the_dry_runs_side_effects_do_not_reach_the_real_run(sandbox):
-    code = ("calls = []\n\ndef main_solution(items):\n    calls.append(1)\n    items.append(len(calls))\n"
-            "    return items\n")
-    assert json.loads(run_code(sandbox, code, {"items": []})["returned"]) == [1]
+    code = ("import os\n\ncalls = []\n\ndef main_solution(items):\n    calls.append(1)\n"
+            "    items.append(len(calls))\n    seen = os.path.exists('mark')\n"
+            "    open('mark', 'w').close()\n    return [items, seen]\n")
+    result = run_code(sandbox, code, {"items": []})
+    assert result["dry_run"] == "fits"
+    assert json.loads(result["returned"]) == [[1], False]  # nor its files in the scratch
 
 
 def test_recursion_deeper_than_the_depth_is_not_counted_against_the_budget(sandbox):
@@ -278,26 +281,39 @@ OTHER_PROGRAM = "def main_solution(boxes, slow):\n    return len(boxes)\n"
 def test_a_programs_later_runs_find_it_compiled_and_parsed_and_trace_the_same():
     inputs = [{"boxes": [[i, i + 1], [2, 3]] * (i % 3 + 1), "slow": False} for i in range(4)]
     with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=1.0), preload=())) as box:
-        in_a_row = [run_code(box, CACHED_PROGRAM, kwargs, depth=2) for kwargs in inputs]
+        def run(code, kwargs):  # no dry run: only the runs themselves decide what is cached
+            return run_code(box, code, kwargs, depth=2, dry_run=False)
+
+        in_a_row = [run(CACHED_PROGRAM, kwargs) for kwargs in inputs]
         alternating = []
         for kwargs in inputs:  # another program between two runs: nothing is cached
-            run_code(box, OTHER_PROGRAM, kwargs)
-            alternating.append(run_code(box, CACHED_PROGRAM, kwargs, depth=2))
+            run(OTHER_PROGRAM, kwargs)
+            alternating.append(run(CACHED_PROGRAM, kwargs))
+        # a dry run that fits counts as a run that ended safely: the real run finds it ready
+        run(OTHER_PROGRAM, inputs[0])
+        after_dry_run = run_code(box, CACHED_PROGRAM, inputs[0], depth=2)
     assert [run["cached"] for run in in_a_row] == ["", "code+source", "code+source", "code+source"]
     assert {run["cached"] for run in alternating} == {""}
     for cached, fresh in zip(in_a_row, alternating, strict=True):
         assert cached["status"] == "returned" and cached["trace_lines"] > 10
         assert (cached["trace"], cached["returned"]) == (fresh["trace"], fresh["returned"])
+    assert (after_dry_run["dry_run"], after_dry_run["cached"]) == ("fits", "code+source")
+    assert after_dry_run["trace"] == alternating[0]["trace"]
 
 
 def test_the_zygote_compiles_a_program_only_after_a_run_of_it_ended_safely():
     fine, slow = ({"boxes": [[1, 2]], "slow": flag} for flag in (False, True))
     with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=0.5), preload=())) as box:
-        runs = [run_code(box, CACHED_PROGRAM, kwargs) for kwargs in (slow, fine, fine, slow, fine)]
+        runs = [run_code(box, CACHED_PROGRAM, kwargs, dry_run=False)
+                for kwargs in (slow, fine, fine, slow, fine)]
+        # a dry run that ran out of its time share is no safe ending either
+        box.run(OTHER_PROGRAM, "main_solution", json.dumps(fine), 1)
+        abandoned = run_code(box, CACHED_PROGRAM, slow)
     assert [run["status"] for run in runs] == ["timeout", "returned", "returned", "timeout",
                                                "returned"]
     # after a timeout nothing new is built; what a safe run allowed stays
     assert [run.get("cached") for run in runs] == [None, "", "code+source", None, "code+source"]
+    assert (abandoned["status"], abandoned["dry_run"]) == ("timeout", "abandoned")
 
 
 def test_runs_report_the_dry_runs_outcome_and_a_program_rejected_by_it_is_not_parsed(sandbox):
@@ -306,7 +322,8 @@ def test_runs_report_the_dry_runs_outcome_and_a_program_rejected_by_it_is_not_pa
     short = run_code(sandbox, runaway, {"n": 2})
     assert [run["dry_run"] for run in over] == ["over_budget", "over_budget"]
     assert [run["cached"] for run in over] == ["", "code"]  # snoop never needs its source
-    assert (short["dry_run"], short["cached"], short["returned"]) == ("fits", "code", "2")
+    # the dry run that fitted ended safely: the zygote parsed the program for its real run
+    assert (short["dry_run"], short["cached"], short["returned"]) == ("fits", "code+source", "2")
     skipped = sandbox.run(runaway, "main_solution", '{"n": 2}', 1, dry_run=False)
     assert "dry_run" not in skipped and skipped["cached"] == "code+source"
     with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=1.0), preload=())) as box:

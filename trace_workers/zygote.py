@@ -12,9 +12,11 @@ speaks JSON lines on stdin/stdout with ``trace_workers.sandbox.Sandbox``:
 
 Each run is a fork of this process. The child drops the protocol pipes, sets its rlimits,
 compiles the program under a fixed file name (so trace line numbers are the program's own),
-calls the function under snoop and writes one JSON result to a private pipe. The parent
-enforces the wall-clock limit and, after every run, kills every other process in the jail's
-PID namespace (``kill(-1)``), so orphans that called setsid() die too.
+calls the function under snoop and writes one JSON result to a private pipe. A run with a dry
+run (``_dry_run``) forks first a child that only counts lines; when they fit the budget, a
+fresh child makes the real run. The parent enforces the wall-clock limit and, after every
+child, kills every other process in the jail's PID namespace (``kill(-1)``), so orphans that
+called setsid() die too, and wipes the scratch.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ class ProgramCache:
     unless the dry run rejected that run (snoop would not need it). One program at a time.
     """
 
-    SAFE_STATUSES = frozenset({"returned", "error", "trace_limit"})
+    SAFE_STATUSES = frozenset({"returned", "error", "trace_limit", "fits"})
 
     def __init__(self) -> None:
         self.text: str | None = None
@@ -353,16 +355,11 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         exec(compiled or compile(code, PROGRAM_FILENAME, "exec"), namespace)
         marks["exec"] = time.monotonic()
         function = namespace.get(request["funcname"])
-        if callable(function) and limits.get("dry_run", True) and request.get("dry_run", True):
-            buffer.notes["dry_run"] = _dry_run(function, args, kwargs, request["depth"], limits)
-        marks["dry_run"] = time.monotonic()
         if not callable(function):
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
-        elif buffer.notes.get("dry_run") == "over_budget":
-            _send(result_fd, {**buffer.notes, "status": "trace_limit", "marks": marks,
-                              "detail": f"a dry run passed {limits['max_trace_lines']} traced lines"})
-            os._exit(0)
+        elif request.get("phase") == "dry_run":
+            _dry_run(function, args, kwargs, request["depth"], limits, result_fd, marks)
         else:
             returned = TRACER(depth=request["depth"])(function)(*args, **kwargs)
             try:
@@ -398,40 +395,50 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
 # comprehension as a summary, and a floor may always leave lines out)
 COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
 UNCOUNTED_FRAMES = COMPREHENSIONS | {"<genexpr>"}
-OVER_BUDGET_EXIT = 3
+# a dry run gets this share of the time limit: past it, it is abandoned and the real run
+# decides (a slow program with a short trace must not pay its run time twice)
 DRY_RUN_SHARE = 0.1
 
 
-def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict) -> str:
-    """Dry run in a throwaway fork: could snoop's trace stay under the line budget?
-    "fits", "over_budget", or "abandoned" (it ran out of its share of the time limit).
+def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
+             marks: dict) -> None:
+    """The dry run, in this child (which it spoils for a real run); never returns. Sends
+    status "trace_limit" (dry_run "over_budget") the moment snoop's trace surely passes the
+    line budget, else status "fits" (whatever the call did: the real run, in a fresh child,
+    decides).
 
     snoop prints at least one line per 'line' event of each frame it traces, so the line
     events of those frames are a lower bound on the trace's length. Counting them with a
     trivial trace function costs ~1 us an event against snoop's ~100 us, so a runaway program
     is stopped after a few milliseconds instead of after 300 formatted lines. Frames are
     chosen as snoop chooses them (target code, within ``depth`` calls, comprehensions
-    skipped), never more, so the bound holds. The real run happens in the caller's process,
-    untouched by the dry run's side effects.
+    skipped), never more, so the bound holds.
     """
-    pid = os.fork()
-    if pid == 0:
-        _dry_run_child(function, args, kwargs, depth, limits["max_trace_lines"],
-                       limits["max_stdout_bytes"])
-    pidfd = os.pidfd_open(pid)
+    def over_budget(detail: str) -> None:
+        sys.settrace(None)
+        marks["dry_run"] = time.monotonic()
+        _send(result_fd, {**_current_buffer.notes, "status": "trace_limit",
+                          "dry_run": "over_budget", "detail": detail, "marks": marks})
+        os._exit(0)
+
+    budget = limits["max_trace_lines"]
+    sys.stdout = sys.stderr = OutputSink(result_fd, limits["max_stdout_bytes"], on_overflow=(
+        lambda: over_budget(f"a dry run printed more than {limits['max_stdout_bytes']} bytes")))
+    floor = TraceFloor(function.__code__, depth, "".join(linecache.getlines(PROGRAM_FILENAME)),
+                       budget, lambda: over_budget(f"a dry run passed {budget} traced lines"))
     try:
-        # A slow program with a short trace must not pay its run time twice: past a tenth
-        # of the limit the dry run is abandoned and the real run decides.
-        finished, _, _ = select.select([pidfd], [], [], limits["timeout_s"] * DRY_RUN_SHARE)
-        if not finished:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+        sys.settrace(floor.chooser)
+        function(*args, **kwargs)
+    except BaseException:
+        pass
     finally:
-        os.close(pidfd)
-    if not finished:
-        return "abandoned"
-    return "over_budget" if os.WIFEXITED(status) and os.WEXITSTATUS(status) == OVER_BUDGET_EXIT \
-        else "fits"
+        sys.settrace(None)
+    marks["dry_run"] = time.monotonic()
+    try:
+        _send(result_fd, {**_current_buffer.notes, "status": "fits", "dry_run": "fits",
+                          "marks": marks})
+    finally:
+        os._exit(0)
 
 
 def _plain(value) -> bool:
@@ -519,22 +526,6 @@ class TraceFloor:
                 return None
 
 
-def _dry_run_child(function, args: list, kwargs: dict, depth: int, budget: int,
-                   max_stdout: int) -> None:
-    """Runs in the dry-run fork; never returns. Exit 3: over budget; 0: anything else."""
-    try:
-        sink = OutputSink(-1, max_stdout, on_overflow=lambda: os._exit(OVER_BUDGET_EXIT))
-        sys.stdout = sys.stderr = sink
-        floor = TraceFloor(function.__code__, depth, "".join(linecache.getlines(PROGRAM_FILENAME)),
-                           budget, lambda: os._exit(OVER_BUDGET_EXIT))
-        sys.settrace(floor.chooser)
-        function(*args, **kwargs)
-    except BaseException:
-        pass
-    finally:
-        os._exit(0)
-
-
 _EXIT_SIGNALS = {
     signal.SIGXCPU: ("timeout", "cpu time limit"),
     signal.SIGXFSZ: ("sandbox", "file size limit"),
@@ -570,12 +561,35 @@ def _rmtree(path: str) -> None:
     os.rmdir(path)
 
 
-def run_one(request: dict, limits: dict) -> tuple[dict, int, bool]:
-    """Fork a child for one run and wait for its result within the wall-clock limit.
+def run_request(request: dict, limits: dict) -> tuple[dict, int, bool]:
+    """One run: its dry run first (unless the request or the limits skip it) in a child of
+    its own, then, unless that settled it, the traced run in a fresh child with the whole
+    time limit. A dry run that ran out of its share of the limit, or that died, settles
+    nothing: the traced run decides.
 
-    Returns (verdict, pid, reaped). The caller answers first and cleans up after
-    (``finish_run``), so reaping and scratch wiping overlap the actor's own work.
+    Returns (verdict, pid, reaped) of the last child; the caller answers first and cleans up
+    after (``finish_run``), so reaping and scratch wiping overlap the actor's own work.
     """
+    if not (limits.get("dry_run", True) and request.get("dry_run", True)):
+        return run_one(request, limits)
+    dry, pid, reaped = run_one({**request, "phase": "dry_run"}, limits,
+                               limits["timeout_s"] * DRY_RUN_SHARE)
+    outcome = dry.get("dry_run") or ("abandoned" if dry["status"] == "timeout" else "fits")
+    if outcome == "over_budget" or dry["status"] not in ("fits", "timeout", "crashed", "sandbox"):
+        return dry, pid, reaped  # over budget, or failed before the call as the run would
+    finish_run(pid, reaped, limits)  # nothing it left behind reaches the traced run
+    if outcome == "fits":
+        PROGRAMS.remember(request["code"], dry)
+        PROGRAMS.prepare(request["code"])
+    verdict, pid, reaped = run_one(request, limits)
+    verdict["dry_run"] = outcome
+    verdict["elapsed_s"] += dry["elapsed_s"]
+    return verdict, pid, reaped
+
+
+def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tuple[dict, int, bool]:
+    """Fork a child for one run (or dry run) and wait for its result within the wall-clock
+    limit (``time_limit``, default the run's). Returns (verdict, pid, reaped)."""
     read_fd, write_fd = os.pipe()
     started = time.monotonic()
     pid = os.fork()
@@ -588,7 +602,7 @@ def run_one(request: dict, limits: dict) -> tuple[dict, int, bool]:
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     pidfd = os.pidfd_open(pid)
-    deadline = started + limits["timeout_s"]
+    deadline = started + (time_limit or limits["timeout_s"])
     chunks: list[bytes] = []
     received = 0
     wait_status = None
@@ -597,7 +611,8 @@ def run_one(request: dict, limits: dict) -> tuple[dict, int, bool]:
         while verdict is None and wait_status is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                verdict = {"status": "timeout", "detail": f"wall-clock limit of {limits['timeout_s']} s"}
+                verdict = {"status": "timeout",
+                           "detail": f"wall-clock limit of {time_limit or limits['timeout_s']} s"}
                 break
             ready, _, _ = select.select([read_fd, pidfd], [], [], remaining)
             if read_fd in ready:
@@ -751,7 +766,7 @@ def main() -> None:
         pid, reaped = None, True
         try:
             PROGRAMS.prepare(request["code"])
-            result, pid, reaped = run_one(request, limits)
+            result, pid, reaped = run_request(request, limits)
         except Exception as exc:  # keep the jail alive; the run is reported as crashed
             result = {"status": "crashed", "detail": f"zygote: {type(exc).__name__}: {exc}"[:500]}
         _send(protocol_out, result)
