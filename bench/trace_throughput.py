@@ -10,6 +10,13 @@
 (c) Peak RSS of the driver and of an actor with default settings, for the set and for the set
     repeated ``--repeat`` times (streaming: should stay flat).
 
+``--floor`` measures instead what no tracer can go below: each run's call alone (no fork,
+no formatting) under the dry run's line counter (``zygote.TraceFloor``, about 1 us an event),
+stopped at the line budget or the 5 s limit, each in a fork of a process that imported the
+corpus' libraries beforehand; their sum bounds the runs per core-second of any tracer that runs
+every run until its trace passes the budget. Like the reference method, it runs the dev set's
+programs outside the jail.
+
 ``--compare-snoop`` measures instead fast_snoop's tracer against snoop's own on every chosen
 run, in jails side by side (runs alternate which goes first): sandbox seconds of each, and
 whether the traces are byte-identical (a program's later runs are skipped after a timeout).
@@ -21,6 +28,8 @@ import argparse
 import json
 import os
 import resource
+import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,6 +149,83 @@ def compare_snoop(runs: list[tuple[ProgramWork, int]]) -> dict:
             "snoop_sandbox_s": seconds[False], "ratio": seconds[False] / seconds[True]}
 
 
+def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
+    """(outcome, seconds) of each run's call under the line counter, one fork per run."""
+    import importlib
+
+    from trace_workers import zygote
+    from trace_workers.sandbox import DEFAULT_PRELOAD, SandboxLimits
+
+    for name in DEFAULT_PRELOAD:
+        importlib.import_module(name)
+    limits = SandboxLimits()
+    budget, limit = limits.max_trace_lines, limits.timeout_s
+    results = []
+    for work, index in runs:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_fd)
+            try:
+                _floor_child(work, index, write_fd, budget, zygote)
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        ready, _, _ = select.select([read_fd], [], [], limit)
+        outcome = json.loads(os.read(read_fd, 1000) or b'["crashed", 0.0]') if ready \
+            else ["timeout", limit]
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read_fd)
+        results.append(tuple(outcome))
+    return results
+
+
+def _floor_child(work: ProgramWork, index: int, result_fd: int, budget: int, zygote) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    zygote._set_program_lines(work.refcode)
+    namespace = {"__name__": "program", "__file__": zygote.PROGRAM_FILENAME}
+    exec(compile(work.refcode, zygote.PROGRAM_FILENAME, "exec"), namespace)
+    given = work.runs[index].input
+    args, kwargs = zygote._parse_call(given) if work.call_format else ((), json.loads(given))
+    function = namespace[work.funcname]
+    started = time.perf_counter()
+
+    def report(outcome: str) -> None:
+        sys.settrace(None)
+        os.write(result_fd, json.dumps([outcome, time.perf_counter() - started]).encode())
+        os._exit(0)
+
+    floor = zygote.TraceFloor(function.__code__, work.depth, work.refcode, budget,
+                              lambda: report("over_budget"))
+    sys.settrace(floor.chooser)
+    try:
+        function(*args, **kwargs)
+    except BaseException:
+        report("raised")
+    report("returned")
+
+
+def floor(runs: list[tuple[ProgramWork, int]], workers: int) -> dict:
+    """The runs split over ``workers`` processes (one per core), as the trace stage's actors."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_floor_of, [runs[i::workers] for i in range(workers)])
+    results = [result for part in parts for result in part]
+    seconds = sorted((s for _, s in results), reverse=True)
+    outcomes: dict[str, int] = {}
+    for outcome, _ in results:
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    total = sum(seconds)
+    top = max(1, len(seconds) // 100)
+    return {"runs": len(results), "call_s": total, "ceiling_runs_per_core_s": len(results) / total,
+            "top_1pct_s": sum(seconds[:top]), "outcomes": outcomes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared/data/pyedu_dev.jsonl")
@@ -148,6 +234,9 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=os.cpu_count())
     parser.add_argument("--compare-snoop", action="store_true",
                         help="only compare fast_snoop's tracer with snoop's own (see above)")
+    parser.add_argument("--floor", action="store_true",
+                        help="only measure the programs' own time under a line counter: the "
+                             "most runs per core-second any tracer could reach (see above)")
     args = parser.parse_args()
     if not args.dev.exists():
         raise SystemExit(f"{args.dev} not found")
@@ -159,6 +248,13 @@ def main() -> None:
               f"{result['fast_sandbox_s']:.1f} s vs {result['snoop_sandbox_s']:.1f} s = "
               f"{result['ratio']:.2f}x ({result['skipped_after_timeout']} runs skipped after "
               "a timeout)")
+        return
+    if args.floor:
+        result = floor(runs, args.actors)
+        print(f"floor: {result['runs']} runs, their calls alone under a line counter "
+              f"{result['call_s']:.1f} core-s ({result['outcomes']}); the slowest 1% of runs "
+              f"take {result['top_1pct_s']:.1f} s of it. No tracer that runs every run can pass "
+              f"{result['ceiling_runs_per_core_s']:.1f} runs/core-s on this set.")
         return
     step = max(1, len(runs) // args.reference_runs)
     sample = runs[::step][: args.reference_runs]  # spread over the whole set
