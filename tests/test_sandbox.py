@@ -118,6 +118,15 @@ def test_numpy_values_are_returned_as_json(sandbox):
     assert json.loads(result["returned"]) == {"sum": 6, "items": [0, 1, 2, 3]}
 
 
+def test_library_parts_that_load_on_first_use_are_loaded_once_in_the_zygote(sandbox):
+    # numpy 2 imports numpy.ma on first access, which snoop's repr of any array makes
+    code = ("import sys\nimport numpy as np\n\ndef main_solution():\n    loaded = 'numpy.ma' in sys.modules\n"
+            "    grid = np.zeros((2, 2))\n    return [loaded, 'numpy.ma' in sys.modules]\n")
+    result = run_code(sandbox, code)
+    assert json.loads(result["returned"]) == [True, True]
+    assert "grid = array([[0., 0.]," in result["trace"]
+
+
 def test_an_unpreloaded_library_still_imports_inside_the_jail():
     with Sandbox(SandboxSettings(preload=())) as box:
         result = box.run("import sympy\n\ndef main_solution():\n    return str(sympy.sqrt(8))\n",

@@ -27,7 +27,7 @@ from pathlib import Path
 JAIL_FILES = ("zygote.py", "fast_snoop.py")
 JAIL_FOLDER = "/opt/groundtrace"
 JAIL_ZYGOTE = f"{JAIL_FOLDER}/zygote.py"
-DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "pandas", "z3")
+DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "scipy.optimize", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
 
 

@@ -725,6 +725,21 @@ def _zero_filled_empty() -> None:
     numpy.empty, numpy.empty_like = zeroed(numpy.empty), zeroed(numpy.empty_like)
 
 
+def _load_lazy_parts() -> None:
+    """Parts of the preloaded libraries that load on first use, loaded here once rather than
+    in every child that reaches them: numpy 2 imports ``numpy.ma`` on first access, and
+    cheap_repr's ndarray repr checks ``np.ma.MaskedArray``: about 9 ms in every run whose trace
+    shows an array. One repr of an array also sets up numpy's printing."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return
+    importlib.import_module("numpy.ma")
+    import cheap_repr
+
+    for value in (numpy.arange(3), numpy.zeros((2, 2)), numpy.float64(0.5)):
+        cheap_repr.cheap_repr(value)
+
+
 def _untraced_directories() -> tuple[str, ...]:
     """Library code is never traced: only frames from the program itself are."""
     paths = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -754,6 +769,7 @@ def main() -> None:
         del sys.modules[name]
     loaded, missing = _preload(["snoop", *preload])
     _zero_filled_empty()
+    _load_lazy_parts()
     snoop.tracer.internal_directories = _untraced_directories()
     global TRACER
     TRACER = _snoop_tracer(limits.get("fast_tracer", True))
