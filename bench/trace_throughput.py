@@ -161,7 +161,7 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
     limits = SandboxLimits()
     budget, limit = limits.max_trace_lines, limits.timeout_s
     results = []
-    for work, index in runs:
+    for work, index in runs:  # "not_called": the program failed before the call (an import)
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
@@ -172,7 +172,7 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
                 os._exit(0)
         os.close(write_fd)
         ready, _, _ = select.select([read_fd], [], [], limit)
-        outcome = json.loads(os.read(read_fd, 1000) or b'["crashed", 0.0]') if ready \
+        outcome = json.loads(os.read(read_fd, 1000) or b'["not_called", 0.0]') if ready \
             else ["timeout", limit]
         if not ready:
             os.kill(pid, signal.SIGKILL)

@@ -733,11 +733,14 @@ def _load_lazy_parts() -> None:
     numpy = sys.modules.get("numpy")
     if numpy is None:
         return
-    importlib.import_module("numpy.ma")
-    import cheap_repr
+    try:
+        importlib.import_module("numpy.ma")
+        import cheap_repr
 
-    for value in (numpy.arange(3), numpy.zeros((2, 2)), numpy.float64(0.5)):
-        cheap_repr.cheap_repr(value)
+        for value in (numpy.arange(3), numpy.zeros((2, 2)), numpy.float64(0.5)):
+            cheap_repr.cheap_repr(value)
+    except Exception:  # a saving only: a numpy without these still traces, as before
+        pass
 
 
 def _untraced_directories() -> tuple[str, ...]:
