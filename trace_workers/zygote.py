@@ -187,8 +187,9 @@ class ProgramCache:
     child compiles it in every run: each run is a fresh fork. A program's runs come one after
     the other, so from its second run on the zygote compiles it and builds snoop's Source
     before forking, and every later child finds both ready (a fork shares them). The source
-    is untrusted: the zygote only compiles or parses a program after a run of it (which
-    compiled it first) ended without crashing, timing out or running out of memory (a
+    is untrusted: the zygote only compiles or parses a program after a run of it, or a dry
+    run that fitted (either compiled it first), ended without crashing, timing out or running
+    out of memory (a
     SyntaxError the zygote meets just leaves the program uncached), and builds the Source
     unless the dry run rejected that run (snoop would not need it). One program at a time.
     """
