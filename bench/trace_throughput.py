@@ -11,7 +11,7 @@
     repeated ``--repeat`` times (streaming: should stay flat).
 
 ``--floor`` measures instead what no tracer can go below: each run's call alone (no fork,
-no formatting) under the dry run's line counter (``zygote.TraceFloor``, about 1 us an event),
+no formatting) under the zygote's dry run (its line counter ``TraceFloor``, about 1 us an event),
 stopped at the line budget or the 5 s limit, each in a fork of a process that imported the
 corpus' libraries beforehand; their sum bounds the runs per core-second of any tracer that runs
 every run until its trace passes the budget. Like the reference method, it runs the dev set's
@@ -150,7 +150,7 @@ def compare_snoop(runs: list[tuple[ProgramWork, int]]) -> dict:
 
 
 def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
-    """(outcome, seconds) of each run's call under the line counter, one fork per run."""
+    """(outcome, seconds) of each run's call under the dry run, one fork per run."""
     import importlib
 
     from trace_workers import zygote
@@ -158,31 +158,37 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
 
     for name in DEFAULT_PRELOAD:
         importlib.import_module(name)
-    limits = SandboxLimits()
-    budget, limit = limits.max_trace_lines, limits.timeout_s
+    limits = SandboxLimits().for_zygote()
     results = []
-    for work, index in runs:  # "not_called": the program failed before the call (an import)
+    for work, index in runs:
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_fd)
             try:
-                _floor_child(work, index, write_fd, budget, zygote)
+                _floor_child(work, index, write_fd, limits, zygote)
             finally:
                 os._exit(0)
         os.close(write_fd)
-        ready, _, _ = select.select([read_fd], [], [], limit)
-        outcome = json.loads(os.read(read_fd, 1000) or b'["not_called", 0.0]') if ready \
-            else ["timeout", limit]
+        ready, _, _ = select.select([read_fd], [], [], limits["timeout_s"])
+        message = json.loads(os.read(read_fd, 1 << 16) or "{}") if ready else {}
         if not ready:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(read_fd)
-        results.append(tuple(outcome))
+        if not ready:
+            results.append(("timeout", limits["timeout_s"]))
+        elif "dry_run" in message:  # "fits" or "over_budget", and when the call started and ended
+            results.append((message["dry_run"],
+                            message["marks"]["dry_run"] - message["marks"]["called"]))
+        else:  # the program failed before the call (an import)
+            results.append(("not_called", 0.0))
     return results
 
 
-def _floor_child(work: ProgramWork, index: int, result_fd: int, budget: int, zygote) -> None:
+def _floor_child(work: ProgramWork, index: int, result_fd: int, limits: dict, zygote) -> None:
+    """The program as a run's child sets it up, then the zygote's own dry run (which sends its
+    outcome and marks to ``result_fd`` and exits)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -191,22 +197,10 @@ def _floor_child(work: ProgramWork, index: int, result_fd: int, budget: int, zyg
     exec(compile(work.refcode, zygote.PROGRAM_FILENAME, "exec"), namespace)
     given = work.runs[index].input
     args, kwargs = zygote._parse_call(given) if work.call_format else ((), json.loads(given))
-    function = namespace[work.funcname]
-    started = time.perf_counter()
-
-    def report(outcome: str) -> None:
-        sys.settrace(None)
-        os.write(result_fd, json.dumps([outcome, time.perf_counter() - started]).encode())
-        os._exit(0)
-
-    floor = zygote.TraceFloor(function.__code__, work.depth, work.refcode, budget,
-                              lambda: report("over_budget"))
-    sys.settrace(floor.chooser)
-    try:
-        function(*args, **kwargs)
-    except BaseException:
-        report("raised")
-    report("returned")
+    zygote._current_buffer = zygote.TraceBuffer(result_fd, limits["max_trace_lines"],
+                                                limits["max_trace_bytes"])
+    marks = {"called": time.monotonic()}
+    zygote._dry_run(namespace[work.funcname], args, kwargs, work.depth, limits, result_fd, marks)
 
 
 def floor(runs: list[tuple[ProgramWork, int]], workers: int) -> dict:

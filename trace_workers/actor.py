@@ -48,7 +48,6 @@ class TraceStageConfig:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
-
 class Tracer:
     """Traces programs in sandboxes; plain Python, usable without Ray."""
 
