@@ -69,8 +69,8 @@ class TraceBuffer:
         self.result_fd = result_fd
         self.max_lines = max_lines
         self.max_bytes = max_bytes
-        # facts about the run that every message reports: "dry_run" (its outcome, when there
-        # was one) and "cached" (what of the program the zygote had ready)
+        # facts about the run that every message of the child reports: "cached" (what of the
+        # program the zygote had ready); the zygote adds the dry run's outcome itself
         self.notes: dict = {}
 
     def write(self, text: str) -> None:
@@ -189,9 +189,9 @@ class ProgramCache:
     before forking, and every later child finds both ready (a fork shares them). The source
     is untrusted: the zygote only compiles or parses a program after a run of it, or a dry
     run that fitted (either compiled it first), ended without crashing, timing out or running
-    out of memory (a
-    SyntaxError the zygote meets just leaves the program uncached), and builds the Source
-    unless the dry run rejected that run (snoop would not need it). One program at a time.
+    out of memory (a SyntaxError the zygote meets just leaves the program uncached), and
+    builds the Source unless the dry run rejected that run (snoop would not need it). One
+    program at a time.
     """
 
     SAFE_STATUSES = frozenset({"returned", "error", "trace_limit", "fits"})
