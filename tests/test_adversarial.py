@@ -6,13 +6,16 @@ the jail (or left something running in it) fails the test.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_code
 
+from trace_workers import seccomp
 from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
 HONEST = "def main_solution():\n    return 'still fine'\n"
@@ -77,7 +80,7 @@ def test_proc_shows_only_the_jails_own_processes(jail, secret_env):
         "    return {'pids': len(pids), 'environ': environ.decode(errors='replace')}\n"
     )
     seen = returned(run_code(jail, code))
-    assert seen["pids"] <= 4  # bwrap's init, the zygote, this run (and at most its helper)
+    assert seen["pids"] <= 3  # the zygote, this run (and at most its helper)
     assert secret_env not in seen["environ"]
 
 
@@ -157,21 +160,70 @@ def test_forging_a_result_on_the_pipe_cannot_touch_other_runs(jail):
     assert "return 2" in honest["trace"]
 
 
-def test_killing_the_parent_is_a_crash(jail):
-    code = "import os, signal\n\ndef main_solution():\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-    assert run_code(jail, code)["status"] == "crashed"
+@pytest.mark.parametrize("target", ["os.getppid()", "1", "-1"])
+def test_a_run_cannot_kill_stop_or_interrupt_the_zygote(jail, target):
+    """The zygote is the jail's PID 1, which gets only the signals it handles: none (and
+    kill(-1) spares PID 1 and the caller: it finds no process at all)."""
+    code = ("import os, signal\n\ndef main_solution():\n    reached = []\n"
+            "    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGSTOP, signal.SIGKILL):\n"
+            "        try:\n"
+            f"            os.kill({target}, sig)\n            reached.append(sig.name)\n"
+            "        except ProcessLookupError:\n            pass\n"
+            "    return reached\n")
+    reached = returned(run_code(jail, code))
+    assert reached == ([] if target == "-1" else ["SIGINT", "SIGTERM", "SIGSTOP", "SIGKILL"])
+    assert jail.restarts == 0
 
 
-def test_killing_the_zygote_is_a_crash_and_the_jail_restarts(jail):
-    code = "import os, signal\n\ndef main_solution():\n    os.kill(2, signal.SIGKILL)\n"
-    result = run_code(jail, code)
+def test_a_jail_that_dies_during_a_run_is_a_crash_and_restarts(jail):
+    code = "import time\n\ndef main_solution():\n    time.sleep(1.5)\n    return 'slept'\n"
+    killer = threading.Timer(0.5, jail._proc.kill)  # as the host's OOM killer would
+    killer.start()
+    result = run_code(jail, code, dry_run=False)
+    killer.join()
     assert result["status"] == "crashed"
     assert jail.restarts == 1
 
 
-def test_killing_every_process_it_can_reach_is_a_crash(jail):
-    code = "import os, signal\n\ndef main_solution():\n    os.kill(-1, signal.SIGKILL)\n"
-    assert run_code(jail, code)["status"] == "crashed"
+def test_a_run_cannot_read_or_write_the_zygotes_memory(jail):
+    code = ("import ctypes, os\n\ndef main_solution():\n    seen = {}\n"
+            "    for mode in ('rb', 'r+b'):\n        try:\n"
+            "            open(f'/proc/{os.getppid()}/mem', mode, buffering=0)\n"
+            "            seen[mode] = 'opened'\n"
+            "        except OSError as exc:\n            seen[mode] = exc.errno\n"
+            "    libc = ctypes.CDLL(None, use_errno=True)\n"
+            "    seen['ptrace'] = libc.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno()\n"
+            "    return seen\n")
+    seen = returned(run_code(jail, code))
+    assert seen["rb"] == seen["r+b"] == errno.EACCES
+    assert seen["ptrace"] == [-1, errno.EPERM]
+
+
+@pytest.mark.skipif(not seccomp.refused_calls(), reason="no seccomp filter on this machine")
+def test_system_v_ipc_which_outlives_its_process_is_refused(jail):
+    code = ("import ctypes\n\ndef main_solution():\n"
+            "    libc = ctypes.CDLL(None, use_errno=True)\n"
+            "    return [libc.shmget(0, 1 << 30, 0o1600), ctypes.get_errno(),\n"
+            "            libc.semget(0, 1, 0o1600), ctypes.get_errno()]\n")
+    assert returned(run_code(jail, code)) == [-1, errno.EPERM, -1, errno.EPERM]
+    assert "shmget" in jail.info["seccomp"]
+
+
+def test_dev_is_read_only_and_dev_shm_is_a_bounded_scratch_wiped_between_runs(jail):
+    fill = ("def fill():\n    written = 0\n    try:\n"
+            "        for n in range(1000):\n"
+            "            with open(f'/dev/shm/{n}', 'wb') as f:\n"
+            "                for _ in range(4):\n"
+            "                    f.write(b'x' * (1 << 20))\n                    written += 1\n"
+            "    except OSError as exc:\n        return exc.errno, written\n\n"
+            "def main_solution():\n    try:\n        open('/dev/left.txt', 'w')\n"
+            "    except OSError as exc:\n        dev = exc.errno\n"
+            "    return [dev, *fill()]\n")
+    dev, stopped_by, written_mb = returned(run_code(jail, fill))
+    assert dev == errno.EROFS
+    assert stopped_by == errno.ENOSPC and written_mb <= jail.settings.limits.scratch_mb
+    look = "import os\n\ndef main_solution():\n    return os.listdir('/dev/shm')\n"
+    assert returned(run_code(jail, look)) == []
 
 
 def test_setsid_orphans_do_not_survive_their_run(jail):
@@ -182,7 +234,7 @@ def test_setsid_orphans_do_not_survive_their_run(jail):
              "    return sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n")
     assert returned(run_code(jail, spawn)) == "spawned"
     pids = returned(run_code(jail, count))
-    assert len(pids) == 3, pids  # init, zygote, this run: the sleeper is gone
+    assert len(pids) == 2, pids  # the zygote (PID 1) and this run: the sleeper is gone
 
 
 def test_a_segfault_is_a_crash(jail):

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trace_workers import seccomp
+
 # the files the jail runs: the zygote and the tracer it imports, copied out of the checkout
 JAIL_FILES = ("zygote.py", "fast_snoop.py")
 JAIL_FOLDER = "/opt/groundtrace"
@@ -162,8 +164,9 @@ class Sandbox:
             self._slot = UidSlot(self.settings.uid_base, self.settings.uid_slots)
         return self._slot.uid, PER_SLOT_UID
 
-    def _command(self) -> list[str]:
+    def _command(self, seccomp_fd: int | None) -> list[str]:
         assert self._workdir is not None
+        scratch = self.settings.limits.scratch_mb << 20
         hidden = [str(root) for root in python_roots() if str(root).startswith("/tmp/")]
         if hidden:
             raise SandboxError(
@@ -171,7 +174,9 @@ class Sandbox:
                 "sandbox replaces with the run's private scratch: put the venv elsewhere")
         argv = [
             bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns",
-            "--die-with-parent", "--new-session", "--clearenv",
+            # the zygote is the jail's PID 1: no bwrap init beside it for a run to write into,
+            # and a run's signals cannot reach it (PID 1 gets only those it handles)
+            "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv",
             "--hostname", "sandbox", "--ro-bind", "/usr", "/usr",
         ]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -187,9 +192,13 @@ class Sandbox:
             argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_FOLDER}/{name}"]
         argv += [
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(self.settings.limits.scratch_mb << 20), "--tmpfs", "/tmp",
-            "--remount-ro", "/", "--chdir", "/tmp",
+            # the only writable places: the scratch and /dev/shm, each a bounded tmpfs that
+            # the zygote wipes after every run
+            "--size", str(scratch), "--tmpfs", "/tmp", "--size", str(scratch), "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp",
         ]
+        if seccomp_fd is not None:
+            argv += ["--seccomp", str(seccomp_fd)]
         env = {
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
             "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
@@ -214,14 +223,22 @@ class Sandbox:
                 shutil.copyfile(Path(__file__).with_name(name), self._workdir / name)
                 (self._workdir / name).chmod(0o644)
         log = open(self._workdir / "jail.log", "w+b")
-        self._proc = subprocess.Popen(
-            self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-            user=uid, group=uid, extra_groups=[] if uid is not None else None,
-            close_fds=True, cwd="/",
-            # bwrap's own init stays in the jail as PID 1, and /proc/1/environ is readable
-            # there: it must not inherit the worker's environment (credentials, Ray address).
-            env={"PATH": "/usr/bin:/bin"},
-        )
+        program = seccomp.filter_program()
+        seccomp_fd = None
+        if program is not None:  # bwrap reads the filter from this fd as it sets the jail up
+            (self._workdir / "seccomp.bpf").write_bytes(program)
+            seccomp_fd = os.open(self._workdir / "seccomp.bpf", os.O_RDONLY)
+        try:
+            self._proc = subprocess.Popen(
+                self._command(seccomp_fd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=log, user=uid, group=uid, extra_groups=[] if uid is not None else None,
+                close_fds=True, pass_fds=() if seccomp_fd is None else (seccomp_fd,), cwd="/",
+                # nothing of the worker's environment (credentials, Ray address) goes in
+                env={"PATH": "/usr/bin:/bin"},
+            )
+        finally:
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         self._log = log
         self._buffer = b""
         try:
@@ -231,7 +248,7 @@ class Sandbox:
             said = log.read()[-2000:].decode(errors="replace").strip()
             self.stop()
             raise SandboxError(f"the sandbox did not start: {exc}; bwrap said: {said}") from None
-        self.info = {**ready, "identity": identity}
+        self.info = {**ready, "identity": identity, "seccomp": sorted(seccomp.refused_calls())}
         return self.info
 
     def stop(self) -> None:

@@ -40,6 +40,7 @@ import time
 
 PROGRAM_FILENAME = "/program/main.py"
 SCRATCH = "/tmp"
+WRITABLE = (SCRATCH, "/dev/shm")  # the jail's only writable places, wiped after every run
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # a run closes every fd up to this but its result pipe (os.closerange: one close_range call)
 MAX_FD = min(max(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 16), 1 << 30)
@@ -543,14 +544,15 @@ def _status_from_wait(wait_status: int) -> tuple[str, str]:
 
 
 def _wipe_scratch() -> None:
-    for entry in os.scandir(SCRATCH):
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                _rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            pass
+    for folder in WRITABLE:
+        for entry in os.scandir(folder):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    _rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _rmtree(path: str) -> None:
@@ -671,13 +673,13 @@ def _parse_result(data: bytes, wait_status: int | None) -> dict:
 
 
 def _kill_everything_else(first_child: int | None) -> None:
-    """Kill every process in this PID namespace except this one and its init (bwrap's
-    reaper, which collects the orphans); reap our own child."""
-    if os.getpid() > 2:  # kill(-1) outside the jail's own PID namespace would be a disaster
-        raise RuntimeError("the zygote must run as PID 2 of a private PID namespace")
+    """Kill every other process in this PID namespace and reap them all: the zygote is the
+    jail's PID 1, so orphans (setsid() ones too) come to it."""
+    if os.getpid() != 1:  # kill(-1) outside the jail's own PID namespace would be a disaster
+        raise RuntimeError("the zygote must run as PID 1 of a private PID namespace")
     for attempt in range(400):
         try:
-            os.kill(-1, signal.SIGKILL)
+            os.kill(-1, signal.SIGKILL)  # the dead stay listed (and signalable) until reaped
         except ProcessLookupError:
             return
         if first_child is not None:
@@ -685,6 +687,29 @@ def _kill_everything_else(first_child: int | None) -> None:
             first_child = None
         elif attempt:
             time.sleep(0.0005)
+        _reap_exited()
+
+
+def _reap_exited() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _undumpable() -> None:
+    """Make the zygote (and so each run, a fork of it) non-dumpable: no run may open
+    /proc/1/mem or attach to the zygote, which outlives it (seccomp refuses ptrace too, but
+    not opening a /proc file)."""
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def _preload(modules: list[str]) -> tuple[dict, dict]:
@@ -754,6 +779,10 @@ def _untraced_directories() -> tuple[str, ...]:
 def main() -> None:
     limits = json.loads(sys.argv[1])
     preload = json.loads(sys.argv[2])
+    _undumpable()
+    # as PID 1 the zygote gets only the signals it handles: none (Python's SIGINT handler
+    # would let a run raise KeyboardInterrupt in it)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     protocol_in = os.fdopen(os.dup(0), "rb")
     protocol_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -1,0 +1,75 @@
+"""The jail's seccomp filter: system calls a traced program never needs, refused with EPERM.
+
+bubblewrap loads it (``--seccomp FD``) into the zygote, and every run inherits it. The jail
+already holds what a run can reach (namespaces, rlimits, a read-only filesystem); these calls
+reach around those limits:
+
+- ``ptrace``, ``process_vm_readv``/``writev``: another process's memory (the zygote outlives
+  every run: a run that could write into it would poison the runs after it);
+- System V IPC (``shmget`` and the rest): its objects outlive the process that made them, and
+  a segment's memory counts against no rlimit once detached (a run could fill the host's
+  memory, and leave it filled);
+- ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``, the kernel keyring: kernel
+  attack surface that no program of the corpus touches;
+- any call through another ABI than the native one (32-bit ``int 0x80``, x32), which would
+  bypass a filter written in native numbers.
+
+The filter is a classic BPF program, as ``seccomp_export_bpf`` writes it; only x86_64 has
+one (elsewhere the jail runs without, and says so: ``Sandbox.info["seccomp"]``).
+"""
+
+from __future__ import annotations
+
+import errno
+import platform
+import struct
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_SYSCALL_BIT = 0x40000000
+# x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl)
+REFUSED_X86_64 = {
+    "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66,
+    "shmdt": 67, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "ptrace": 101,
+    "semtimedop": 220, "add_key": 248, "request_key": 249, "keyctl": 250,
+    "perf_event_open": 298, "process_vm_readv": 310, "process_vm_writev": 311, "bpf": 321,
+    "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+}
+
+# classic BPF opcodes and seccomp's return values (linux/filter.h, linux/seccomp.h)
+LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS: load a 32-bit word of seccomp_data
+JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+JGE_K = 0x35  # BPF_JMP | BPF_JGE | BPF_K
+RET_K = 0x06  # BPF_RET | BPF_K
+RET_ALLOW = 0x7FFF0000
+RET_ERRNO = 0x00050000
+NR_OFFSET, ARCH_OFFSET = 0, 4  # struct seccomp_data {int nr; u32 arch; ...}
+
+
+def _instruction(code: int, k: int, jump_true: int = 0, jump_false: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jump_true, jump_false, k)
+
+
+def refused_calls() -> dict[str, int]:
+    """The calls the filter refuses on this machine (empty where it has no filter)."""
+    return dict(REFUSED_X86_64) if platform.machine() == "x86_64" else {}
+
+
+def filter_program() -> bytes | None:
+    """The compiled filter for this machine, or None where there is none."""
+    refused = sorted(set(refused_calls().values()))
+    if not refused:
+        return None
+    deny = RET_ERRNO | errno.EPERM
+    # layout: check the ABI, load the number, one jump per refused call, allow, deny
+    body = [_instruction(LD_W_ABS, NR_OFFSET), _instruction(JGE_K, X32_SYSCALL_BIT, 0, 0)]
+    body += [_instruction(JEQ_K, number) for number in refused]
+    program = [_instruction(LD_W_ABS, ARCH_OFFSET)]
+    # arch != x86_64 -> deny (the deny return sits right after the allow return)
+    program.append(_instruction(JEQ_K, AUDIT_ARCH_X86_64, 0, len(body) + 1))
+    for index, raw in enumerate(body):
+        code, _, _, k = struct.unpack("=HBBI", raw)
+        if code in (JEQ_K, JGE_K):  # true -> deny, false -> the next instruction
+            raw = _instruction(code, k, len(body) - index, 0)
+        program.append(raw)
+    program += [_instruction(RET_K, RET_ALLOW), _instruction(RET_K, deny)]
+    return b"".join(program)
