@@ -112,6 +112,22 @@ def test_scratch_is_private_and_wiped_between_runs(jail):
     assert returned(run_code(jail, look)) == []
 
 
+def test_what_a_run_makes_hard_to_remove_is_wiped_all_the_same(jail):
+    """Directories a run chmods to 0, or nests thousands deep, are gone before the next run
+    (the dry run's too: the real run starts from an empty scratch)."""
+    code = ("import os\n\ndef nest(top):\n    os.chdir(top)\n"
+            "    for _ in range(5000):\n        os.mkdir('d')\n        os.chdir('d')\n"
+            "    open('bottom', 'w').write('x')\n    os.chmod('.', 0o500)\n    os.chdir('/')\n"
+            "    for folder in (f'{top}/locked', f'{top}/locked/inner'):\n"
+            "        os.mkdir(folder)\n        open(f'{folder}/f', 'w').write('x')\n"
+            "    os.chmod(f'{top}/locked/inner', 0)\n    os.chmod(f'{top}/locked', 0)\n\n"
+            "def main_solution():\n    seen = os.listdir('/tmp') + os.listdir('/dev/shm')\n"
+            "    nest('/tmp')\n    nest('/dev/shm')\n    return seen\n")
+    assert returned(run_code(jail, code)) == []
+    assert returned(run_code(jail, code)) == []
+    assert jail.restarts == 0
+
+
 def test_filling_the_disk_is_stopped(jail):
     code = ("def main_solution():\n    with open('/tmp/big', 'wb') as f:\n"
             "        while True:\n            f.write(b'x' * (1 << 20))\n")

@@ -29,6 +29,7 @@ from trace_workers import seccomp
 JAIL_FILES = ("zygote.py", "fast_snoop.py")
 JAIL_FOLDER = "/opt/groundtrace"
 JAIL_ZYGOTE = f"{JAIL_FOLDER}/zygote.py"
+RESTART_EXIT_CODE = 75  # zygote.RESTART_EXIT_CODE: it could not wipe what a run wrote
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "scipy.optimize", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
 
@@ -302,9 +303,20 @@ class Sandbox:
             # The zygote enforces the run's own limit; this one only catches a dead jail.
             return self._read_message(self.settings.limits.timeout_s + 10.0)
         except (SandboxError, OSError) as exc:
+            asked_for_restart = self._exit_code() == RESTART_EXIT_CODE
             self.stop()
             self.restarts += 1
+            if asked_for_restart and not self._buffer:
+                # the zygote left after the previous run, having failed to wipe what that run
+                # wrote: this run never started, and goes to a fresh jail
+                return self.run(code, funcname, kwargs_json, depth, call_format, dry_run)
             return {"status": "crashed", "detail": f"the sandbox died during the run ({exc})"}
+
+    def _exit_code(self) -> int | None:
+        try:
+            return self._proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _read_message(self, timeout_s: float) -> dict:
         deadline = time.monotonic() + timeout_s

@@ -41,6 +41,7 @@ import time
 PROGRAM_FILENAME = "/program/main.py"
 SCRATCH = "/tmp"
 WRITABLE = (SCRATCH, "/dev/shm")  # the jail's only writable places, wiped after every run
+RESTART_EXIT_CODE = 75  # the zygote's exit when it cannot wipe them: "start a fresh jail"
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # a run closes every fd up to this but its result pipe (os.closerange: one close_range call)
 MAX_FD = min(max(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 16), 1 << 30)
@@ -543,25 +544,49 @@ def _status_from_wait(wait_status: int) -> tuple[str, str]:
     return "crashed", f"exited with code {os.WEXITSTATUS(wait_status)} and no result"
 
 
+class ScratchNotWiped(RuntimeError):
+    """Something a run left in a writable place could not be removed: the jail must restart
+    rather than let it reach the next run."""
+
+
 def _wipe_scratch() -> None:
     for folder in WRITABLE:
-        for entry in os.scandir(folder):
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    _rmtree(entry.path)
-                else:
+        try:
+            _empty_folder(folder)
+            left = os.listdir(folder)
+        except OSError as exc:
+            raise ScratchNotWiped(f"{folder}: {exc}") from None
+        if left:
+            raise ScratchNotWiped(f"{folder}: {len(left)} entries left")
+
+
+def _empty_folder(folder: str) -> None:
+    """Remove everything under ``folder``, whatever a run did to it: a directory's mode is
+    set back first (a run may chmod 0 its own directories), and each subdirectory is moved up
+    to ``folder`` before it is emptied, so that neither recursion nor path length grows with
+    the depth of the tree (a run may nest directories a hundred thousand deep)."""
+    pending, moved = [folder], 0
+    while pending:
+        directory = pending.pop()
+        if directory != folder:  # the folder itself is the jail's mount point, not a run's
+            os.chmod(directory, 0o700)
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if not entry.is_dir(follow_symlinks=False):
                     os.unlink(entry.path)
-            except OSError:
-                pass
-
-
-def _rmtree(path: str) -> None:
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            _rmtree(entry.path)
-        else:
-            os.unlink(entry.path)
-    os.rmdir(path)
+                elif directory == folder:
+                    pending.append(entry.path)
+                else:
+                    os.chmod(entry.path, 0o700)  # moving a directory rewrites its '..'
+                    while True:
+                        target = f"{folder}/.wipe-{moved}"
+                        moved += 1
+                        if not os.path.lexists(target):
+                            break
+                    os.rename(entry.path, target)
+                    pending.append(target)
+        if directory != folder:
+            os.rmdir(directory)
 
 
 def run_request(request: dict, limits: dict) -> tuple[dict, int, bool]:
@@ -816,12 +841,18 @@ def main() -> None:
         try:
             PROGRAMS.prepare(request["code"])
             result, pid, reaped = run_request(request, limits)
+        except ScratchNotWiped as exc:  # between the dry run and the run
+            _send(protocol_out, {"status": "crashed", "detail": f"zygote: {exc}"})
+            sys.exit(RESTART_EXIT_CODE)
         except Exception as exc:  # keep the jail alive; the run is reported as crashed
             result = {"status": "crashed", "detail": f"zygote: {type(exc).__name__}: {exc}"[:500]}
         _send(protocol_out, result)
         PROGRAMS.remember(request.get("code"), result)
         if pid is not None:
-            finish_run(pid, reaped, limits)
+            try:
+                finish_run(pid, reaped, limits)
+            except ScratchNotWiped:
+                sys.exit(RESTART_EXIT_CODE)  # the sandbox starts a fresh jail for the next run
 
 
 if __name__ == "__main__":
