@@ -225,6 +225,19 @@ def test_system_v_ipc_which_outlives_its_process_is_refused(jail):
     assert "shmget" in jail.info["seccomp"]
 
 
+@pytest.mark.skipif(not seccomp.refused_calls(), reason="no seccomp filter on this machine")
+def test_system_calls_through_the_32_bit_or_x32_abi_are_refused(jail):
+    """A filter in native numbers would not see them: the same call by another number."""
+    code = ("import ctypes, mmap\n\ndef main_solution():\n"
+            "    libc = ctypes.CDLL(None, use_errno=True)\n"
+            "    x32 = [libc.syscall(0x40000000 + 39), ctypes.get_errno()]\n"
+            "    page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+            "    page.write(b'\\xb8\\x14\\x00\\x00\\x00\\xcd\\x80\\xc3')  # i386 getpid()\n"
+            "    call = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))\n"
+            "    return x32 + [call()]\n")
+    assert returned(run_code(jail, code)) == [-1, errno.EPERM, -errno.EPERM]
+
+
 def test_dev_is_read_only_and_dev_shm_is_a_bounded_scratch_wiped_between_runs(jail):
     fill = ("def fill():\n    written = 0\n    try:\n"
             "        for n in range(1000):\n"

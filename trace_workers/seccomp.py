@@ -15,7 +15,7 @@ reach around those limits:
   bypass a filter written in native numbers.
 
 The filter is a classic BPF program, as ``seccomp_export_bpf`` writes it; only x86_64 has
-one (elsewhere the jail runs without, and says so: ``Sandbox.info["seccomp"]``).
+one (elsewhere the jail runs without, and says so: ``Sandbox.info["seccomp"]`` is empty).
 """
 
 from __future__ import annotations
@@ -59,17 +59,21 @@ def filter_program() -> bytes | None:
     refused = sorted(set(refused_calls().values()))
     if not refused:
         return None
-    deny = RET_ERRNO | errno.EPERM
-    # layout: check the ABI, load the number, one jump per refused call, allow, deny
-    body = [_instruction(LD_W_ABS, NR_OFFSET), _instruction(JGE_K, X32_SYSCALL_BIT, 0, 0)]
-    body += [_instruction(JEQ_K, number) for number in refused]
-    program = [_instruction(LD_W_ABS, ARCH_OFFSET)]
-    # arch != x86_64 -> deny (the deny return sits right after the allow return)
-    program.append(_instruction(JEQ_K, AUDIT_ARCH_X86_64, 0, len(body) + 1))
-    for index, raw in enumerate(body):
-        code, _, _, k = struct.unpack("=HBBI", raw)
-        if code in (JEQ_K, JGE_K):  # true -> deny, false -> the next instruction
-            raw = _instruction(code, k, len(body) - index, 0)
-        program.append(raw)
-    program += [_instruction(RET_K, RET_ALLOW), _instruction(RET_K, deny)]
+    # (code, k, where to go when true, when false); "next" falls through
+    steps = [
+        (LD_W_ABS, ARCH_OFFSET, None, None),
+        (JEQ_K, AUDIT_ARCH_X86_64, "next", "deny"),
+        (LD_W_ABS, NR_OFFSET, None, None),
+        (JGE_K, X32_SYSCALL_BIT, "deny", "next"),
+        (JGE_K, refused[0], "next", "allow"),  # the hot calls (read, write, mmap...) leave here
+        *((JEQ_K, number, "deny", "next") for number in refused),
+    ]
+    returns = {"allow": len(steps), "deny": len(steps) + 1}  # where the two returns sit
+    program = []
+    for index, (code, k, when_true, when_false) in enumerate(steps):
+        # a jump's offset counts the instructions it skips
+        true_jump, false_jump = (returns[t] - index - 1 if t in returns else 0
+                                 for t in (when_true, when_false))
+        program.append(_instruction(code, k, true_jump, false_jump))
+    program += [_instruction(RET_K, RET_ALLOW), _instruction(RET_K, RET_ERRNO | errno.EPERM)]
     return b"".join(program)

@@ -552,26 +552,27 @@ class ScratchNotWiped(RuntimeError):
 def _wipe_scratch() -> None:
     for folder in WRITABLE:
         try:
-            _empty_folder(folder)
-            left = os.listdir(folder)
+            left = _empty_folder(folder) and os.listdir(folder)  # most runs write nothing
         except OSError as exc:
             raise ScratchNotWiped(f"{folder}: {exc}") from None
         if left:
             raise ScratchNotWiped(f"{folder}: {len(left)} entries left")
 
 
-def _empty_folder(folder: str) -> None:
+def _empty_folder(folder: str) -> int:
     """Remove everything under ``folder``, whatever a run did to it: a directory's mode is
     set back first (a run may chmod 0 its own directories), and each subdirectory is moved up
     to ``folder`` before it is emptied, so that neither recursion nor path length grows with
-    the depth of the tree (a run may nest directories a hundred thousand deep)."""
-    pending, moved = [folder], 0
+    the depth of the tree (a run may nest directories a hundred thousand deep). Returns how
+    many entries it removed."""
+    pending, moved, removed = [folder], 0, 0
     while pending:
         directory = pending.pop()
         if directory != folder:  # the folder itself is the jail's mount point, not a run's
             os.chmod(directory, 0o700)
         with os.scandir(directory) as entries:
             for entry in entries:
+                removed += 1
                 if not entry.is_dir(follow_symlinks=False):
                     os.unlink(entry.path)
                 elif directory == folder:
@@ -587,6 +588,7 @@ def _empty_folder(folder: str) -> None:
                     pending.append(target)
         if directory != folder:
             os.rmdir(directory)
+    return removed
 
 
 def run_request(request: dict, limits: dict) -> tuple[dict, int, bool]:
