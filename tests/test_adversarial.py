@@ -201,8 +201,13 @@ def test_a_jail_that_dies_during_a_run_is_a_crash_and_restarts(jail):
     assert jail.restarts == 1
 
 
-def test_a_run_cannot_read_or_write_the_zygotes_memory(jail):
-    code = ("import ctypes, os\n\ndef main_solution():\n    seen = {}\n"
+def test_a_run_cannot_reach_the_zygotes_memory_or_its_protocol_pipes(jail):
+    """The zygote outlives every run: a run that could write into it, or answer for it on its
+    pipes, would forge the results of the runs after it."""
+    code = ("import ctypes, os\n\ndef main_solution():\n    seen = {'fds': []}\n"
+            "    for fd in range(16):\n        try:\n"
+            "            os.open(f'/proc/{os.getppid()}/fd/{fd}', os.O_WRONLY)\n"
+            "            seen['fds'].append(fd)\n        except OSError:\n            pass\n"
             "    for mode in ('rb', 'r+b'):\n        try:\n"
             "            open(f'/proc/{os.getppid()}/mem', mode, buffering=0)\n"
             "            seen[mode] = 'opened'\n"
@@ -211,6 +216,7 @@ def test_a_run_cannot_read_or_write_the_zygotes_memory(jail):
             "    seen['ptrace'] = libc.ptrace(16, os.getppid(), 0, 0), ctypes.get_errno()\n"
             "    return seen\n")
     seen = returned(run_code(jail, code))
+    assert seen["fds"] == []
     assert seen["rb"] == seen["r+b"] == errno.EACCES
     assert seen["ptrace"] == [-1, errno.EPERM]
 
