@@ -81,6 +81,15 @@ def test_an_exception_is_an_error_with_its_trace(sandbox):
     assert "!!! ZeroDivisionError" in result["trace"]
 
 
+def test_a_program_that_interrupts_itself_gets_keyboardinterrupt_as_in_any_python(sandbox):
+    """The zygote (the jail's PID 1) ignores SIGINT; the runs it forks must not."""
+    code = ("import os, signal, time\n\ndef main_solution():\n    try:\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n        time.sleep(1)\n"
+            "    except KeyboardInterrupt:\n        return 'interrupted'\n")
+    result = run_code(sandbox, code)
+    assert json.loads(result["returned"]) == "interrupted"
+
+
 def test_a_missing_module_is_named(sandbox):
     result = run_code(sandbox, "import no_such_module_xyz\n\ndef main_solution():\n    return 1\n")
     assert (result["status"], result["reason"], result["module"]) == (

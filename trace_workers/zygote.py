@@ -335,6 +335,7 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
     os.closerange(3, result_fd)  # close_range(2): the protocol pipes and the rest
     os.closerange(result_fd + 1, MAX_FD)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python (see main)
     sink = OutputSink(result_fd, limits["max_stdout_bytes"])
     sys.stdout = sys.stderr = sink
     buffer = TraceBuffer(result_fd, limits["max_trace_lines"], limits["max_trace_bytes"])
