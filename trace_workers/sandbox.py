@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trace_workers import seccomp
+from trace_workers.zygote import RESTART_EXIT_CODE
 
 # the files the jail runs: the zygote and the tracer it imports, copied out of the checkout
 JAIL_FILES = ("zygote.py", "fast_snoop.py")
 JAIL_FOLDER = "/opt/groundtrace"
 JAIL_ZYGOTE = f"{JAIL_FOLDER}/zygote.py"
-RESTART_EXIT_CODE = 75  # zygote.RESTART_EXIT_CODE: it could not wipe what a run wrote
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "scipy.optimize", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
 
