@@ -5,7 +5,9 @@ snoop's own, and the traces must be identical. The programs are written to reach
 fast_snoop changes: which frames are traced (depth, recursion, library code, comprehensions
 in library code), the order of locals (cell and free variables, del), reused reprs (the
 same object, mutated containers, equal values of other types, a repr that raises, a huge int),
-comprehension summaries (frame switches into traced calls), lazy ends of long sequences,
+comprehension summaries (frame switches into traced calls; iterators, functions and bound
+built-in methods whose repr is reused while they stay the same object, or not, when their name
+or class changes), lazy ends of long sequences,
 generators, exceptions, and the memoised prefix and source lines.
 """
 
@@ -185,6 +187,36 @@ def main_solution(n):
         n -= 2
     return text
 """, {"n": 4}, 4),
+    "comprehension_values_whose_repr_is_their_identity": ("""\
+import itertools
+import re
+
+class Box:
+    pass
+
+class Other:
+    pass
+
+def helper(x):
+    y = x + 1
+    return y
+
+def main_solution(n):
+    match = re.compile("[0-9]+").match
+    box = Box()
+    size = box.__sizeof__
+    def shout(x):
+        return x
+    def flip(i):
+        box.__class__ = Other if i % 2 else Box
+        shout.__qualname__ = "shout_" + str(i % 3)
+        return i
+    found = [w for w in ["1", "a", "22"] * n if match(w)]
+    steps = [flip(i) + 0 * size() for i in range(n) if shout is not box]
+    pairs = [(a, b) for a, b in zip(range(n), itertools.count(5))]
+    walked = [helper(x) for x in iter(range(n))]
+    return [len(found), steps, pairs, walked]
+""", {"n": 12}, 2),
     "numpy_values": ("""\
 import numpy as np
 

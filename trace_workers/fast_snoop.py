@@ -10,10 +10,13 @@ before formatting, where a profile of the PyEdu dev set put snoop's time:
 - every event re-reads ``frame.f_locals`` once per local (each read re-syncs the whole dict),
   sorts the names with ``tuple.index`` and re-computes the repr of every local: here
   ``f_locals`` is read once, the name order is kept per code object, and the repr of a local
-  that is provably unchanged is reused (the very same immutable scalar, or the same small
-  container still holding the very same scalars);
+  that is provably unchanged is reused (the very same immutable scalar, the same small
+  container still holding the very same scalars, the same iterator, function or bound
+  built-in method, whose repr depends on its identity and a name that did not change);
 - a comprehension's 'line' events print nothing (snoop only collects each variable's values
-  for the summary printed when it returns): here they skip building and formatting an event;
+  for the summary printed when it returns): here a comprehension frame gets a trace function
+  of its own that only collects, in place, and skips a variable that is provably unchanged
+  (a comprehension over millions of items reprs its iterator once, not once an item);
 - cheap_repr's repr of a long list or tuple copies half of it (``x[:n - n // 2]``) to show a
   handful of items: here the same items are read lazily, so a list of 3.6 million
   permutations costs microseconds per line instead of 40 ms;
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 
 import cheap_repr
 import snoop.tracer
@@ -43,6 +47,35 @@ SNAPSHOT_LIMIT = 256
 LOCAL_EVENTS = frozenset({"line", "return", "exception"})
 _MISSING = object()
 _SCALAR = object()  # the snapshot of a stable scalar: the object itself says it all
+# Py_TPFLAGS_IMMUTABLETYPE: built-in types and most extension types; a class statement's
+# class lacks it (its names can change, and its instances' __class__ can be reassigned)
+_IMMUTABLE_TYPE = 1 << 8
+_identity_reprs: dict[type, bool] = {}
+
+
+def _repr_is_identity(kind: type) -> bool:
+    """Is every repr cheap_repr gives an object of ``kind`` fixed by the object's identity?
+    True for immutable types that keep object's own ``<name object at 0x...>`` (iterators,
+    map, zip, enumerate...): such a type's name cannot change, nor can an object's class be
+    reassigned to or from it."""
+    known = _identity_reprs.get(kind)
+    if known is None:
+        known = _identity_reprs[kind] = (
+            bool(kind.__flags__ & _IMMUTABLE_TYPE) and kind.__repr__ is object.__repr__
+            and cheap_repr.find_repr_function(kind) is cheap_repr.repr_object)
+    return known
+
+
+class _SameName:
+    """The snapshot of a function: its repr changes only with its ``__qualname__``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+
+_FUNCTION_TYPES = (type(_repr_is_identity), type(print), type(re.compile("").match))
 # cheap_repr shows a class differently once one of its reprs has raised: a repr remembered
 # before such a change is not reused after it
 _suppressed = cheap_repr.suppressed_classes
@@ -53,8 +86,10 @@ def _snapshot(value):
     scalar, the items for a small list/tuple/set of stable scalars, the keys and values for
     such a dict; None when nothing short of a new repr will do."""
     kind = type(value)
-    if kind in STABLE_TYPES:
+    if kind in STABLE_TYPES or _repr_is_identity(kind):
         return _SCALAR
+    if kind in _FUNCTION_TYPES:
+        return _function_snapshot(value)
     if kind in (list, tuple, set, frozenset) and len(value) <= SNAPSHOT_LIMIT:
         items = tuple(value)
         return items if STABLE_TYPES.issuperset(map(type, items)) else None
@@ -65,9 +100,23 @@ def _snapshot(value):
     return None
 
 
+def _function_snapshot(function):
+    """A Python function's repr is ``<function QUALNAME at 0x...>``; a built-in one's is fixed
+    unless it is bound to an instance of a mutable type (a class statement's class, whose
+    name, and whose instances' class, may change)."""
+    if type(function) is _FUNCTION_TYPES[0]:
+        return _SameName(function.__qualname__)
+    owner = getattr(function, "__self__", None)
+    if owner is None or type(owner).__flags__ & _IMMUTABLE_TYPE:
+        return _SCALAR
+    return None
+
+
 def _unchanged(value, snapshot) -> bool:
     if snapshot is _SCALAR:
         return True
+    if type(snapshot) is _SameName:
+        return value.__qualname__ is snapshot.name
     if type(value) is dict:
         keys, values = snapshot
         return (len(value) == len(keys) and all(map(operator.is_, value, keys))
@@ -107,6 +156,7 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
         self.local_values: dict = {}
         self.local_snapshots: dict = {}
         self.generation = -1
+        self.local_tracer = None  # a comprehension's own trace function
 
     def update_variables(self, watch, watch_extras, event, whitelist):
         frame = self.frame
@@ -143,6 +193,39 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
             return []
         return [(name, value_repr) for name, value_repr in reprs.items()
                 if old_reprs.get(name, _MISSING) != value_repr]
+
+    def collect_comprehension_values(self) -> None:
+        """``update_variables`` for a comprehension's 'line' event (which prints nothing: each
+        variable's reprs are only collected for the summary). Millions of these events come
+        from one comprehension, so the state is updated in place and a variable whose value
+        is provably unchanged is skipped outright: its repr is already the last one
+        collected."""
+        frame = self.frame
+        self.last_line_no = frame.f_lineno
+        current = frame.f_locals
+        generation = len(_suppressed)
+        reuse = generation == self.generation
+        self.generation = generation
+        values, snapshots, reprs = self.local_values, self.local_snapshots, self.local_reprs
+        collected = self.comprehension_variables
+        for name in _ordered_names(frame.f_code, tuple(current)):
+            value = current[name]
+            if reuse and value is values.get(name, _MISSING):
+                snapshot = snapshots.get(name)
+                if snapshot is _SCALAR or (snapshot is not None and _unchanged(value, snapshot)):
+                    continue
+            values[name] = value
+            snapshot = _snapshot(value)
+            if snapshot is None:
+                snapshots.pop(name, None)
+            else:
+                snapshots[name] = snapshot
+            value_repr = reprs[name] = snoop.tracer.my_cheap_repr(value)
+            seen = collected.setdefault(name, [])
+            if not seen or seen[-1] != value_repr:
+                seen.append(value_repr)
+                if len(seen) > 11:
+                    seen[:] = truncate_list(seen, 11)
 
 
 class FastTracer(snoop.tracer.Tracer):
@@ -218,19 +301,36 @@ class FastTracer(snoop.tracer.Tracer):
             frame_info.had_exception = True
         config.last_frame = frame
         if event == "line" and frame_info.comprehension_type:
-            # prints nothing: only the values are collected for the comprehension's summary
-            frame_info.update_variables(self.watch, config.watch_extras, event,
-                                        self.variable_whitelist)
-            return self.trace
+            frame_info.collect_comprehension_values()
+            return frame_info.local_tracer or self.trace
         current = Event(frame_info, event, arg, thread_local.depth)
         if not (code.co_name == "<genexpr>" and event not in ("return", "exception")):
             current.variables = frame_info.update_variables(
                 self.watch, config.watch_extras, event, self.variable_whitelist)
         if event in ("return", "exit"):
             del self.frame_infos[frame]
+            frame_info.local_tracer = None  # no cycle keeps the frame alive
             thread_local.depth -= 1
         config.write(config.formatter.format(current))
+        if event == "call" and frame_info.comprehension_type:
+            frame_info.local_tracer = self._comprehension_tracer(
+                frame, frame_info.collect_comprehension_values)
+            return frame_info.local_tracer
         return self.trace
+
+    def _comprehension_tracer(self, frame, collect):
+        """The local trace function of one comprehension frame: its 'line' events, while no
+        other traced frame has printed since, only collect values; anything else goes
+        through ``trace``."""
+        config, trace = self.config, self.trace
+
+        def local(frame_, event, arg):
+            if event == "line" and config.last_frame is frame:
+                collect()
+                return local
+            return trace(frame_, event, arg)
+
+        return local
 
 
 class FastFormatterMixin:
