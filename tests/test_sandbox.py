@@ -167,6 +167,44 @@ def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
     assert run_code(sandbox, code, {"n": n_just_under + 1})["status"] == "trace_limit"
 
 
+COMPREHENSION_THEN_LOOP = """\
+def residues(n):
+    return {i % 1000 for i in range(n)}
+
+def main_solution(n, inline):
+    kinds = {i % 1000 for i in range(n)} if inline else residues(n)
+    total = 0
+    for kind in sorted(kinds):
+        total += kind
+    return total
+"""
+
+
+@pytest.mark.parametrize(("inline", "depth", "dry_run"), [
+    (True, 1, "over_budget"), (False, 2, "over_budget"),
+    (False, 1, "abandoned"),  # snoop traces neither residues nor its comprehension
+])
+def test_a_dry_run_inside_a_long_comprehension_of_a_traced_frame_gets_the_whole_limit(
+        inline, depth, dry_run):
+    # The dry run goes through the ten million items at full speed, where snoop would pay
+    # every one of them (far past the limit): past its share it goes on, and settles the run.
+    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=3.0), preload=())) as box:
+        result = run_code(box, COMPREHENSION_THEN_LOOP, {"n": 10**7, "inline": inline}, depth)
+    assert (result["status"], result["dry_run"]) == ("trace_limit", dry_run)
+    assert result["elapsed_s"] < 3.0
+
+
+def test_a_comprehension_that_runs_past_the_whole_limit_in_the_dry_run_is_a_timeout():
+    code = ("import itertools\n\ndef main_solution():\n"
+            "    return [i for i in itertools.count() if i < 0]\n")
+    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=1.0), preload=())) as box:
+        result = run_code(box, code)
+        after = run_code(box, "def main_solution():\n    return 7\n")
+    assert (result["status"], result["dry_run"]) == ("timeout", "timeout")
+    assert result["elapsed_s"] < 1.5  # the traced run, which could only be slower, is skipped
+    assert after["returned"] == "7"
+
+
 def test_the_dry_runs_side_effects_do_not_reach_the_real_run(sandbox):
     code = ("import os\n\ncalls = []\n\ndef main_solution(items):\n    calls.append(1)\n"
             "    items.append(len(calls))\n    seen = os.path.exists('mark')\n"

@@ -402,6 +402,11 @@ UNCOUNTED_FRAMES = COMPREHENSIONS | {"<genexpr>"}
 # a dry run gets this share of the time limit: past it, it is abandoned and the real run
 # decides (a slow program with a short trace must not pay its run time twice)
 DRY_RUN_SHARE = 0.1
+# ...unless, a little before that, it is inside a comprehension of a frame that snoop traces:
+# the dry run runs those at full speed, snoop pays every one of their steps, so the real run
+# would cost many times more. The child then asks for the whole limit with this line.
+MORE_TIME = b"+\n"
+MORE_TIME_CHECK = 0.8  # of the dry run's share, when the child looks at its stack
 
 
 def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
@@ -420,6 +425,7 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
     """
     def over_budget(detail: str) -> None:
         sys.settrace(None)
+        signal.setitimer(signal.ITIMER_REAL, 0)  # no MORE_TIME inside the message
         marks["dry_run"] = time.monotonic()
         _send(result_fd, {**_current_buffer.notes, "status": "trace_limit",
                           "dry_run": "over_budget", "detail": detail, "marks": marks})
@@ -430,6 +436,12 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
         lambda: over_budget(f"a dry run printed more than {limits['max_stdout_bytes']} bytes")))
     floor = TraceFloor(function.__code__, depth, "".join(linecache.getlines(PROGRAM_FILENAME)),
                        budget, lambda: over_budget(f"a dry run passed {budget} traced lines"))
+    def at_check(signum, frame) -> None:
+        if _in_traced_comprehension(frame, floor.snapshots):
+            os.write(result_fd, MORE_TIME)
+
+    signal.signal(signal.SIGALRM, at_check)
+    signal.setitimer(signal.ITIMER_REAL, limits["timeout_s"] * DRY_RUN_SHARE * MORE_TIME_CHECK)
     try:
         sys.settrace(floor.chooser)
         function(*args, **kwargs)
@@ -437,12 +449,28 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
         pass
     finally:
         sys.settrace(None)
+        signal.setitimer(signal.ITIMER_REAL, 0)
     marks["dry_run"] = time.monotonic()
     try:
         _send(result_fd, {**_current_buffer.notes, "status": "fits", "dry_run": "fits",
                           "marks": marks})
     finally:
         os._exit(0)
+
+
+def _in_traced_comprehension(frame, traced_frames) -> bool:
+    """Is ``frame``, or a frame below it, a comprehension of the program whose enclosing
+    function the dry run counts (as snoop would trace it)?"""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name in COMPREHENSIONS and code.co_filename == PROGRAM_FILENAME:
+            owner = frame.f_back
+            while owner is not None and owner.f_code.co_name in COMPREHENSIONS:
+                owner = owner.f_back
+            if owner in traced_frames:
+                return True
+        frame = frame.f_back
+    return False
 
 
 def _plain(value) -> bool:
@@ -596,7 +624,8 @@ def run_request(request: dict, limits: dict) -> tuple[dict, int, bool]:
     """One run: its dry run first (unless the request or the limits skip it) in a child of
     its own, then, unless that settled it, the traced run in a fresh child with the whole
     time limit. A dry run that ran out of its share of the limit, or that died, settles
-    nothing: the traced run decides.
+    nothing: the traced run decides. One that asked for more time (MORE_TIME) and ran out of
+    the whole limit settles it: the traced run does all the dry run does, and more.
 
     Returns (verdict, pid, reaped) of the last child; the caller answers first and cleans up
     after (``finish_run``), so reaping and scratch wiping overlap the actor's own work.
@@ -605,6 +634,9 @@ def run_request(request: dict, limits: dict) -> tuple[dict, int, bool]:
         return run_one(request, limits)
     dry, pid, reaped = run_one({**request, "phase": "dry_run"}, limits,
                                limits["timeout_s"] * DRY_RUN_SHARE)
+    if dry["status"] == "timeout" and dry.get("more_time"):
+        dry["dry_run"] = "timeout"
+        return dry, pid, reaped
     outcome = dry.get("dry_run") or ("abandoned" if dry["status"] == "timeout" else "fits")
     if outcome == "over_budget" or dry["status"] not in ("fits", "timeout", "crashed", "sandbox"):
         return dry, pid, reaped  # over budget, or failed before the call as the run would
@@ -633,21 +665,25 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     pidfd = os.pidfd_open(pid)
-    deadline = started + (time_limit or limits["timeout_s"])
+    limit = time_limit or limits["timeout_s"]
     chunks: list[bytes] = []
     received = 0
     wait_status = None
     verdict: dict | None = None
+    more_time = False
     try:
         while verdict is None and wait_status is None:
-            remaining = deadline - time.monotonic()
+            remaining = started + limit - time.monotonic()
             if remaining <= 0:
-                verdict = {"status": "timeout",
-                           "detail": f"wall-clock limit of {time_limit or limits['timeout_s']} s"}
+                verdict = {"status": "timeout", "detail": f"wall-clock limit of {limit} s"}
                 break
             ready, _, _ = select.select([read_fd, pidfd], [], [], remaining)
             if read_fd in ready:
                 received += _drain(read_fd, chunks)
+                if (request.get("phase") == "dry_run" and not more_time and chunks
+                        and b"".join(chunks).startswith(MORE_TIME)):
+                    chunks = [b"".join(chunks)[len(MORE_TIME):]]
+                    more_time, limit = True, limits["timeout_s"]
                 if chunks and b"\n" in chunks[-1]:
                     verdict = _parse_result(b"".join(chunks), None)
                 elif received > limits["max_result_bytes"]:
@@ -661,6 +697,8 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
         os.close(pidfd)
     elapsed = time.monotonic() - started
     verdict["elapsed_s"] = elapsed
+    if more_time:
+        verdict["more_time"] = True
     if "marks" in verdict:
         verdict["marks"] = {k: round((v - started) * 1000, 2) for k, v in verdict["marks"].items()}
         verdict["marks"]["end"] = round(elapsed * 1000, 2)
