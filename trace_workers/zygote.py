@@ -406,7 +406,9 @@ DRY_RUN_SHARE = 0.1
 # the dry run runs those at full speed, snoop pays every one of their steps, so the real run
 # would cost many times more. The child then asks for the whole limit with this line.
 MORE_TIME = b"+\n"
-MORE_TIME_CHECK = 0.8  # of the dry run's share, when the child looks at its stack
+# when the child looks at its stack: at this share of its own share, in CPU time (SIGPROF:
+# a program's own SIGALRM handler, or a sleep, must not see or trigger the check)
+MORE_TIME_CHECK = 0.7
 
 
 def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
@@ -425,7 +427,7 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
     """
     def over_budget(detail: str) -> None:
         sys.settrace(None)
-        signal.setitimer(signal.ITIMER_REAL, 0)  # no MORE_TIME inside the message
+        signal.setitimer(signal.ITIMER_PROF, 0)  # no MORE_TIME inside the message
         marks["dry_run"] = time.monotonic()
         _send(result_fd, {**_current_buffer.notes, "status": "trace_limit",
                           "dry_run": "over_budget", "detail": detail, "marks": marks})
@@ -436,12 +438,16 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
         lambda: over_budget(f"a dry run printed more than {limits['max_stdout_bytes']} bytes")))
     floor = TraceFloor(function.__code__, depth, "".join(linecache.getlines(PROGRAM_FILENAME)),
                        budget, lambda: over_budget(f"a dry run passed {budget} traced lines"))
+
     def at_check(signum, frame) -> None:
         if _in_traced_comprehension(frame, floor.snapshots):
-            os.write(result_fd, MORE_TIME)
+            try:
+                os.write(result_fd, MORE_TIME)
+            except OSError:  # the program closed it: the dry run keeps its share
+                pass
 
-    signal.signal(signal.SIGALRM, at_check)
-    signal.setitimer(signal.ITIMER_REAL, limits["timeout_s"] * DRY_RUN_SHARE * MORE_TIME_CHECK)
+    signal.signal(signal.SIGPROF, at_check)
+    signal.setitimer(signal.ITIMER_PROF, limits["timeout_s"] * DRY_RUN_SHARE * MORE_TIME_CHECK)
     try:
         sys.settrace(floor.chooser)
         function(*args, **kwargs)
@@ -449,7 +455,7 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
         pass
     finally:
         sys.settrace(None)
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
     marks["dry_run"] = time.monotonic()
     try:
         _send(result_fd, {**_current_buffer.notes, "status": "fits", "dry_run": "fits",
