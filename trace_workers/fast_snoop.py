@@ -309,26 +309,27 @@ class FastTracer(snoop.tracer.Tracer):
                 self.watch, config.watch_extras, event, self.variable_whitelist)
         if event in ("return", "exit"):
             del self.frame_infos[frame]
-            frame_info.local_tracer = None  # no cycle keeps the frame alive
+            if frame_info.local_tracer:  # frame -> its trace function -> frame: not kept
+                frame.f_trace = frame_info.local_tracer = None
             thread_local.depth -= 1
         config.write(config.formatter.format(current))
         if event == "call" and frame_info.comprehension_type:
             frame_info.local_tracer = self._comprehension_tracer(
-                frame, frame_info.collect_comprehension_values)
+                frame_info.collect_comprehension_values)
             return frame_info.local_tracer
         return self.trace
 
-    def _comprehension_tracer(self, frame, collect):
+    def _comprehension_tracer(self, collect):
         """The local trace function of one comprehension frame: its 'line' events, while no
         other traced frame has printed since, only collect values; anything else goes
         through ``trace``."""
         config, trace = self.config, self.trace
 
-        def local(frame_, event, arg):
+        def local(frame, event, arg):
             if event == "line" and config.last_frame is frame:
                 collect()
                 return local
-            return trace(frame_, event, arg)
+            return trace(frame, event, arg)
 
         return local
 
