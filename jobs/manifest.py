@@ -82,6 +82,9 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
             "pairs_per_s": (round(funnel["pair_filter"]["seen"] / wall_s, 2)
                             if wall_s and "pair_filter" in funnel else None),
             "sandbox_s_per_run": round(sandbox_s / executed, 5) if executed else None,
+            # how each executed run's dry run ended: fits, over_budget (the run settled as
+            # trace_limit in one fork), abandoned, timeout, or skipped (no dry run)
+            "dry_runs": dict(sorted(stats.details.get("dry_runs", {}).items())),
         },
         "timing_s": {k: round(v, 3) for k, v in stats.timing.items()},
         "peaks": {k: round(v, 1) for k, v in stats.peaks.items() if k != BLOCK_RECORDS},

@@ -79,6 +79,7 @@ def test_samples_per_problem_keeps_one_trace_and_skips_the_rest(tmp_path, ray_lo
     assert manifest["counts"]["trace_filter"]["kept"] == 1
     assert manifest["counts"]["trace"]["reasons"] == {"not_sampled": 5}
     assert manifest["throughput"]["runs_executed"] == 1
+    assert manifest["throughput"]["dry_runs"] == {"fits": 1}
 
 
 def test_compressed_parquet_and_folder_inputs_read_the_same(tmp_path, ray_local):
@@ -126,3 +127,5 @@ def test_a_program_that_keeps_timing_out_is_not_run_to_the_end(tmp_path, ray_loc
     manifest = run_trace(cfg)
     assert manifest["counts"]["trace"]["reasons"] == {"timeout": 2, "timeout_streak": 3}
     assert manifest["throughput"]["runs_executed"] == 2
+    # the first run's dry run ran out of its share; the second run went without one
+    assert manifest["throughput"]["dry_runs"] == {"abandoned": 1, "skipped": 1}

@@ -88,6 +88,7 @@ class Tracer:
             dry_run_abandoned = dry_run_abandoned or verdict.get("dry_run") == "abandoned"
             previous_fit = verdict["status"] == "returned"
             stats.note("runs", "executed")
+            stats.note("dry_runs", verdict.get("dry_run", "skipped"))
             stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
             status, reason, detail = self._judge(verdict, run, work.call_format)
             if reason == "missing_module":
