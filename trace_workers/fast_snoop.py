@@ -157,6 +157,8 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
         self.local_snapshots: dict = {}
         self.generation = -1
         self.local_tracer = None  # a comprehension's own trace function
+        self.last_keys: tuple | None = None  # its locals' names at the last event...
+        self.last_order: list = []  # ...in snoop's order
 
     def update_variables(self, watch, watch_extras, event, whitelist):
         frame = self.frame
@@ -208,7 +210,10 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
         self.generation = generation
         values, snapshots, reprs = self.local_values, self.local_snapshots, self.local_reprs
         collected = self.comprehension_variables
-        for name in _ordered_names(frame.f_code, tuple(current)):
+        keys = tuple(current)
+        if keys != self.last_keys:  # the same names as last event, nearly always
+            self.last_keys, self.last_order = keys, _ordered_names(frame.f_code, keys)
+        for name in self.last_order:
             value = current[name]
             if reuse and value is values.get(name, _MISSING):
                 snapshot = snapshots.get(name)
