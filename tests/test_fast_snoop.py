@@ -7,7 +7,8 @@ in library code), the order of locals (cell and free variables, del), reused rep
 same object, mutated containers, equal values of other types, a repr that raises, a huge int),
 comprehension summaries (frame switches into traced calls; iterators, functions and bound
 built-in methods whose repr is reused while they stay the same object, or not, when their name
-or class changes), lazy ends of long sequences,
+or class changes; plain scalars whose repr waits for the summary, next to values of other
+kinds, and after a huge int made cheap_repr suppress ints), lazy ends of long sequences,
 generators, exceptions, and the memoised prefix and source lines.
 """
 
@@ -217,6 +218,17 @@ def main_solution(n):
     walked = [helper(x) for x in iter(range(n))]
     return [len(found), steps, pairs, walked]
 """, {"n": 12}, 2),
+    "comprehension_scalars_whose_repr_waits_for_the_summary": ("""\
+def main_solution(n):
+    values = [1, True, 1, 1, "1", [1], [1], 2, 2.0, 10**20, 10**20, "a" * 40, "b", "b",
+              None, None, 3, -0.0, 0.0, 7, False, 0, "", "", 4]
+    kinds = [type(v).__name__ for v in values * n]
+    same = [v for v in values * n]
+    pairs = {k: v for k, v in zip(range(30), "abcabcabc" * n)}
+    huge = [x for x in [5, 6, 10**5000, 7, 8] * n]
+    after = [i for i in range(14)]
+    return [len(kinds), len(same), len(pairs), len(huge), after]
+""", {"n": 2}, 1),
     "numpy_values": ("""\
 import numpy as np
 

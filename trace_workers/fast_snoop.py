@@ -16,7 +16,9 @@ before formatting, where a profile of the PyEdu dev set put snoop's time:
 - a comprehension's 'line' events print nothing (snoop only collects each variable's values
   for the summary printed when it returns): here a comprehension frame gets a trace function
   of its own that only collects, in place, and skips a variable that is provably unchanged
-  (a comprehension over millions of items reprs its iterator once, not once an item);
+  (a comprehension over millions of items reprs its iterator once, not once an item); a
+  plain scalar (small int, short str, bool) is kept as it is until the summary, which shows
+  only the first and last five values, needs its repr;
 - cheap_repr's repr of a long list or tuple copies half of it (``x[:n - n // 2]``) to show a
   handful of items: here the same items are read lazily, so a list of 3.6 million
   permutations costs microseconds per line instead of 40 ms;
@@ -76,6 +78,31 @@ class _SameName:
 
 
 _FUNCTION_TYPES = (type(_repr_is_identity), type(print), type(re.compile("").match))
+
+
+class _Pending:
+    """A comprehension's value whose repr is not made until the summary needs it: most of a
+    long comprehension's values are dropped from the summary (it keeps the first and last
+    five). Only for plain scalars (``_plain_scalar``), whose repr is ``repr(value)`` whenever
+    cheap_repr has not suppressed their type, is a pure function of the value, and differs
+    whenever the value (or the type) does."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def text(self) -> str:
+        return repr(self.value)
+
+
+def _plain_scalar(value, kind) -> bool:
+    return ((kind is int and -10**15 < value < 10**15) or kind is bool
+            or (kind is str and len(value) <= 30))
+
+
+def _resolved(item):
+    return item.text() if type(item) is _Pending else item
 # cheap_repr shows a class differently once one of its reprs has raised: a repr remembered
 # before such a change is not reused after it
 _suppressed = cheap_repr.suppressed_classes
@@ -159,8 +186,14 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
         self.local_tracer = None  # a comprehension's own trace function
         self.last_keys: tuple | None = None  # its locals' names at the last event...
         self.last_order: list = []  # ...in snoop's order
+        self.pending = False  # whether it holds a _Pending value
 
     def update_variables(self, watch, watch_extras, event, whitelist):
+        if self.pending:  # a comprehension's values collected without their repr
+            self.local_reprs = {name: _resolved(item) for name, item in self.local_reprs.items()}
+            for seen in self.comprehension_variables.values():
+                seen[:] = map(_resolved, seen)
+            self.pending = False
         frame = self.frame
         self.last_line_no = frame.f_lineno
         current = frame.f_locals  # one sync of the fast locals
@@ -220,17 +253,29 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
                 if snapshot is _SCALAR or (snapshot is not None and _unchanged(value, snapshot)):
                     continue
             values[name] = value
-            snapshot = _snapshot(value)
-            if snapshot is None:
-                snapshots.pop(name, None)
-            else:
-                snapshots[name] = snapshot
-            value_repr = reprs[name] = snoop.tracer.my_cheap_repr(value)
             seen = collected.setdefault(name, [])
-            if not seen or seen[-1] != value_repr:
-                seen.append(value_repr)
-                if len(seen) > 11:
-                    seen[:] = truncate_list(seen, 11)
+            last = seen[-1] if seen else None
+            kind = type(value)
+            if _plain_scalar(value, kind) and kind not in _suppressed and (
+                    last is None or type(last) is _Pending):
+                snapshots[name] = _SCALAR
+                if last is not None and type(last.value) is kind and last.value == value:
+                    reprs[name] = last  # the same repr as the last value: nothing to add
+                    continue
+                value_repr = reprs[name] = _Pending(value)
+                self.pending = True
+            else:
+                snapshot = _snapshot(value)
+                if snapshot is None:
+                    snapshots.pop(name, None)
+                else:
+                    snapshots[name] = snapshot
+                value_repr = reprs[name] = snoop.tracer.my_cheap_repr(value)
+                if last is not None and _resolved(last) == value_repr:
+                    continue
+            seen.append(value_repr)
+            if len(seen) > 11:
+                seen[:] = truncate_list(seen, 11)
 
 
 class FastTracer(snoop.tracer.Tracer):
