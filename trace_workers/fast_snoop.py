@@ -97,6 +97,7 @@ class _Pending:
 
 
 def _plain_scalar(value, kind) -> bool:
+    # zygote._plain's values less floats: equal floats may print differently (0.0, -0.0)
     return ((kind is int and -10**15 < value < 10**15) or kind is bool
             or (kind is str and len(value) <= 30))
 

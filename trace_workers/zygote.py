@@ -686,10 +686,11 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
             ready, _, _ = select.select([read_fd, pidfd], [], [], remaining)
             if read_fd in ready:
                 received += _drain(read_fd, chunks)
-                if (request.get("phase") == "dry_run" and not more_time and chunks
-                        and b"".join(chunks).startswith(MORE_TIME)):
-                    chunks = [b"".join(chunks)[len(MORE_TIME):]]
-                    more_time, limit = True, limits["timeout_s"]
+                if request.get("phase") == "dry_run" and not more_time:
+                    chunks = [b"".join(chunks)]
+                    if chunks[0].startswith(MORE_TIME):
+                        chunks[0] = chunks[0][len(MORE_TIME):]
+                        more_time, limit = True, limits["timeout_s"]
                 if chunks and b"\n" in chunks[-1]:
                     verdict = _parse_result(b"".join(chunks), None)
                 elif received > limits["max_result_bytes"]:
