@@ -170,8 +170,7 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
             finally:
                 os._exit(0)
         os.close(write_fd)
-        ready, _, _ = select.select([read_fd], [], [], limits["timeout_s"])
-        message = json.loads(os.read(read_fd, 1 << 16) or "{}") if ready else {}
+        message, ready = _read_dry_run(read_fd, limits["timeout_s"], zygote.MORE_TIME)
         if not ready:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -184,6 +183,23 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
         else:  # the program failed before the call (an import)
             results.append(("not_called", 0.0))
     return results
+
+
+def _read_dry_run(read_fd: int, timeout_s: float, more_time: bytes) -> tuple[dict, bool]:
+    """The dry run's message (less a request for more time, which the floor's whole limit
+    already grants), and whether it came before ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return {}, False
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    data = data.removeprefix(more_time)
+    return (json.loads(data) if data.strip() else {}), True
 
 
 def _floor_child(work: ProgramWork, index: int, result_fd: int, limits: dict, zygote) -> None:
