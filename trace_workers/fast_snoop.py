@@ -34,6 +34,8 @@ from __future__ import annotations
 import itertools
 import operator
 import re
+from itertools import compress
+from operator import is_not
 
 import cheap_repr
 import snoop.tracer
@@ -80,30 +82,24 @@ class _SameName:
 _FUNCTION_TYPES = (type(_repr_is_identity), type(print), type(re.compile("").match))
 
 
-class _Pending:
-    """A comprehension's value whose repr is not made until the summary needs it: most of a
-    long comprehension's values are dropped from the summary (it keeps the first and last
-    five). Only for plain scalars (``_plain_scalar``), whose repr is ``repr(value)`` whenever
-    cheap_repr has not suppressed their type, is a pure function of the value, and differs
-    whenever the value (or the type) does."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def text(self) -> str:
-        return repr(self.value)
-
-
-def _plain_scalar(value, kind) -> bool:
-    # zygote._plain's values less floats: equal floats may print differently (0.0, -0.0)
-    return ((kind is int and -10**15 < value < 10**15) or kind is bool
-            or (kind is str and len(value) <= 30))
+# A comprehension's value whose repr is not made until the summary needs it is collected as
+# a 1-tuple ``(value,)`` in place of its repr (a repr is always a str): most of a long
+# comprehension's values are dropped from the summary, which keeps the first and last five.
+# Only plain scalars are kept so (|int| < 10**15, bool, str up to 30 characters): their repr
+# is ``repr(value)`` whenever cheap_repr has not suppressed their type, a pure function of
+# the value, different whenever the value (or the type) is. zygote._plain's values less
+# floats: equal floats may print differently (0.0, -0.0), which would break the
+# de-duplication of consecutive values.
+_PENDING = tuple
+# a comprehension's collected values are truncated to snoop's 11 (first five, '...', last
+# five) only when they pass this many, and before anything reads them but the last one
+_UNTRUNCATED_LIMIT = 64
 
 
 def _resolved(item):
-    return item.text() if type(item) is _Pending else item
+    return repr(item[0]) if type(item) is _PENDING else item
+
+
 # cheap_repr shows a class differently once one of its reprs has raised: a repr remembered
 # before such a change is not reused after it
 _suppressed = cheap_repr.suppressed_classes
@@ -138,6 +134,20 @@ def _function_snapshot(function):
     if owner is None or type(owner).__flags__ & _IMMUTABLE_TYPE:
         return _SCALAR
     return None
+
+
+def _unchanged_by(value, snapshot) -> bool:
+    return snapshot is _SCALAR or (snapshot is not None and _unchanged(value, snapshot))
+
+
+def _getter(names: list):
+    """A function of a dict giving the tuple of its values for ``names``."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda mapping: (mapping[name],)
+    return lambda mapping: ()
 
 
 def _unchanged(value, snapshot) -> bool:
@@ -186,14 +196,17 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
         self.generation = -1
         self.local_tracer = None  # a comprehension's own trace function
         self.last_keys: tuple | None = None  # its locals' names at the last event...
-        self.last_order: list = []  # ...in snoop's order
-        self.pending = False  # whether it holds a _Pending value
+        self.last_order: list = []  # ...in snoop's order...
+        self.last_getter = _getter([])  # ...a function of f_locals giving their values...
+        self.last_now: tuple = ()  # ...and those values
+        self.recheck = True  # whether a value may have changed without being a new object
+        self.pending = False  # whether its collected values wait for a repr or a truncation
 
     def update_variables(self, watch, watch_extras, event, whitelist):
-        if self.pending:  # a comprehension's values collected without their repr
+        if self.pending:  # a comprehension's values collected without repr or truncation
             self.local_reprs = {name: _resolved(item) for name, item in self.local_reprs.items()}
             for seen in self.comprehension_variables.values():
-                seen[:] = map(_resolved, seen)
+                seen[:] = map(_resolved, truncate_list(seen, 11))
             self.pending = False
         frame = self.frame
         self.last_line_no = frame.f_lineno
@@ -233,50 +246,68 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
     def collect_comprehension_values(self) -> None:
         """``update_variables`` for a comprehension's 'line' event (which prints nothing: each
         variable's reprs are only collected for the summary). Millions of these events come
-        from one comprehension, so the state is updated in place and a variable whose value
-        is provably unchanged is skipped outright: its repr is already the last one
-        collected."""
+        from one comprehension, so the state is updated in place, a variable whose value is
+        provably unchanged is skipped outright (its repr is already the last one collected),
+        a plain scalar's repr waits for the summary, and the collected values are truncated
+        to snoop's eleven in batches; ``update_variables`` settles both before reading.
+
+        While the names are the same as at the last event and every one of them holds a
+        value whose repr only a new object changes (``_SCALAR``), the variables to look at
+        are found at C speed: those whose value is not the very object it was."""
         frame = self.frame
         self.last_line_no = frame.f_lineno
         current = frame.f_locals
-        generation = len(_suppressed)
-        reuse = generation == self.generation
-        self.generation = generation
-        values, snapshots, reprs = self.local_values, self.local_snapshots, self.local_reprs
-        collected = self.comprehension_variables
         keys = tuple(current)
-        if keys != self.last_keys:  # the same names as last event, nearly always
-            self.last_keys, self.last_order = keys, _ordered_names(frame.f_code, keys)
-        for name in self.last_order:
-            value = current[name]
-            if reuse and value is values.get(name, _MISSING):
-                snapshot = snapshots.get(name)
-                if snapshot is _SCALAR or (snapshot is not None and _unchanged(value, snapshot)):
-                    continue
-            values[name] = value
-            seen = collected.setdefault(name, [])
+        generation = len(_suppressed)
+        values, snapshots, reprs = self.local_values, self.local_snapshots, self.local_reprs
+        if keys == self.last_keys and generation == self.generation and not self.recheck:
+            now = self.last_getter(current)
+            changed = compress(self.last_order, map(is_not, now, self.last_now))
+        else:
+            if keys != self.last_keys:
+                order = _ordered_names(frame.f_code, keys)
+                self.last_keys, self.last_order, self.last_getter = keys, order, _getter(order)
+            reuse = generation == self.generation
+            self.generation = generation
+            now = self.last_getter(current)
+            changed = [name for name, value in zip(self.last_order, now, strict=True) if not (
+                reuse and value is values.get(name, _MISSING)
+                and _unchanged_by(value, snapshots.get(name)))]
+        self.last_now = now
+        collected = self.comprehension_variables
+        recheck = False
+        for name in changed:
+            value = values[name] = current[name]
+            seen = collected.get(name)
+            if seen is None:
+                seen = collected[name] = []
             last = seen[-1] if seen else None
             kind = type(value)
-            if _plain_scalar(value, kind) and kind not in _suppressed and (
-                    last is None or type(last) is _Pending):
+            if (last is None or type(last) is _PENDING) and (
+                    (kind is int and -10**15 < value < 10**15) or kind is bool
+                    or (kind is str and len(value) <= 30)) and kind not in _suppressed:
                 snapshots[name] = _SCALAR
-                if last is not None and type(last.value) is kind and last.value == value:
+                if last is not None and type(last[0]) is kind and last[0] == value:
                     reprs[name] = last  # the same repr as the last value: nothing to add
                     continue
-                value_repr = reprs[name] = _Pending(value)
-                self.pending = True
+                value_repr = reprs[name] = (value,)
             else:
                 snapshot = _snapshot(value)
                 if snapshot is None:
                     snapshots.pop(name, None)
                 else:
                     snapshots[name] = snapshot
+                recheck = recheck or snapshot is not _SCALAR
                 value_repr = reprs[name] = snoop.tracer.my_cheap_repr(value)
                 if last is not None and _resolved(last) == value_repr:
                     continue
+            self.pending = True
             seen.append(value_repr)
-            if len(seen) > 11:
+            if len(seen) > _UNTRUNCATED_LIMIT:
                 seen[:] = truncate_list(seen, 11)
+        if type(changed) is list:  # every name was looked at: which may change unseen?
+            recheck = any(snapshots.get(name) is not _SCALAR for name in self.last_order)
+        self.recheck = recheck
 
 
 class FastTracer(snoop.tracer.Tracer):
