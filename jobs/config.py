@@ -45,6 +45,12 @@ class TraceConfig:
     timeout_s: float = _opt(5.0, "wall-clock limit of one run, seconds")
     timeout_streak: int = _opt(2, "after this many timeouts in a row, a program's other runs are "
                                   "rejected as timeout_streak without running (0: never)")
+    trace_limit_streak: int = _opt(2, "after this many runs in a row whose trace passed the line "
+                                      "budget, each after --trace-limit-streak-s or more, a "
+                                      "program none of whose runs returned has its other runs "
+                                      "rejected as trace_limit_streak without running (0: never)")
+    trace_limit_streak_s: float = _opt(0.3, "sandbox seconds from which a run over the line budget "
+                                            "counts toward --trace-limit-streak")
     plain_snoop: bool = _opt(False, "trace with snoop's own tracer instead of fast_snoop's "
                                     "(the same trace, byte for byte, but slower)")
     memory_mb: int = _opt(1024, "memory a run may allocate, MiB")
@@ -68,6 +74,8 @@ class TraceConfig:
         return TraceStageConfig(
             samples_per_problem=self.samples_per_problem, trace_all=self.trace_all,
             float_rel_tol=self.float_rel_tol, timeout_streak=self.timeout_streak,
+            trace_limit_streak=self.trace_limit_streak,
+            trace_limit_streak_s=self.trace_limit_streak_s,
             limits=SandboxLimits(
                 timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_procs=self.max_procs,
                 scratch_mb=self.scratch_mb, max_trace_lines=self.max_trace_lines,

@@ -63,8 +63,9 @@ def assert_same_output(out: Path, whole: Path) -> None:
         ids = [r[0] for r in rows[sub]]
         assert len(ids) == len(set(ids)), f"{sub} written twice"
     assert len(rows["messages"]) == len(rows["training/parquet"])
-    # and, unless a run near the time limit went the other way, the very same rows
-    timing = {"timeout", "timeout_streak"}
+    # and, unless a run near a time limit (or a streak's threshold) went the other way, the
+    # very same rows
+    timing = {"timeout", "timeout_streak", "trace_limit_streak"}
     if not timing & {r[2] for r in rows["rejects"] + expected["rejects"]}:
         assert rows == expected
 

@@ -84,7 +84,7 @@ def test_a_run_killed_after_some_commits_keeps_them_and_does_only_the_rest(tmp_p
     assert manifest["resume"]["attempt"] == 2
     assert manifest["resume"]["blocks_kept"] > 0, manifest["resume"]
     assert manifest["counts"] == json.loads((whole / "manifest.json").read_text())["counts"] or \
-        {"timeout", "timeout_streak"} & set(manifest["counts"]["trace"]["reasons"])
+        {"timeout", "timeout_streak", "trace_limit_streak"} & set(manifest["counts"]["trace"]["reasons"])
     assert_same_output(out, whole)
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers

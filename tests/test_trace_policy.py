@@ -62,3 +62,24 @@ def test_runaways_keep_their_dry_run_and_a_run_after_one_that_fitted_skips_it(dr
     # after that runaway the dry run is back
     assert [row["kind"] for row in mixed] == ["trace", "trace", "reject", "trace"]
     assert dry_runs_asked == [(True, "fits"), (False, None), (False, None), (True, "fits")]
+
+
+SLOW_RUNAWAY = ("import time\n\ndef main_solution(n):\n    time.sleep(0.4)\n    i = 0\n"
+                "    while i < n:\n        i += 1\n    return i\n")
+
+
+def test_a_program_slow_to_pass_the_line_budget_twice_in_a_row_is_not_run_to_the_end():
+    rows = trace_all(work(SLOW_RUNAWAY, [{"n": 10**6}] * 5, [10**6] * 5))
+    reasons = [json.loads(row["payload"])["reason"] for row in rows]
+    assert reasons == ["trace_limit"] * 2 + ["trace_limit_streak"] * 3
+    assert "none of its runs returned" in json.loads(rows[-1]["payload"])["detail"]
+
+
+def test_the_streak_spares_a_program_that_returned_and_runs_that_pass_the_budget_fast():
+    returned_first = trace_all(work(SLOW_RUNAWAY, [{"n": 3}] + [{"n": 10**6}] * 4,
+                                    [3] + [10**6] * 4))
+    assert [row["kind"] for row in returned_first] == ["trace"] + ["reject"] * 4
+    assert {json.loads(row["payload"])["reason"] for row in returned_first[1:]} == {"trace_limit"}
+    fast = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
+    runaways = trace_all(work(fast, [{"n": 10**6}] * 4, [10**6] * 4))
+    assert {json.loads(row["payload"])["reason"] for row in runaways} == {"trace_limit"}

@@ -45,6 +45,10 @@ class TraceStageConfig:
     trace_all: bool = False
     float_rel_tol: float = 1e-6
     timeout_streak: int = 2  # after this many timeouts in a row, skip the program's other runs
+    # after this many runs in a row passed the line budget, each after trace_limit_streak_s of
+    # sandbox time or more, skip the program's other runs (unless one of its runs returned)
+    trace_limit_streak: int = 2
+    trace_limit_streak_s: float = 0.3
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
@@ -67,7 +71,8 @@ class Tracer:
         rows: list[dict] = []
         kept = 0
         skip_reason: tuple[str, str] | None = None
-        timeouts_in_a_row = 0
+        timeouts_in_a_row = slow_limits_in_a_row = 0
+        returned = False
         # The dry run only saves time on a runaway. A run whose program's previous run
         # returned within the budget skips it (a runaway's input then costs snoop's 300
         # lines, the budget still stops it, and the next run has a dry run again); so do all
@@ -101,6 +106,18 @@ class Tracer:
                 # row nearly always does on the rest (dev set: 37 of its 41 timeouts).
                 skip_reason = ("timeout_streak", f"not run: {timeouts_in_a_row} runs of this "
                                "program in a row timed out")
+            returned = returned or verdict["status"] == "returned"
+            slow_limits_in_a_row = slow_limits_in_a_row + 1 if (
+                status == "trace_limit" and not returned
+                and verdict.get("elapsed_s", 0.0) >= self.cfg.trace_limit_streak_s) else 0
+            if self.cfg.trace_limit_streak and slow_limits_in_a_row >= self.cfg.trace_limit_streak:
+                # A program that computes for long before (or between) the lines of a trace
+                # that passes the budget does so on nearly every input (dev set: 4 programs,
+                # 40 runs, ~1 s each, none returned); one that returned on some input does not.
+                skip_reason = ("trace_limit_streak", (
+                    f"not run: {slow_limits_in_a_row} runs of this program in a row passed the "
+                    f"trace budget, each after {self.cfg.trace_limit_streak_s} s or more, "
+                    "and none of its runs returned"))
             if status != "ok":
                 stats.reject("trace", reason)
                 rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
