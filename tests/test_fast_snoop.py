@@ -276,6 +276,23 @@ def test_the_trace_is_snoops_own_byte_for_byte(jails, name):
     assert fast["trace"] == plain["trace"]
 
 
+@pytest.fixture(scope="module")
+def cold_jail():
+    limits = SandboxLimits(timeout_s=5.0, dry_run=False, warm_up=False)
+    with Sandbox(SandboxSettings(limits=limits, preload=("numpy",))) as jail:
+        yield jail
+
+
+def test_the_zygotes_warm_up_trace_leaves_no_mark_on_any_runs_trace(jails, cold_jail):
+    warm = jails[0]
+    assert warm.info["warm_up"] == "done" and cold_jail.info["warm_up"] == "off"
+    for name, (code, kwargs, depth) in PROGRAMS.items():
+        warm_run, cold_run = (jail.run(code, "main_solution", json.dumps(kwargs), depth)
+                              for jail in (warm, cold_jail))
+        assert (warm_run["status"], warm_run.get("returned"), warm_run["trace"]) == (
+            cold_run["status"], cold_run.get("returned"), cold_run["trace"]), name
+
+
 def test_a_long_list_costs_its_ends_not_its_length(jails):
     """cheap_repr copied half of a list to show six items of it: 40 ms a line for 3.6 M."""
     code = """\

@@ -57,6 +57,7 @@ class SandboxLimits:
     max_stdout_bytes: int = 1_048_576
     dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
     fast_tracer: bool = True  # fast_snoop's tracer (the same trace); False: snoop's own
+    warm_up: bool = True  # the zygote traces a small program of its own before its first fork
 
     def for_zygote(self) -> dict:
         return {
@@ -70,6 +71,7 @@ class SandboxLimits:
             "max_stdout_bytes": self.max_stdout_bytes,
             "dry_run": self.dry_run,
             "fast_tracer": self.fast_tracer,
+            "warm_up": self.warm_up,
             "max_result_bytes": 4 * self.max_trace_bytes + (1 << 20),
         }
 

@@ -842,6 +842,67 @@ def _load_lazy_parts() -> None:
         pass
 
 
+WARM_UP_FILENAME = "/program/warm_up.py"
+WARM_UP_PROGRAM = """\
+def helper(values, scale=2.0):
+    found = {}
+    for position, value in enumerate(values):
+        if value % 3 == 0:
+            found[value] = position * scale
+    return found
+
+def main_solution(n, word):
+    numbers = [i * i for i in range(n)]
+    letters = {c: word.count(c) for c in set(word)}
+    pairs = tuple(zip(numbers, word))
+    total, nothing, flag = 0, None, True
+    for number in numbers:
+        total += number
+        if number > 20:
+            flag = not flag
+    try:
+        ratio = total / (n - n)
+    except ZeroDivisionError as error:
+        ratio = str(error)
+    found = helper(numbers)
+    return {"total": total, "letters": sorted(letters), "pairs": len(pairs),
+            "ratio": ratio, "found": len(found), "flag": flag, "nothing": nothing}
+"""
+
+
+def _warm_up() -> str:
+    """Trace one small program in the zygote before it freezes, so that each child starts
+    with snoop's and cheap_repr's code paths already run (Python 3.11 specialises bytecode
+    on first use, writing into code objects that every child would otherwise copy and
+    specialise again). Its traces, source and tracer state are then dropped: the output
+    of a run never depends on it (``tests/test_sandbox.py`` checks a warm and a cold jail).
+    Returns how it went: "done", or why it failed (a saving only: the jail works without)."""
+    global _current_buffer
+    linecache.cache[WARM_UP_FILENAME] = (
+        len(WARM_UP_PROGRAM), None, WARM_UP_PROGRAM.splitlines(keepends=True), WARM_UP_FILENAME)
+    namespace = {"__name__": "warm_up", "__file__": WARM_UP_FILENAME}
+    saved, outcome = _current_buffer, "done"
+    try:
+        exec(compile(WARM_UP_PROGRAM, WARM_UP_FILENAME, "exec"), namespace)
+        for depth in (1, 2):
+            _current_buffer = TraceBuffer(-1, 10**6, 10**9)
+            TRACER(depth=depth)(namespace["main_solution"])(n=14, word="warm up")
+            if "<<< Return value from main_solution" not in _current_buffer.text():
+                outcome = "failed: the warm-up's trace did not return"
+    except Exception as exc:
+        outcome = f"failed: {type(exc).__name__}: {exc}"[:200]
+    finally:
+        _current_buffer = saved
+        linecache.cache.pop(WARM_UP_FILENAME, None)
+        cache = _source_cache()
+        if cache is not None:
+            cache.clear()
+        config = getattr(TRACER, "config", None)
+        if config is not None:
+            config.last_frame = None
+    return outcome
+
+
 def _untraced_directories() -> tuple[str, ...]:
     """Library code is never traced: only frames from the program itself are."""
     paths = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -879,10 +940,12 @@ def main() -> None:
     snoop.tracer.internal_directories = _untraced_directories()
     global TRACER
     TRACER = _snoop_tracer(limits.get("fast_tracer", True))
+    warm_up = _warm_up() if limits.get("warm_up", True) else "off"
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
     _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
-                         "python": sys.version.split()[0], "preloaded": loaded, "missing": missing})
+                         "python": sys.version.split()[0], "preloaded": loaded, "missing": missing,
+                         "warm_up": warm_up})
     for raw in protocol_in:
         request = json.loads(raw)
         pid, reaped = None, True
