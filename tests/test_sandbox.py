@@ -90,6 +90,46 @@ def test_a_program_that_interrupts_itself_gets_keyboardinterrupt_as_in_any_pytho
     assert json.loads(result["returned"]) == "interrupted"
 
 
+def test_a_program_may_use_threads_and_signals_in_its_forked_run(sandbox):
+    """Runs are forked without Python's at-fork callbacks (zygote._fork): the child is
+    still a whole Python, with its main thread, its own threads and its signal handlers."""
+    code = """\
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+class Rang(Exception):
+    pass
+
+def ring(number, frame):
+    raise Rang(number)
+
+def square(x):
+    return x * x
+
+def main_solution(n):
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        squares = list(pool.map(square, range(n)))
+    worker = threading.Thread(target=square, args=(3,))
+    worker.start()
+    worker.join()
+    signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, 0.01)
+    try:
+        time.sleep(1)
+        caught = False
+    except Rang as rang:
+        caught = rang.args[0] == signal.SIGALRM
+    return [sum(squares), threading.current_thread() is threading.main_thread(),
+            threading.active_count(), caught]
+"""
+    for _ in range(2):
+        result = run_code(sandbox, code, {"n": 5})
+        assert result["status"] == "returned", result.get("detail")
+        assert json.loads(result["returned"]) == [30, True, 1, True]
+
+
 def test_a_missing_module_is_named(sandbox):
     result = run_code(sandbox, "import no_such_module_xyz\n\ndef main_solution():\n    return 1\n")
     assert (result["status"], result["reason"], result["module"]) == (
