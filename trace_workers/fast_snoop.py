@@ -230,6 +230,7 @@ class FastFrameInfo(snoop.tracer.FrameInfo):
                 snapshots[name] = snapshot
         self.local_reprs, self.local_values, self.local_snapshots = reprs, values, snapshots
         self.generation = generation
+        self.recheck = True  # a comprehension's next collect compares with these values
 
         if self.comprehension_type:
             for name, value_repr in reprs.items():
