@@ -778,8 +778,10 @@ _libc_fork = None
 
 def _fork() -> int:
     """fork(2) without Python's own work around it, which the zygote does not need: it has
-    one thread, holds no lock when it forks, and the child keeps the very same thread (its
-    identity, its thread state, the GIL it held). ``os.fork`` would run the at-fork
+    one Python thread, holds no lock when it forks, and the child keeps the very same thread
+    (its identity, its thread state, the GIL it held). (The full jail also has a native
+    thread, pyarrow's jemalloc background thread, which no fork copies; jemalloc's own
+    pthread_atfork handlers look after it either way.) ``os.fork`` would run the at-fork
     callbacks of threading and random in every child: Python code whose first run after a
     fork copies some 170 pages of the zygote (a page fault each, ~3 us here), ~0.5 ms of a
     ~1.4 ms fork. The C libraries' own pthread_atfork handlers still run (libc's fork runs
