@@ -908,7 +908,7 @@ def _warm_up() -> str:
     with snoop's and cheap_repr's code paths already run (Python 3.11 specialises bytecode
     on first use, writing into code objects that every child would otherwise copy and
     specialise again). Its traces, source and tracer state are then dropped: the output
-    of a run never depends on it (``tests/test_sandbox.py`` checks a warm and a cold jail).
+    of a run never depends on it (``tests/test_fast_snoop.py`` holds a warm jail to a cold one).
     Returns how it went: "done", or why it failed (a saving only: the jail works without)."""
     global _current_buffer
     linecache.cache[WARM_UP_FILENAME] = (
