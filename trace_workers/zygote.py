@@ -252,10 +252,8 @@ def _source_cache() -> dict | None:
     return cache if isinstance(cache, dict) else None
 
 
-def _set_program_lines(text: str) -> None:
-    linecache.cache[PROGRAM_FILENAME] = (
-        len(text), None, text.splitlines(keepends=True), PROGRAM_FILENAME,
-    )
+def _set_program_lines(text: str, filename: str = PROGRAM_FILENAME) -> None:
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
 
 
 PROGRAMS = ProgramCache()
@@ -911,8 +909,7 @@ def _warm_up() -> str:
     of a run never depends on it (``tests/test_fast_snoop.py`` holds a warm jail to a cold one).
     Returns how it went: "done", or why it failed (a saving only: the jail works without)."""
     global _current_buffer
-    linecache.cache[WARM_UP_FILENAME] = (
-        len(WARM_UP_PROGRAM), None, WARM_UP_PROGRAM.splitlines(keepends=True), WARM_UP_FILENAME)
+    _set_program_lines(WARM_UP_PROGRAM, WARM_UP_FILENAME)
     namespace = {"__name__": "warm_up", "__file__": WARM_UP_FILENAME}
     saved, outcome = _current_buffer, "done"
     try:
