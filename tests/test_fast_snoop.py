@@ -33,6 +33,32 @@ def main_solution(n):
     out = walk(n, seen)
     return len(out)
 """, {"n": 12}, 2),
+    "calls_from_untraced_callers": ("""\
+def deeper(n, g):
+    if n > 0:
+        return deeper(n - 1, g)
+    return main_solution(-1) if g is None else next(g)
+
+def middle(n, g):
+    return deeper(n, g)
+
+def counter():
+    i = 0
+    while True:
+        i += 1
+        yield i
+
+def main_solution(n):
+    if n < 0:
+        found = 'again'
+        return found
+    g = counter()
+    first = next(g)
+    below = [middle(k, g) for k in range(n)]
+    again = deeper(3, None) if n > 100 else middle(2, None)
+    last = next(g)
+    return [first, below, again, last]
+""", {"n": 3}, 2),
     "closures_cell_and_free_variables": ("""\
 def main_solution(a, b):
     total = a
@@ -76,7 +102,8 @@ def main_solution(values):
     spread = statistics.pstdev(values)
     counts = Counter(values).most_common(2)
     text = json.dumps({"m": middle})
-    return [middle, round(spread, 3), counts, text]
+    modes = statistics.multimode(values)
+    return [middle, round(spread, 3), counts, text, modes]
 """, {"values": [3, 1, 4, 1, 5, 9, 2, 6]}, 3),
     "same_objects_mutations_and_lookalikes": ("""\
 def main_solution(n):

@@ -322,6 +322,30 @@ def main_solution(n):
     table = {i: i for i in squares}
     return len(table)
 """, {"n": 30}, 2),
+    # a generator traced on its first resume, then resumed from frames snoop does not trace:
+    # its frame keeps the first resume's trace function, and those resumes print nothing
+    "a_generator_resumed_from_untraced_frames": ("""\
+def counter():
+    i = 0
+    while True:
+        i += 1
+        yield i
+
+def pull(g, k):
+    return below(g, k)
+
+def below(g, k):
+    return [next(g) for _ in range(k)][-1]
+
+def main_solution(n):
+    g = counter()
+    first = next(g)
+    total = 0
+    for j in range(n):
+        total += j
+    last = pull(g, 60)
+    return [first, total, last]
+""", {"n": 30}, 2),
 }
 
 

@@ -5,8 +5,11 @@ formats every line of the trace; this module only changes how much work each tra
 before formatting, where a profile of the PyEdu dev set put snoop's time:
 
 - every event of any code (library code included) goes through snoop's Python-level frame
-  chooser, which hashes code objects (bytecode and all): here only a frame's 'call' asks,
-  and a dictionary lookup by ``id`` answers for code snoop never traces;
+  chooser, which hashes code objects (bytecode and all) and walks up to ``depth`` frames:
+  here only a frame's 'call' asks (a generator's frame that a resume does not trace drops
+  the trace function an earlier resume gave it), a dictionary lookup by ``id`` answers for
+  code snoop never traces, and one for a frame whose caller is not traced (recursion below
+  the depth limit: ~3x less per call);
 - every event re-reads ``frame.f_locals`` once per local (each read re-syncs the whole dict),
   sorts the names with ``tuple.index`` and re-computes the repr of every local: here
   ``f_locals`` is read once, the name order is kept per code object, and the repr of a local
@@ -31,6 +34,7 @@ branch, and ``bench/trace_throughput.py --compare-snoop`` on the dev set.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import operator
 import re
@@ -49,6 +53,8 @@ COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
 STABLE_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None)})
 SNAPSHOT_LIMIT = 256
 LOCAL_EVENTS = frozenset({"line", "return", "exception"})
+# generators, coroutines and async generators: their frames have a 'call' at each resume
+RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _MISSING = object()
 _SCALAR = object()  # the snapshot of a stable scalar: the object itself says it all
 # Py_TPFLAGS_IMMUTABLETYPE: built-in types and most extension types; a class statement's
@@ -366,11 +372,29 @@ class FastTracer(snoop.tracer.Tracer):
     def trace(self, frame, event, arg):
         code = frame.f_code
         # Line, return and exception events come only to frames this method chose on their
-        # 'call' (it returned itself as their local trace function), and the answer cannot
-        # change during a frame's life; 'call', and snoop's own 'enter'/'exit', are asked.
-        if event not in LOCAL_EVENTS and (
-                self._never.get(id(code)) is code or not self._chosen(frame)):
-            return None
+        # 'call' (it returned itself as their local trace function), and the answer holds
+        # until the frame's next 'call'; 'call', and snoop's own 'enter'/'exit', are asked.
+        if event not in LOCAL_EVENTS:
+            caller = frame.f_back
+            if ((caller is not None and caller not in self.frame_infos
+                    and code.co_name not in COMPREHENSIONS
+                    and caller.f_code.co_name not in COMPREHENSIONS
+                    and self._targets.get(id(code)) is not code and not self.target_frames)
+                    # A traced frame is in frame_infos from its 'call' to its 'return'; a
+                    # caller that is not, is not traced, and is no nearer a target than this
+                    # frame: snoop's walk from here would go over a part of the caller's
+                    # walk, which found none, or stop at it, a library frame. (Not so for a
+                    # comprehension, whose walk starts at its caller: snoop traces one in a
+                    # library function that a traced frame calls.) Recursion below the
+                    # depth limit costs a lookup a call, not a walk.
+                    or self._never.get(id(code)) is code or not self._chosen(frame)):
+                if code.co_flags & RESUMABLE and frame.f_trace is not None:
+                    # A generator's frame has a 'call' at each resume, from wherever it is
+                    # resumed, and keeps the local trace function an earlier resume got
+                    # (Python leaves f_trace alone when this returns None): its events on
+                    # this resume must reach nothing, as snoop would ignore them.
+                    frame.f_trace = None
+                return None
         config = self.config
         thread_local = config.thread_local
         frame_info = self.frame_infos[frame]

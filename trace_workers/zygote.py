@@ -25,6 +25,7 @@ import ast
 import errno
 import gc
 import importlib
+import inspect
 import json
 import linecache
 import math
@@ -397,6 +398,7 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
 # comprehension as a summary, and a floor may always leave lines out)
 COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
 UNCOUNTED_FRAMES = COMPREHENSIONS | {"<genexpr>"}
+RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 # a dry run gets this share of the time limit: past it, it is abandoned and the real run
 # decides (a slow program with a short trace must not pay its run time twice)
 DRY_RUN_SHARE = 0.1
@@ -542,24 +544,37 @@ class TraceFloor:
         return self.local
 
     def chooser(self, frame, event, arg):
-        if frame.f_code.co_name in UNCOUNTED_FRAMES:
+        code = frame.f_code
+        if code.co_name in UNCOUNTED_FRAMES:
             return None
+        caller = frame.f_back
+        # a caller the floor does not count is no nearer the target than this frame (as in
+        # fast_snoop's FastTracer.trace): no walk for recursion below the depth limit
+        if code is self.target or ((caller is None or caller in self.snapshots
+                                    or caller.f_code.co_name in UNCOUNTED_FRAMES)
+                                   and self._counted(frame)):
+            return self.local(frame, event, arg)
+        if code.co_flags & RESUMABLE and frame.f_trace is not None:
+            frame.f_trace = None  # a generator resumed from elsewhere (see fast_snoop)
+        return None
+
+    def _counted(self, frame) -> bool:
         candidate, steps = frame, 0
         while True:
             code = candidate.f_code
             if code.co_filename != PROGRAM_FILENAME:
-                return None
+                return False
             if code.co_name in COMPREHENSIONS:
                 candidate = candidate.f_back
                 if candidate is None:
-                    return None
+                    return False
                 continue
             steps += 1
             if code is self.target:
-                return self.local(frame, event, arg)
+                return True
             candidate = candidate.f_back
             if steps >= self.depth or candidate is None:
-                return None
+                return False
 
 
 _EXIT_SIGNALS = {
