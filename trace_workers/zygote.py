@@ -550,9 +550,8 @@ class TraceFloor:
         caller = frame.f_back
         # a caller the floor does not count is no nearer the target than this frame (as in
         # fast_snoop's FastTracer.trace): no walk for recursion below the depth limit
-        if code is self.target or ((caller is None or caller in self.snapshots
-                                    or caller.f_code.co_name in UNCOUNTED_FRAMES)
-                                   and self._counted(frame)):
+        if (code is self.target or caller is None or caller in self.snapshots
+                or caller.f_code.co_name in UNCOUNTED_FRAMES) and self._counted(frame):
             return self.local(frame, event, arg)
         if code.co_flags & RESUMABLE and frame.f_trace is not None:
             frame.f_trace = None  # a generator resumed from elsewhere (see fast_snoop)
