@@ -2,8 +2,9 @@
 
 Every program runs in two real jails, one with fast_snoop's tracer (the default) and one with
 snoop's own, and the traces must be identical. The programs are written to reach each thing
-fast_snoop changes: which frames are traced (depth, recursion, library code, comprehensions
-in library code), the order of locals (cell and free variables, del), reused reprs (the
+fast_snoop changes: which frames are traced (depth, recursion, a target or a generator
+reached again from below the depth limit, library code, comprehensions in library code), the
+order of locals (cell and free variables, del), reused reprs (the
 same object, mutated containers, equal values of other types, a repr that raises, a huge int),
 comprehension summaries (frame switches into traced calls; iterators, functions and bound
 built-in methods whose repr is reused while they stay the same object, or not, when their name
