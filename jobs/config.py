@@ -53,7 +53,7 @@ class TraceConfig:
                                             "counts toward --trace-limit-streak")
     plain_snoop: bool = _opt(False, "trace with snoop's own tracer instead of fast_snoop's "
                                     "(the same trace, byte for byte, but slower)")
-    memory_mb: int = _opt(1024, "memory a run may allocate, MiB")
+    memory_mb: int = _opt(1024, "memory a run may allocate, all its processes together, MiB")
     max_procs: int = _opt(32, "processes and threads per sandbox (holds fork bombs)")
     scratch_mb: int = _opt(64, "size of the run's private /tmp, MiB")
     float_rel_tol: float = _opt(1e-6, "relative tolerance when comparing floats with the expected output")

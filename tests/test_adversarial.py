@@ -141,6 +141,44 @@ def test_a_memory_bomb_is_a_memory_reject(jail):
     assert result["status"] == "memory"
 
 
+SPLIT_MEMORY_BOMB = """\
+import mmap, os, time
+
+def hold(megabytes):
+    if {shared}:
+        block = mmap.mmap(-1, megabytes << 20, flags=mmap.MAP_SHARED)
+    else:
+        block = bytearray(megabytes << 20)
+    for at in range(0, megabytes << 20, 4096):
+        block[at] = 1
+    return block
+
+def main_solution(processes, megabytes):
+    for _ in range(processes - 1):
+        if os.fork() == 0:
+            hold(megabytes)
+            time.sleep(60)
+    block = hold(megabytes)
+    time.sleep(1)
+    return len(block)
+"""
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["private", "map_shared"])
+def test_a_memory_bomb_split_over_processes_is_a_memory_reject(jail, shared):
+    """Each process stays under RLIMIT_AS; together they hold three times the run's limit."""
+    code = SPLIT_MEMORY_BOMB.format(shared=shared)
+    result = run_code(jail, code, {"processes": 6, "megabytes": 128})
+    assert result["status"] == "memory", result
+    assert "together" in result["detail"]
+    assert result["elapsed_s"] < 1
+
+
+def test_a_run_may_fork_a_few_small_processes(jail):
+    code = SPLIT_MEMORY_BOMB.format(shared=False).replace("time.sleep(60)", "os._exit(0)")
+    assert returned(run_code(jail, code, {"processes": 4, "megabytes": 32})) == 32 << 20
+
+
 def test_an_infinite_loop_without_trace_lines_times_out(jail):
     code = "def main_solution():\n    return sum(1 for _ in iter(int, 1))\n"  # loops in C
     result = run_code(jail, code)
@@ -229,6 +267,13 @@ def test_system_v_ipc_which_outlives_its_process_is_refused(jail):
             "            libc.semget(0, 1, 0o1600), ctypes.get_errno()]\n")
     assert returned(run_code(jail, code)) == [-1, errno.EPERM, -1, errno.EPERM]
     assert "shmget" in jail.info["seccomp"]
+
+
+@pytest.mark.skipif(not seccomp.refused_calls(), reason="no seccomp filter on this machine")
+def test_memory_files_which_no_mount_bounds_are_refused(jail):
+    code = ("import os\n\ndef main_solution():\n    try:\n        os.memfd_create('hold')\n"
+            "    except OSError as exc:\n        return exc.errno\n")
+    assert returned(run_code(jail, code)) == errno.EPERM
 
 
 @pytest.mark.skipif(not seccomp.refused_calls(), reason="no seccomp filter on this machine")

@@ -9,6 +9,8 @@ reach around those limits:
 - System V IPC (``shmget`` and the rest): its objects outlive the process that made them, and
   a segment's memory counts against no rlimit once detached (a run could fill the host's
   memory, and leave it filled);
+- ``memfd_create``, ``memfd_secret``: memory that no mount bounds, which a process can hold
+  without mapping it (the zygote's check of a run's memory counts what its processes map);
 - ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``, the kernel keyring: kernel
   attack surface that no program of the corpus touches;
 - any call through another ABI than the native one (32-bit ``int 0x80``, x32), which would
@@ -31,8 +33,9 @@ REFUSED_X86_64 = {
     "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66,
     "shmdt": 67, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "ptrace": 101,
     "semtimedop": 220, "add_key": 248, "request_key": 249, "keyctl": 250,
-    "perf_event_open": 298, "process_vm_readv": 310, "process_vm_writev": 311, "bpf": 321,
-    "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+    "perf_event_open": 298, "process_vm_readv": 310, "process_vm_writev": 311,
+    "memfd_create": 319, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425,
+    "io_uring_enter": 426, "io_uring_register": 427, "memfd_secret": 447,
 }
 
 # classic BPF opcodes and seccomp's return values (linux/filter.h, linux/seccomp.h)

@@ -305,14 +305,40 @@ def _fast_snoop():
     return fast_snoop
 
 
-def _vm_size_bytes() -> int:
-    with open("/proc/self/status") as status:
-        return 1024 * next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+def _status_kib(pid: int | str, fields: tuple[str, ...]) -> dict[str, int] | None:
+    """Fields of /proc/PID/status (kB), None when the process is gone. (status, unlike
+    smaps, needs no ptrace access: runs are non-dumpable.)"""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            text = status.read()
+    except OSError:
+        return None
+    sizes = dict.fromkeys(fields, 0)
+    for line in text.splitlines():
+        name, _, value = line.partition(b":")
+        if name.decode() in sizes:
+            sizes[name.decode()] = int(value.split()[0])
+    return sizes
+
+
+def _run_memory_bytes(zygote_anon_bytes: int) -> int:
+    """What a run's processes hold together: each one's anonymous memory beyond the zygote's
+    (a fork starts sharing all of it) plus its shared memory (MAP_SHARED, /dev/shm). Memory
+    that the run's own processes share after a fork counts once per process: a run that
+    forks after filling memory is judged as if each copy were its own."""
+    total = 0
+    for name in os.listdir("/proc"):  # the jail's own /proc: only the jail's processes
+        if not name.isdigit() or name == "1":
+            continue
+        sizes = _status_kib(name, ("RssAnon", "RssShmem"))
+        if sizes:
+            total += max(0, 1024 * sizes["RssAnon"] - zygote_anon_bytes) + 1024 * sizes["RssShmem"]
+    return total
 
 
 def _set_limits(limits: dict) -> None:
     # the zygote's size, read after its previous run (a child starts as big as the zygote)
-    address_space = limits.get("zygote_vm_bytes") or _vm_size_bytes()
+    address_space = limits["zygote_vm_bytes"]
     address_space += limits["memory_bytes"]
     cpu = int(math.ceil(limits["timeout_s"])) + 1
     for name, value in (
@@ -409,6 +435,11 @@ MORE_TIME = b"+\n"
 # when the child looks at its stack: at this share of its own share, in CPU time (SIGPROF:
 # a program's own SIGALRM handler, or a sleep, must not see or trigger the check)
 MORE_TIME_CHECK = 0.7
+# A run's processes together may hold no more than its memory limit (RLIMIT_AS holds each
+# one alone, RLIMIT_NPROC their number: 32 processes of 1 GiB would fill the host). The zygote
+# adds up their memory every MEMORY_CHECK_S while the run lasts (most runs end before the
+# first check); a run past the limit is stopped as "memory".
+MEMORY_CHECK_S = 0.01
 
 
 def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
@@ -689,13 +720,24 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
     wait_status = None
     verdict: dict | None = None
     more_time = False
+    memory_check = started + MEMORY_CHECK_S
     try:
         while verdict is None and wait_status is None:
-            remaining = started + limit - time.monotonic()
+            now = time.monotonic()
+            remaining = started + limit - now
             if remaining <= 0:
                 verdict = {"status": "timeout", "detail": f"wall-clock limit of {limit} s"}
                 break
-            ready, _, _ = select.select([read_fd, pidfd], [], [], remaining)
+            if now >= memory_check:
+                held = _run_memory_bytes(limits["zygote_anon_bytes"])
+                if held > limits["memory_bytes"]:
+                    verdict = {"status": "memory", "detail": (
+                        f"the run's processes held {held >> 20} MiB together, over its limit "
+                        f"of {limits['memory_bytes'] >> 20} MiB")}
+                    break
+                memory_check = time.monotonic() + MEMORY_CHECK_S
+            wait = min(remaining, memory_check - now)
+            ready, _, _ = select.select([read_fd, pidfd], [], [], max(wait, 0))
             if read_fd in ready:
                 received += _drain(read_fd, chunks)
                 if request.get("phase") == "dry_run" and not more_time:
@@ -730,7 +772,15 @@ def finish_run(pid: int, reaped: bool, limits: dict) -> None:
     off the run's path."""
     _kill_everything_else(first_child=None if reaped else pid)
     _wipe_scratch()
-    limits["zygote_vm_bytes"] = _vm_size_bytes()
+    _note_own_size(limits)
+
+
+def _note_own_size(limits: dict) -> None:
+    """The zygote's size, which each fork starts with: its address space (the base of a run's
+    RLIMIT_AS) and its anonymous memory (what a run's processes share with it at first)."""
+    sizes = _status_kib("self", ("VmSize", "RssAnon"))
+    limits["zygote_vm_bytes"] = 1024 * sizes["VmSize"]
+    limits["zygote_anon_bytes"] = 1024 * sizes["RssAnon"]
 
 
 def _drain(fd: int, chunks: list[bytes]) -> int:
@@ -987,6 +1037,7 @@ def main() -> None:
     warm_up = _warm_up() if limits.get("warm_up", True) else "off"
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
+    _note_own_size(limits)
     _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
                          "python": sys.version.split()[0], "preloaded": loaded, "missing": missing,
                          "warm_up": warm_up})
