@@ -23,7 +23,7 @@ from ray.data.datasource import Datasink, WriteResult
 
 from jobs.ledger import LEDGER_DIR, RUN_LEVEL, Entry, block_runs, entry_name, shard_stem
 from jobs.sources import REMOTE_SCHEMES, filesystem_for
-from trace_workers.records import stream_rows
+from trace_workers.records import stream_rows, table_from_rows, utf8_safe
 from trace_workers.stats import StageStats
 from translate.export import MESSAGES_DIR, PARQUET_DIR
 
@@ -160,11 +160,11 @@ class StreamSink(Datasink):
             if not kind_rows:
                 continue
             runs = block_runs([origin for origin, _ in kind_rows])
-            table = pa.Table.from_pylist([row for _, row in kind_rows], schema=schema)
+            table = table_from_rows([row for _, row in kind_rows], schema)
             files[writer.write(f"{sub}/{stem}.parquet", table)] = runs
             if kind == "example":
-                lines = "".join(json.dumps({"messages": row["messages"]}, ensure_ascii=False) + "\n"
-                                for _, row in kind_rows)
+                lines = "".join(json.dumps({"messages": utf8_safe(row["messages"])},
+                                           ensure_ascii=False) + "\n" for _, row in kind_rows)
                 files[writer.write_text(f"{MESSAGES_DIR}/{stem}.jsonl", lines)] = runs
         entry = Entry(entry_name(self.attempt, ctx.task_idx),
                       {posixpath.relpath(path, writer.root): runs for path, runs in files.items()},

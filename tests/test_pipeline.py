@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,3 +130,24 @@ def test_a_program_that_keeps_timing_out_is_not_run_to_the_end(tmp_path, ray_loc
     assert manifest["throughput"]["runs_executed"] == 2
     # the first run's dry run ran out of its share; the second run went without one
     assert manifest["throughput"]["dry_runs"] == {"abandoned": 1, "skipped": 1}
+
+
+def test_values_that_utf8_or_pythons_default_int_limit_cannot_hold_are_traced_not_lost(
+        tmp_path, ray_local):
+    """JSON's "\\ud800" is a lone surrogate, which Python holds but UTF-8 (Arrow, Parquet)
+    cannot; 2000! has more digits than Python 3.11 converts by default. Neither may kill the
+    run or lose the pair: JSON columns keep the very same value, as an escape."""
+    surrogates = program("def main_solution(s):\n    return s + '\\ud800'\n",
+                         [({"s": "a"}, "a\ud800"), ({"s": "\udfff"}, "\udfff\ud800")],
+                         description="appends a lone surrogate \ud800")
+    factorial = program("import math\n\ndef main_solution(n):\n    return math.factorial(n)\n",
+                        [({"n": 2000}, math.factorial(2000)), ({"n": 5}, 120)])
+    source = write_jsonl(tmp_path / "in.jsonl", [surrogates, factorial])
+    manifest = run_trace(_config(tmp_path, source, samples_per_problem=0))
+    assert manifest["accounting_ok"] and manifest["counts"]["trace_filter"]["kept"] == 4
+    traces = {(t["input"], t["returned"]): t for t in _read(tmp_path / "out", "traces")}
+    returned = {json.loads(i)["s" if "s" in i else "n"]: json.loads(r) for i, r in traces}
+    assert returned == {"a": "a\ud800", "\udfff": "\udfff\ud800", 2000: math.factorial(2000),
+                        5: 120}
+    described = {t["problem_description"] for t in traces.values()}
+    assert "appends a lone surrogate \\ud800" in described

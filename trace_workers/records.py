@@ -32,7 +32,34 @@ def stream_rows(batch: pa.Table) -> list[tuple[str, str, str | None]]:
 
 
 def stream_table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=STREAM_SCHEMA)
+    return table_from_rows(rows, STREAM_SCHEMA)
+
+
+def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist``, for text that UTF-8 cannot hold as it is too (see
+    ``utf8_safe``)."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except UnicodeEncodeError:
+        return pa.Table.from_pylist(utf8_safe(rows), schema=schema)
+
+
+def utf8_safe(value: Any) -> Any:
+    """``value`` (a str, or lists and dicts of them) with each lone surrogate written as its
+    escape: ``"\\ud800"``. JSON's ``"\\ud800"`` is a valid string that Python holds but
+    UTF-8 (Arrow, Parquet, a tokenizer) cannot; in a JSON text the escape is the very same
+    value again, elsewhere it reads as what it is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, list):
+        return [utf8_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: utf8_safe(item) for key, item in value.items()}
+    return value
 
 
 def in_block(rows: list[dict], block: str | None) -> list[dict]:

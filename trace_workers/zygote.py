@@ -44,6 +44,11 @@ SCRATCH = "/tmp"
 WRITABLE = (SCRATCH, "/dev/shm")  # the jail's only writable places, wiped after every run
 RESTART_EXIT_CODE = 75  # the zygote's exit when it cannot wipe them: "start a fresh jail"
 ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+# Python 3.11 refuses int <-> str conversions past 4,300 digits (a guard against quadratic work
+# on untrusted text), but a PyEdu value may pass that (2000! has 5,736 digits), and a value that
+# the tracer cannot print or the job cannot read back is lost: the jail and every process of the
+# job allow up to INT_DIGITS digits (~0.1 s a conversion) instead.
+INT_DIGITS = 100_000
 # a run closes every fd up to this but its result pipe (os.closerange: one close_range call)
 MAX_FD = min(max(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 1 << 16), 1 << 30)
 # errnos that mean "the jail said no" rather than "the program is wrong".
@@ -1005,6 +1010,7 @@ def _untraced_directories() -> tuple[str, ...]:
 
 
 def main() -> None:
+    sys.set_int_max_str_digits(INT_DIGITS)
     limits = json.loads(sys.argv[1])
     preload = json.loads(sys.argv[2])
     _undumpable()

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from trace_workers.records import utf8_safe
 from translate.export import load_tokenizer
 from translate.prompts import translation_prompt
 from translate.stage import PASSTHROUGH, PROMPT_REJECT, REQUEST
@@ -76,7 +77,7 @@ def row_seed(seed: int, row_id: str) -> int:
 def prompt_token_ids(trace: dict, cfg: LLMSettings) -> list[int]:
     tokenizer = load_tokenizer(cfg.model)
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": translation_prompt(trace)}], tokenize=False,
+        [{"role": "user", "content": utf8_safe(translation_prompt(trace))}], tokenize=False,
         add_generation_prompt=True, enable_thinking=cfg.enable_thinking,
     )
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
