@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from trace_workers.raw_filter import RawFilterConfig, filter_program
 from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, parse_record, stream_table
-from trace_workers.stats import BlockStats
+from trace_workers.stats import BlockStats, StageStats
 
 
 def expand_batch(batch: pa.Table, cfg: RawFilterConfig) -> pa.Table:
@@ -15,13 +15,28 @@ def expand_batch(batch: pa.Table, cfg: RawFilterConfig) -> pa.Table:
     note_block_sizes(batch, stats)
     rows: list[dict] = []
     for where, text, block in input_lines(batch):
-        block_stats = stats.of(block)
-        block_stats.see("read")
+        rows += in_block(expand_record(text, where, cfg, stats.of(block)), block)
+    return stream_table(rows + stats.rows())
+
+
+def expand_record(text: str, where: str, cfg: RawFilterConfig, stats: StageStats) -> list[dict]:
+    """One record's work row and rejects. A record that breaks the filters themselves (a case
+    nobody foresaw) is one reject, ``unreadable_record``, never the end of the job: its counts
+    are kept apart until it has gone through."""
+    counts = StageStats()
+    try:
+        counts.see("read")
         parsed = parse_record(text, where, cfg.input_format)
         if isinstance(parsed, Reject):
-            block_stats.reject("read", parsed.reason)
-            rows += in_block([parsed.row()], block)
-            continue
-        block_stats.keep("read")
-        rows += in_block(filter_program(parsed, cfg, block_stats), block)
-    return stream_table(rows + stats.rows())
+            counts.reject("read", parsed.reason)
+            rows = [parsed.row()]
+        else:
+            counts.keep("read")
+            rows = filter_program(parsed, cfg, counts)
+    except Exception as exc:  # noqa: BLE001 - the record is untrusted input
+        stats.see("read")
+        stats.reject("read", "unreadable_record")
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+        return [Reject(where, "", "read", "unreadable_record", detail).row()]
+    stats.merge(counts.to_dict())
+    return rows

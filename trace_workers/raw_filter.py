@@ -224,8 +224,8 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
         return reject_program("code_too_large", f"more than {cfg.max_code_bytes} bytes")
     try:
         tree = ast.parse(program.refcode)
-    except (SyntaxError, ValueError) as exc:
-        return reject_program("syntax_error", str(exc)[:300])
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # nested too deeply
+        return reject_program("syntax_error", f"{type(exc).__name__}: {exc}"[:300])
     if not program.pairs:
         return reject_program("no_pairs", "the record has no input/output pairs")
     random_use = find_randomness(tree)

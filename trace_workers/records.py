@@ -170,8 +170,8 @@ def parse_record(text: str, where: str, input_format: str = "auto") -> Program |
     ``auto`` reads a record with code/input/output and no refcode as the call format."""
     try:
         record = json.loads(text)
-    except ValueError as exc:
-        return Reject(where, "", "read", "invalid_json", str(exc)[:300])
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+        return Reject(where, "", "read", "invalid_json", f"{type(exc).__name__}: {exc}"[:300])
     if not isinstance(record, dict):
         return Reject(where, "", "read", "not_an_object", type(record).__name__)
     if input_format == "call" or (input_format == "auto" and "refcode" not in record
@@ -184,7 +184,7 @@ def parse_record(text: str, where: str, input_format: str = "auto") -> Program |
     if isinstance(ios, str):  # Parquet writers often keep nested JSON as text
         try:
             ios = json.loads(ios)
-        except ValueError:
+        except (ValueError, RecursionError):
             ios = None
     if ios is not None and not isinstance(ios, list):
         return Reject(where, "", "read", "bad_ios", f"ios is {type(ios).__name__}, not a list")
