@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import lzma
 import posixpath
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,8 +23,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import smart_open
+import zstandard
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
+
+from trace_workers.records import READ_ERROR
 
 # where: "file:line"; block: the input block's key (see block_key); block_size: its records
 LINE_SCHEMA = pa.schema([("where", pa.string()), ("record", pa.string()), ("block", pa.string()),
@@ -86,21 +91,38 @@ def _json_default(value: Any) -> Any:
 
 
 def iter_records(uri: str) -> Iterator[tuple[str, str]]:
-    """(where, record JSON text) for every record of one file; blank lines are not records."""
+    """(where, record JSON text) for every record of one file; blank lines are not records.
+    A file whose content breaks off (a truncated .gz, a corrupt Parquet file) ends with one
+    more record that stands for the rest of it: the read stage rejects it as damaged_file."""
     name = posixpath.basename(uri.split("?", 1)[0])
-    if name.lower().endswith(PARQUET_SUFFIXES):
-        fs, path = filesystem_for(uri)
-        with fs.open_input_file(path) as handle:
-            row_number = 0
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=256):
-                for row in batch.to_pylist():
-                    row_number += 1
-                    yield f"{name}:{row_number}", json.dumps(row, default=_json_default)
-        return
-    with smart_open.open(uri, "rb") as handle:
-        for line_number, raw in enumerate(handle, 1):
-            if raw.strip():
-                yield f"{name}:{line_number}", raw.decode("utf-8", "replace")
+    position = 0  # the line or row read last
+    try:
+        if name.lower().endswith(PARQUET_SUFFIXES):
+            fs, path = filesystem_for(uri)
+            with fs.open_input_file(path) as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=256):
+                    for row in batch.to_pylist():
+                        position += 1
+                        yield f"{name}:{position}", json.dumps(row, default=_json_default)
+            return
+        with smart_open.open(uri, "rb") as handle:
+            for position, raw in enumerate(handle, 1):
+                if raw.strip():
+                    yield f"{name}:{position}", raw.decode("utf-8", "replace")
+    except Exception as exc:
+        if not _damaged(exc):
+            raise
+        detail = f"{type(exc).__name__}: {exc} (after record {position}; the rest is lost)"
+        yield f"{name}:{position + 1}", json.dumps({READ_ERROR: detail})
+
+
+def _damaged(exc: Exception) -> bool:
+    """Is ``exc`` the file's content failing to decode, rather than the file failing to be
+    reached (which stops the job: its records are not lost, only not read yet)?"""
+    if isinstance(exc, OSError):  # gzip's BadGzipFile, bz2's invalid stream: no errno
+        return exc.errno is None and not isinstance(exc, ConnectionError)
+    return isinstance(exc, (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError,
+                            pa.ArrowInvalid))
 
 
 def block_key(file_index: int, block_index: int) -> str:

@@ -97,6 +97,31 @@ def test_compressed_parquet_and_folder_inputs_read_the_same(tmp_path, ray_local)
     assert manifest["accounting_ok"]
 
 
+def test_a_file_that_breaks_off_is_read_up_to_the_break_and_the_rest_is_one_reject(
+        tmp_path, ray_local):
+    """A truncated .gz or .zst (a download cut short) or a file that is not the Parquet it
+    says it is: the job goes on with every other record."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    records = [program(f"def main_solution(n):\n    return n + {k}\n", [({"n": 1}, 1 + k)])
+               for k in range(40)]
+    lines = "".join(json.dumps(r) + "\n" for r in records).encode()
+    cut = gzip.compress(lines)
+    (folder / "a.jsonl.gz").write_bytes(cut[: len(cut) // 2])
+    cut = zstandard.ZstdCompressor().compress(lines)
+    (folder / "b.jsonl.zst").write_bytes(cut[: len(cut) // 2])
+    (folder / "c.parquet").write_bytes(b"PAR1 these bytes are not a Parquet file")
+    (folder / "d.jsonl").write_bytes(lines[:300])  # plain text: the cut line is invalid JSON
+    manifest = run_trace(_config(tmp_path, folder))
+    read = manifest["counts"]["read"]
+    assert read["reasons"] == {"damaged_file": 3, "invalid_json": 1}
+    assert 0 < read["kept"] < 80 and manifest["accounting_ok"]
+    damaged = [r for r in _read(tmp_path / "out", "rejects") if r["reason"] == "damaged_file"]
+    assert sorted(r["id"].split(":")[0] for r in damaged) == ["a.jsonl.gz", "b.jsonl.zst",
+                                                              "c.parquet"]
+    assert all("the rest is lost" in r["detail"] for r in damaged)
+
+
 def test_an_existing_output_is_not_overwritten_without_asking(tmp_path, ray_local):
     source = write_jsonl(tmp_path / "in.jsonl", [GOOD])
     cfg = _config(tmp_path, source)

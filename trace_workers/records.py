@@ -83,6 +83,8 @@ def note_block_sizes(batch: pa.Table, stats: BlockStats) -> None:
 
 
 REQUIRED_FIELDS = ("refcode", "funcname", "ios")
+# the one field of the record that stands for the rest of a file that broke off (jobs.sources)
+READ_ERROR = "__groundtrace_read_error__"
 CALL_FIELDS = ("code", "input", "output")  # the call format: one function call per record
 INPUT_FORMATS = ("auto", "pyedu", "call")
 
@@ -174,6 +176,8 @@ def parse_record(text: str, where: str, input_format: str = "auto") -> Program |
         return Reject(where, "", "read", "invalid_json", f"{type(exc).__name__}: {exc}"[:300])
     if not isinstance(record, dict):
         return Reject(where, "", "read", "not_an_object", type(record).__name__)
+    if READ_ERROR in record:
+        return Reject(where, "", "read", "damaged_file", str(record[READ_ERROR])[:500])
     if input_format == "call" or (input_format == "auto" and "refcode" not in record
                                   and all(key in record for key in CALL_FIELDS)):
         return parse_call_record(record, where)
