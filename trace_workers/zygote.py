@@ -321,8 +321,8 @@ def _status_kib(pid: int | str, fields: tuple[str, ...]) -> dict[str, int] | Non
     sizes = dict.fromkeys(fields, 0)
     for line in text.splitlines():
         name, _, value = line.partition(b":")
-        if name.decode() in sizes:
-            sizes[name.decode()] = int(value.split()[0])
+        if (field := name.decode()) in sizes:
+            sizes[field] = int(value.split()[0])
     return sizes
 
 
@@ -343,7 +343,7 @@ def _run_memory_bytes(zygote_anon_bytes: int) -> int:
 
 def _set_limits(limits: dict) -> None:
     # the zygote's size, read after its previous run (a child starts as big as the zygote)
-    address_space = limits["zygote_vm_bytes"]
+    address_space = limits["zygote_vm_bytes"]  # (_note_own_size)
     address_space += limits["memory_bytes"]
     cpu = int(math.ceil(limits["timeout_s"])) + 1
     for name, value in (
