@@ -135,6 +135,17 @@ def test_filling_the_disk_is_stopped(jail):
     assert result["status"] == "sandbox"
 
 
+def test_flooding_the_scratch_with_empty_files_is_stopped_early(jail):
+    """A tmpfs bounds bytes, not files: each costs kernel memory, and wiping a million of them
+    the next run's time."""
+    code = ("import os\n\ndef main_solution():\n    return flood()\n\ndef flood():\n"
+            "    n = 0\n    while True:\n        os.close(os.open(f'/tmp/{n}', os.O_CREAT))\n"
+            "        n += 1\n")
+    result = run_code(jail, code, dry_run=False)
+    assert result["status"] == "sandbox" and "files in /tmp" in result["detail"], result
+    assert result["elapsed_s"] < 1
+
+
 def test_a_memory_bomb_is_a_memory_reject(jail):
     code = "def main_solution():\n    block = bytearray(10 * 1024 ** 3)\n    return len(block)\n"
     result = run_code(jail, code)

@@ -341,6 +341,23 @@ def _run_memory_bytes(zygote_anon_bytes: int) -> int:
     return total
 
 
+def _over_limits(limits: dict) -> dict | None:
+    """The verdict on a run that went past what rlimits cannot hold, checked while it lasts:
+    the memory of its processes together, and the files in its scratch (a tmpfs bounds their
+    bytes, not their number: each costs kernel memory, and wiping them the next run's time)."""
+    held = _run_memory_bytes(limits["zygote_anon_bytes"])
+    if held > limits["memory_bytes"]:
+        return {"status": "memory", "detail": (
+            f"the run's processes held {held >> 20} MiB together, over its limit of "
+            f"{limits['memory_bytes'] >> 20} MiB")}
+    for folder in WRITABLE:
+        usage = os.statvfs(folder)
+        if usage.f_files - usage.f_ffree > MAX_SCRATCH_FILES:
+            return {"status": "sandbox", "detail": (
+                f"the run made more than {MAX_SCRATCH_FILES} files in {folder}")}
+    return None
+
+
 def _set_limits(limits: dict) -> None:
     # the zygote's size, read after its previous run (a child starts as big as the zygote)
     address_space = limits["zygote_vm_bytes"]  # (_note_own_size)
@@ -443,8 +460,9 @@ MORE_TIME_CHECK = 0.7
 # A run's processes together may hold no more than its memory limit (RLIMIT_AS holds each
 # one alone, RLIMIT_NPROC their number: 32 processes of 1 GiB would fill the host). The zygote
 # adds up their memory every MEMORY_CHECK_S while the run lasts (most runs end before the
-# first check); a run past the limit is stopped as "memory".
+# first check); a run past the limit is stopped as "memory" (see _over_limits).
 MEMORY_CHECK_S = 0.01
+MAX_SCRATCH_FILES = 10_000  # files and folders in /tmp or /dev/shm, checked at the same times
 
 
 def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
@@ -734,11 +752,8 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
                 verdict = {"status": "timeout", "detail": f"wall-clock limit of {limit} s"}
                 break
             if now >= memory_check:
-                held = _run_memory_bytes(limits["zygote_anon_bytes"])
-                if held > limits["memory_bytes"]:
-                    verdict = {"status": "memory", "detail": (
-                        f"the run's processes held {held >> 20} MiB together, over its limit "
-                        f"of {limits['memory_bytes'] >> 20} MiB")}
+                verdict = _over_limits(limits)
+                if verdict:
                     break
                 memory_check = time.monotonic() + MEMORY_CHECK_S
             wait = min(remaining, memory_check - now)
