@@ -225,6 +225,44 @@ def test_forging_a_result_on_the_pipe_cannot_touch_other_runs(jail):
     assert "return 2" in honest["trace"]
 
 
+def forging(message: str) -> str:
+    """A program that writes ``message`` as its result on every fd it may hold, and exits."""
+    return ("import os\n\ndef main_solution():\n    for fd in range(3, 64):\n        try:\n"
+            f"            os.write(fd, {message!r}.encode() + b'\\n')\n"
+            "        except OSError:\n            pass\n    os._exit(0)\n")
+
+
+@pytest.mark.parametrize("message", [
+    '{"status": "returned"}',
+    '{"status": "returned", "returned": 12, "trace": 5, "trace_lines": "many"}',
+    '{"status": "anything"}',
+    '[1, 2]',
+    '{"status": "timeout", "marks": {"called": "later"}}',
+])
+def test_a_result_in_another_shape_than_the_childs_is_a_crash(jail, message):
+    """The code that reads verdicts must never meet a field missing or of another type: it
+    would stop the whole job (it did, before the zygote checked each result's shape)."""
+    result = run_code(jail, forging(message), dry_run=False)
+    assert result["status"] == "crashed" and "malformed" in result["detail"], result
+
+
+def test_a_forged_return_whose_value_does_not_parse_is_a_crash_reject(jail):
+    from trace_workers.actor import Tracer, TraceStageConfig
+    from trace_workers.records import ProgramWork, Run
+    from trace_workers.stats import StageStats
+
+    forged = forging('{"status": "returned", "returned": "{not json", "trace": "", '
+                     '"trace_lines": 0}')
+    work = ProgramWork("p", "", "", forged, "main_solution", 1, "stdlib", [Run("p-0", "{}", "1")])
+    tracer = Tracer(TraceStageConfig())
+    try:
+        rows = tracer.trace_program(work, StageStats())
+    finally:
+        tracer.close()
+    assert [(r["reason"], r["detail"][:35]) for r in map(lambda row: json.loads(row["payload"]), rows)
+            ] == [("crashed", "the run's returned value does not p")]
+
+
 @pytest.mark.parametrize("target", ["os.getppid()", "1", "-1"])
 def test_a_run_cannot_kill_stop_or_interrupt_the_zygote(jail, target):
     """The zygote is the jail's PID 1, which gets only the signals it handles: none (and

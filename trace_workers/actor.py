@@ -148,12 +148,17 @@ class Tracer:
         """(status, reject reason, detail) for one zygote verdict."""
         status = verdict.get("status")
         if status == "returned":
+            try:
+                returned = (parse_literal_output(verdict["returned"]) if call_format
+                            else json.loads(verdict["returned"]))
+            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
+                # our child writes it, but the program shares its process and can write too
+                return "crashed", "crashed", f"the run's returned value does not parse: {exc}"[:300]
             if call_format:  # Python literals, compared as Python values
-                same = python_values_match(parse_literal_output(verdict["returned"]),
-                                           parse_literal_output(run.expected_output),
+                same = python_values_match(returned, parse_literal_output(run.expected_output),
                                            rel_tol=self.cfg.float_rel_tol)
             else:
-                same = values_match(json.loads(verdict["returned"]), json.loads(run.expected_output),
+                same = values_match(returned, json.loads(run.expected_output),
                                     rel_tol=self.cfg.float_rel_tol)
             if same:
                 return "ok", "", ""

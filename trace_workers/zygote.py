@@ -820,11 +820,43 @@ def _parse_result(data: bytes, wait_status: int | None) -> dict:
     line = data.split(b"\n", 1)[0]
     if line:
         try:
-            return json.loads(line)
-        except ValueError:
+            return _well_formed(json.loads(line))
+        except (ValueError, RecursionError):
             return {"status": "crashed", "detail": "the run wrote a malformed result"}
     status, detail = _status_from_wait(wait_status)
     return {"status": status, "detail": detail}
+
+
+# What a child may say, and the types it says them in. The child runs the program, which can
+# write on the result pipe too: a message in another shape is the program's, and must not reach
+# the code that reads verdicts (a missing or mistyped field there would stop the whole job).
+RESULT_FIELDS = {
+    "status": (str,), "returned": (str,), "reason": (str, type(None)), "detail": (str,),
+    "module": (str, type(None)), "trace": (str,), "trace_lines": (int,), "run_s": (int, float),
+    "marks": (dict,), "dry_run": (str,), "cached": (str,),
+}
+CHILD_STATUSES = frozenset({"returned", "error", "timeout", "memory", "trace_limit", "crashed",
+                            "sandbox", "fits"})
+
+
+def _well_formed(message) -> dict:
+    """The child's message, with only the fields it may send, each of its type; else ValueError."""
+    if not isinstance(message, dict) or message.get("status") not in CHILD_STATUSES:
+        raise ValueError("not a result")
+    checked = {}
+    for name, value in message.items():
+        kinds = RESULT_FIELDS.get(name)
+        if kinds is None:
+            continue
+        if type(value) not in kinds:
+            raise ValueError(f"{name} is {type(value).__name__}")
+        checked[name] = value
+    marks = checked.get("marks", {})
+    if not all(type(value) in (int, float) for value in marks.values()):
+        raise ValueError("marks")
+    if checked["status"] == "returned" and not {"returned", "trace", "trace_lines"} <= checked.keys():
+        raise ValueError("a return without its value or trace")
+    return checked
 
 
 def _kill_everything_else(first_child: int | None) -> None:
