@@ -238,6 +238,8 @@ def forging(message: str) -> str:
     '{"status": "anything"}',
     '[1, 2]',
     '{"status": "timeout", "marks": {"called": "later"}}',
+    '{"status": ["returned"]}',
+    '{"status": "returned", "returned": "1", "trace": "", "trace_lines": 10000000000}',
 ])
 def test_a_result_in_another_shape_than_the_childs_is_a_crash(jail, message):
     """The code that reads verdicts must never meet a field missing or of another type: it

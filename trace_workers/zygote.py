@@ -841,7 +841,8 @@ CHILD_STATUSES = frozenset({"returned", "error", "timeout", "memory", "trace_lim
 
 def _well_formed(message) -> dict:
     """The child's message, with only the fields it may send, each of its type; else ValueError."""
-    if not isinstance(message, dict) or message.get("status") not in CHILD_STATUSES:
+    if not isinstance(message, dict) or not (
+            type(message.get("status")) is str and message["status"] in CHILD_STATUSES):
         raise ValueError("not a result")
     checked = {}
     for name, value in message.items():
@@ -854,6 +855,10 @@ def _well_formed(message) -> dict:
     marks = checked.get("marks", {})
     if not all(type(value) in (int, float) for value in marks.values()):
         raise ValueError("marks")
+    if not 0 <= checked.get("trace_lines", 0) < 1 << 31:  # an int32 column downstream
+        raise ValueError("trace_lines")
+    if checked.get("dry_run", "fits") not in ("fits", "over_budget"):
+        raise ValueError("dry_run")
     if checked["status"] == "returned" and not {"returned", "trace", "trace_lines"} <= checked.keys():
         raise ValueError("a return without its value or trace")
     return checked
