@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import gzip
 import json
 import math
@@ -95,6 +97,19 @@ def test_compressed_parquet_and_folder_inputs_read_the_same(tmp_path, ray_local)
     assert manifest["counts"]["read"]["seen"] == 6
     assert manifest["counts"]["read"]["kept"] == 6
     assert manifest["accounting_ok"]
+
+
+def test_parquet_columns_of_types_json_lacks_do_not_stop_the_read(tmp_path, ray_local):
+    """Real datasets carry columns beside the record's own: dates, prices (decimal)."""
+    rows = [dict(r, ios=json.dumps(r["ios"])) for r in [GOOD, MIXED[1]]]
+    table = pa.Table.from_pylist(rows)
+    table = table.append_column("created", pa.array([datetime.datetime(2024, 5, 1, 12)] * 2))
+    table = table.append_column("price", pa.array([decimal.Decimal("1.50")] * 2))
+    table = table.append_column("day", pa.array([datetime.date(2024, 5, 1)] * 2))
+    pq.write_table(table, tmp_path / "in.parquet")
+    manifest = run_trace(_config(tmp_path, tmp_path / "in.parquet"))
+    assert manifest["counts"]["read"]["kept"] == 2 and manifest["accounting_ok"]
+    assert manifest["counts"]["trace_filter"]["kept"] >= 2
 
 
 def test_a_file_that_breaks_off_is_read_up_to_the_break_and_the_rest_is_one_reject(
