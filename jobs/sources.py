@@ -11,6 +11,7 @@ inputs: a resumed run is given the blocks already written whole and reads past t
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import decimal
 import fnmatch
@@ -117,6 +118,8 @@ def iter_records(uri: str) -> Iterator[tuple[str, str]]:
             return
         with smart_open.open(uri, "rb") as handle:
             for position, raw in enumerate(handle, 1):
+                if position == 1:
+                    raw = raw.removeprefix(codecs.BOM_UTF8)  # as Windows tools write UTF-8
                 if raw.strip():
                     yield f"{name}:{position}", raw.decode("utf-8", "replace")
     except Exception as exc:

@@ -99,6 +99,13 @@ def test_compressed_parquet_and_folder_inputs_read_the_same(tmp_path, ray_local)
     assert manifest["accounting_ok"]
 
 
+def test_a_jsonl_file_that_starts_with_a_byte_order_mark_loses_no_record(tmp_path, ray_local):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    manifest = run_trace(_config(tmp_path, source))
+    assert manifest["counts"]["read"] == {**manifest["counts"]["read"], "seen": 1, "kept": 1}
+
+
 def test_parquet_columns_of_types_json_lacks_do_not_stop_the_read(tmp_path, ray_local):
     """Real datasets carry columns beside the record's own: dates, prices (decimal)."""
     rows = [dict(r, ios=json.dumps(r["ios"])) for r in [GOOD, MIXED[1]]]
