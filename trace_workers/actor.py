@@ -151,7 +151,7 @@ class Tracer:
             try:
                 returned = (parse_literal_output(verdict["returned"]) if call_format
                             else json.loads(verdict["returned"]))
-            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
+            except (ValueError, RecursionError) as exc:  # (parse_literal_output: ValueError)
                 # our child writes it, but the program shares its process and can write too
                 return "crashed", "crashed", f"the run's returned value does not parse: {exc}"[:300]
             if call_format:  # Python literals, compared as Python values
