@@ -73,6 +73,58 @@ def test_a_line_that_calls_a_traced_function_runs_once_though_snoop_prints_it_tw
     assert not any("line 2" in text for text in answers)  # only the entry function's own lines
 
 
+MULTILINE = ("def main_solution(n):\n"    # 1
+             "    rows = []\n"              # 2
+             "    for i in range(n):\n"     # 3
+             "        rows.append([\n"      # 4
+             "            i,\n"             # 5
+             "            i * i,\n"         # 6
+             "        ])\n"                 # 7
+             "    total = sum(r[1] for r in rows)\n"  # 8
+             "    return {\n"               # 9
+             "        'rows': len(rows),\n"  # 10
+             "        'total': total,\n"    # 11
+             "    }\n")                     # 12
+
+
+def _line_runs(code: str, kwargs: dict) -> dict[int, int]:
+    """How often each line of the entry frame runs, by a plain sys.settrace: an independent
+    tracer (the interpreter's own line events)."""
+    import sys
+
+    namespace: dict = {}
+    exec(compile(code, "<multiline>", "exec"), namespace)
+    runs: dict[int, int] = {}
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_name != "main_solution":
+            return None
+        if event == "line":
+            runs[frame.f_lineno] = runs.get(frame.f_lineno, 0) + 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        namespace["main_solution"](**kwargs)
+    finally:
+        sys.settrace(None)
+    return runs
+
+
+def test_statements_over_several_lines_get_no_questions_and_every_count_is_the_interpreters(sandbox):
+    trace = _trace(sandbox, MULTILINE, {"n": 3})
+    assert trace.count("    9 |     return {") == 2  # snoop prints the first line twice
+    questions = candidate_questions(trace, "main_solution", MULTILINE)
+    assert questions, "the loop and the sum still get questions"
+    assert not any(f"line {n} " in q.text for q in questions for n in (4, 5, 6, 7, 9, 10, 11, 12))
+    runs = _line_runs(MULTILINE, {"n": 3})
+    counts = [q for q in questions if q.kind == "count"]
+    assert {q.lineno for q in counts} == {3}
+    assert all(int(q.answer) == runs[q.lineno] for q in counts)
+    # without the program's code, the old questions come back (what the check leaves out)
+    assert any("line 9 " in q.text for q in candidate_questions(trace, "main_solution"))
+
+
 def test_a_recursive_entry_function_gets_no_questions(sandbox):
     assert candidate_questions(_trace(sandbox, RECURSIVE, {"n": 4}, depth=1), "main_solution") == []
 

@@ -70,7 +70,7 @@ def task_items(trace: dict, cfg: TaskSettings, stats: StageStats) -> list[dict]:
         items.append({**trace, "task": "output"})
     if "variable" in cfg.tasks and cfg.variable_questions > 0:
         questions = sample_questions(trace["trace"], trace["funcname"], cfg.variable_questions,
-                                     f"{cfg.seed}:{trace['id']}")
+                                     f"{cfg.seed}:{trace['id']}", trace.get("refcode") or "")
         for number, question in enumerate(questions):
             items.append({**trace, "task": "variable", "id": f"{trace['id']}:v{number}",
                           "question": question.text, "answer": question.answer,

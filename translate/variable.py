@@ -19,6 +19,7 @@ same answer text.
 
 from __future__ import annotations
 
+import ast
 import random
 import re
 from dataclasses import dataclass
@@ -137,16 +138,48 @@ def _literal(value: str) -> bool:
     return True
 
 
-def candidate_questions(trace: str, funcname: str) -> list[Question]:
+def multiline_statement_lines(code: str) -> set[int]:
+    """The lines of statements written over several lines (a simple statement's lines, a
+    compound statement's header lines). snoop prints such a statement's first line again when
+    it finishes (``return {`` / ``"a": 1,`` / ``}`` shows lines 9, 10, 11, 9) where Python runs
+    it once: questions about those lines would count runs that never happened."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or node.end_lineno is None:
+            continue
+        last = node.lineno
+        for child in ast.iter_child_nodes(node):  # a compound statement: its header's parts
+            if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+                continue
+            for part in ast.walk(child):  # (arguments have no line of their own)
+                if getattr(part, "lineno", 0) >= node.lineno:  # decorators stand above it
+                    last = max(last, part.end_lineno or last)
+        if not any(isinstance(child, ast.stmt) for child in ast.iter_child_nodes(node)):
+            last = node.end_lineno  # a simple statement: all of it
+        if last > node.lineno:
+            out.update(range(node.lineno, last + 1))
+    return out
+
+
+def candidate_questions(trace: str, funcname: str, code: str = "") -> list[Question]:
+    """Every question the trace answers; ``code`` (the program) leaves out the lines of
+    statements written over several lines (see :func:`multiline_statement_lines`)."""
     found = entry_events(trace, funcname)
     if found is None:
         return []
     lines, events, end, reprinted = found
+    skipped = multiline_statement_lines(code) if code else set()
     out: list[Question] = []
     runs: dict[int, int] = {}
     for position, event in enumerate(events):
         runs[event.lineno] = runs.get(event.lineno, 0) + 1
         cut = events[position + 1].index if position + 1 < len(events) else end
+        if event.lineno in skipped:
+            continue
         for name, value in event.changes:
             if not _NAME.match(name) or not _literal(value):
                 continue
@@ -158,16 +191,18 @@ def candidate_questions(trace: str, funcname: str) -> list[Question]:
                 value, "\n".join(lines[:cut]), event.lineno))
     codes = {event.lineno: event.code for event in events}
     for lineno, count in runs.items():
-        if count >= 2 and lineno not in reprinted:  # a reprinted line reads as run twice
+        # a reprinted line reads as run twice
+        if count >= 2 and lineno not in reprinted and lineno not in skipped:
             out.append(Question("count", f"How many times does line {lineno} (`{codes[lineno]}`) "
                                 f"run during this call?", str(count), "\n".join(lines[:end + 1]),
                                 lineno))
     return out
 
 
-def sample_questions(trace: str, funcname: str, how_many: int, seed: str) -> list[Question]:
+def sample_questions(trace: str, funcname: str, how_many: int, seed: str,
+                     code: str = "") -> list[Question]:
     """Up to ``how_many`` questions, seeded, no two with the same answer text."""
-    candidates = candidate_questions(trace, funcname)
+    candidates = candidate_questions(trace, funcname, code)
     random.Random(seed).shuffle(candidates)
     chosen: list[Question] = []
     answers: set[str] = set()
