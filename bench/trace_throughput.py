@@ -212,7 +212,7 @@ def _floor_child(work: ProgramWork, index: int, result_fd: int, limits: dict, zy
     namespace = {"__name__": "program", "__file__": zygote.PROGRAM_FILENAME}
     exec(compile(work.refcode, zygote.PROGRAM_FILENAME, "exec"), namespace)
     given = work.runs[index].input
-    args, kwargs = zygote._parse_call(given) if work.call_format else ((), json.loads(given))
+    args, kwargs = zygote._parse_call(given, namespace) if work.call_format else ((), json.loads(given))
     zygote._current_buffer = zygote.TraceBuffer(result_fd, limits["max_trace_lines"],
                                                 limits["max_trace_bytes"])
     marks = {"called": time.monotonic()}

@@ -92,12 +92,48 @@ def test_expected_exceptions_and_non_literals_are_rejected_with_a_reason(tracer,
     assert stats.rejected["pair_filter"] == {reason: 1}
 
 
-@pytest.mark.parametrize("arguments", ["__import__('os').system('id')", "*[1, 2]", "x", "1,, 2"])
-def test_arguments_are_literals_never_code(tracer, arguments):
+@pytest.mark.parametrize("arguments", ["__import__('os').system('id')", "*[1, 2]", "1,, 2",
+                                       "random.random()", "eval('1')", "().__class__"])
+def test_arguments_that_are_not_plain_calls_or_may_run_hidden_code_are_rejected(tracer, arguments):
     with pytest.raises(ValueError):
         parse_call_arguments(arguments)
     _, stats = trace_one(tracer, call("def f(*a):\n    return 0\n", arguments, "0"))
     assert stats.rejected["pair_filter"] == {"bad_arguments": 1}
+
+
+EXPRESSIONS = {  # arguments as real benchmarks write them: evaluated in the jail
+    "a call of a builtin": ("def f(d):\n    return sorted(d)\n", "dict(b=1, a=2)", "['a', 'b']"),
+    "string arithmetic": ("def f(s):\n    return len(s)\n", "''.join(['A'] * 20)", "20"),
+    "a lambda": ("def f(g, x):\n    return g(x)\n", "lambda v: v * 3, 4", "12"),
+    "concatenation": ("def f(s):\n    return s.upper()\n", "'ab' + 'c'", "'ABC'"),
+    "a name the program defines": ("table = [3, 1, 2]\n\ndef f(t):\n    t.sort()\n    return t\n",
+                                   "table[:]", "[1, 2, 3]"),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPRESSIONS))
+def test_arguments_that_are_expressions_run_in_the_jail_and_show_as_written(tracer, name):
+    code, arguments, output = EXPRESSIONS[name]
+    rows, stats = trace_one(tracer, call(code, arguments, output))
+    kept = [json.loads(r["payload"]) for r in rows if r["kind"] == "trace"]
+    assert len(kept) == 1, rows
+    trace = kept[0]
+    assert trace["input"] == arguments  # as written, in the trace row and the prompt
+    assert f"f({arguments})" in training_prompt(trace)
+    assert verify(render_reasoning(trace), trace["returned"], thinking=False, python=True).ok
+
+
+def test_an_expression_argument_that_fails_is_a_trace_error_not_the_end_of_the_job(tracer):
+    _, stats = trace_one(tracer, call("def f(x):\n    return x\n", "undefined_name + 1", "0"))
+    assert stats.rejected["trace"] == {"error": 1}
+
+
+def test_an_expression_argument_is_evaluated_in_the_jail_not_on_the_host(tracer, tmp_path):
+    marker = tmp_path / "written-by-an-argument"
+    arguments = f"open({str(marker)!r}, 'w').write('x')"
+    rows, stats = trace_one(tracer, call("def f(n):\n    return n\n", arguments, "1"))
+    assert not marker.exists()  # the host's folder is not the jail's
+    assert stats.kept.get("trace", 0) == 0
 
 
 def test_a_function_that_raises_is_an_error_not_an_output(tracer):

@@ -22,6 +22,7 @@ from trace_workers.records import (
     ProgramWork,
     Reject,
     Run,
+    call_argument_nodes,
     is_invalid,
     parse_call_arguments,
     parse_literal_output,
@@ -193,22 +194,52 @@ def size_violation(value: Any, cfg: RawFilterConfig) -> str | None:
 _EXCEPTION_OUTPUT = re.compile(r"^\s*(Traceback|[A-Za-z_.]*(Error|Exception)\b)")
 
 
-def _call_pair(arguments: str, output: str, cfg: RawFilterConfig) -> str | tuple[str, str]:
-    """A call-format pair: its de-duplication key, or (reason, detail) to reject it."""
+def _call_pair(arguments: str, output: str, cfg: RawFilterConfig,
+               program: ast.Module) -> str | tuple[str, str]:
+    """A call-format pair: its de-duplication key, or (reason, detail) to reject it.
+    Arguments that are expressions (``dict(a=1)``, ``'ab' * 3``, a name the program defines)
+    are evaluated in the sandbox, in the program's namespace, never here: only their syntax
+    and what they may call are checked, and their size is known only once they run."""
     if _EXCEPTION_OUTPUT.match(output):
         return "expected_exception", f"the expected output is an exception: {output[:120]}"
-    try:
-        args, kwargs = parse_call_arguments(arguments)
-    except ValueError as exc:
-        return "bad_arguments", str(exc)[:300]
     try:
         parse_literal_output(output)
     except ValueError as exc:
         return "bad_expected_output", f"not a Python literal: {exc}"[:300]
+    try:
+        args, kwargs = parse_call_arguments(arguments)
+    except ValueError as exc:
+        try:
+            call = call_argument_nodes(arguments)
+        except ValueError:
+            return "bad_arguments", str(exc)[:300]
+        unsafe = _unsafe_expression(call, program)
+        if unsafe:
+            return "bad_arguments", unsafe
+        return ast.dump(call)  # an expression: the same text (less spacing) is the same input
     too_large = size_violation(args, cfg) or size_violation(kwargs, cfg)
     if too_large:
         return "input_too_large", too_large
     return repr((args, sorted(kwargs.items())))
+
+
+def _unsafe_expression(call: ast.Call, program: ast.Module) -> str | None:
+    """Why argument expressions may not run (they could make the output depend on more than
+    the input, or run code the program does not show), or None. The program's own imports
+    name what they reach (it passed the randomness filter: a hit is the arguments')."""
+    with_call = ast.Module(body=[*program.body, ast.Expr(call)], type_ignores=[])
+    random_use = find_randomness(with_call) or next(
+        (f"uses {name}" for node in ast.walk(call) if (name := _dotted(node))
+         and (_matches(name, NONDETERMINISTIC_MODULES) or _matches(name, NONDETERMINISTIC_CALLS))),
+        None)
+    if random_use:
+        return f"an argument expression {random_use}"
+    for node in ast.walk(call):
+        if isinstance(node, ast.Name) and node.id in DYNAMIC_BUILTINS:
+            return f"an argument expression calls {node.id}"
+        if isinstance(node, ast.Attribute) and node.attr.startswith("__"):
+            return f"an argument expression reaches {node.attr}"
+    return None
 
 
 def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) -> list[dict]:
@@ -246,7 +277,7 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
 
     for pair in program.pairs:
         if program.call_format:
-            checked = _call_pair(pair.input, pair.output, cfg)
+            checked = _call_pair(pair.input, pair.output, cfg, tree)
             if isinstance(checked, tuple):
                 reject_pair(pair.index, *checked)
             elif checked in seen_inputs:

@@ -246,8 +246,9 @@ def parse_call_record(record: dict, where: str) -> Program | Reject:
     )
 
 
-def parse_call_arguments(text: str) -> tuple[list, dict]:
-    """``"[1, 2], key=3"`` -> ([[1, 2]], {"key": 3}) with ast.literal_eval; raises ValueError."""
+def call_argument_nodes(text: str) -> ast.Call:
+    """``"[1, 2], key=3"`` parsed as the arguments of a call (``_(...)``), each an expression;
+    raises ValueError for text that is no plain argument list."""
     try:
         call = ast.parse(f"_({text})", mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
@@ -255,6 +256,12 @@ def parse_call_arguments(text: str) -> tuple[list, dict]:
     if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args) or any(
             k.arg is None for k in call.keywords):
         raise ValueError("not a plain argument list")
+    return call
+
+
+def parse_call_arguments(text: str) -> tuple[list, dict]:
+    """``"[1, 2], key=3"`` -> ([[1, 2]], {"key": 3}) with ast.literal_eval; raises ValueError."""
+    call = call_argument_nodes(text)
     try:
         return ([ast.literal_eval(a) for a in call.args],
                 {k.arg: ast.literal_eval(k.value) for k in call.keywords})

@@ -146,14 +146,25 @@ def _json_default(value):
     raise TypeError(f"returned value of type {type(value).__name__} is not JSON serializable")
 
 
-def _parse_call(text: str) -> tuple[list, dict]:
-    """``"1, (2, 3), key='x'"`` -> positional and keyword arguments, literals only."""
+def _parse_call(text: str, namespace: dict | None = None) -> tuple[list, dict]:
+    """``"1, (2, 3), key='x'"`` -> positional and keyword arguments. Literals are read with
+    literal_eval; an argument that is an expression (``dict(a=1)``, ``table[:]``) is evaluated
+    in the program's ``namespace``, here in the jail, after the program has run its top level."""
     call = ast.parse(f"_({text})", mode="eval").body
     if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args) or any(
             k.arg is None for k in call.keywords):
         raise ValueError("the arguments are not a plain argument list")
-    return ([ast.literal_eval(a) for a in call.args],
-            {k.arg: ast.literal_eval(k.value) for k in call.keywords})
+
+    def value(node: ast.expr):
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, SyntaxError, TypeError):
+            if namespace is None:
+                raise
+        code = compile(ast.Expression(node), PROGRAM_FILENAME, "eval")
+        return eval(code, namespace)  # noqa: S307 - in the jail, as the program itself runs
+
+    return [value(a) for a in call.args], {k.arg: value(k.value) for k in call.keywords}
 
 
 def _literal_text(value) -> str:
@@ -397,13 +408,13 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
         code = request["code"]
         _set_program_lines(code)
         namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME, "__builtins__": __builtins__}
-        if "call" in request:  # call format: Python-literal arguments, parsed here, never eval'd
-            args, kwargs = _parse_call(request["call"])
-        else:
-            args, kwargs = (), json.loads(request["kwargs"])
         compiled = PROGRAMS.compiled_for(code)
         buffer.notes["cached"] = PROGRAMS.holds if compiled else ""
         exec(compiled or compile(code, PROGRAM_FILENAME, "exec"), namespace)
+        if "call" in request:  # call format: literals, or expressions run in the program's namespace
+            args, kwargs = _parse_call(request["call"], namespace)
+        else:
+            args, kwargs = (), json.loads(request["kwargs"])
         marks["exec"] = time.monotonic()
         function = namespace.get(request["funcname"])
         if not callable(function):
