@@ -88,8 +88,11 @@ def reference(runs: list[tuple[ProgramWork, int]], python: str) -> dict:
 
 
 def trace_stage(source: Path, out: Path, actors: int, extra: list[str]) -> dict:
+    # the screen is off: the repeated set repeats itself on purpose (memory while streaming),
+    # and the trace stage is measured on every program (bench/screen_throughput.py: the screen)
     command = [sys.executable, "-m", "jobs.cli", "trace", "--input", str(source), "--output",
-               str(out), "--overwrite", "--actors", str(actors), *extra]
+               str(out), "--overwrite", "--actors", str(actors), "--no-dedup",
+               "--near-dup-threshold", "0", *extra]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     output = process.stdout.read().decode()

@@ -25,7 +25,10 @@ Output: OUT/traces/ (kept runs), OUT/translations/ (verified reasoning), OUT/tra
 with its stage and reason), OUT/manifest.json (config, versions, counts per stage and reason),
 OUT/report.html (funnel, reject reasons, length histograms, throughput, samples).
 A killed run started again with the same command goes on where it stopped.
-Settings come from --config FILE (YAML/TOML, sections [trace] [translate] [build] [ray]) and
+Before tracing, records that repeat an earlier one, near copies of an earlier program and
+programs that share code with a benchmark (--decontaminate FILE) are rejected.
+Settings come from --config FILE (YAML/TOML, sections [trace] [screen] [translate] [build]
+[ray]) and
 the flags of each command (groundtrace COMMAND --help).
 """
 
@@ -33,10 +36,11 @@ COMMANDS = {
     "run": ("trace, translate, verify and build in one streaming job",
             "Trace PyEdu programs in the sandbox, translate the kept traces into reasoning "
             "(vLLM with --model, else the LLM-free renderer), keep reasoning that reaches the "
-            "executed result, and write training data.", ("trace", "translate", "build", "ray")),
+            "executed result, and write training data.",
+            ("trace", "screen", "translate", "build", "ray")),
     "trace": ("trace PyEdu programs in the sandbox (the trace stage)",
               "Read PyEdu records, filter them, trace each chosen input in the sandbox "
-              "and write kept traces, rejects and a manifest.", ("trace", "ray")),
+              "and write kept traces, rejects and a manifest.", ("trace", "screen", "ray")),
     "translate": ("translate the traces of an earlier run into training data",
                   "Read kept traces (an earlier run's output folder or its traces/), translate, "
                   "verify and build training data.", ("translate", "build", "ray")),
@@ -75,13 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from jobs.manifest import summary_lines
     from jobs.pipeline import OutputExistsError, StorageError, run_job
+    from jobs.retry import StorageUnavailable
+    from jobs.screen import BenchmarkError
     from trace_workers.sandbox import SandboxError
 
     try:
         manifest = run_job(cfg, args.command)
-    except (OutputExistsError, FileNotFoundError, SandboxError, StorageError) as exc:
+    except (OutputExistsError, FileNotFoundError, SandboxError, StorageError, BenchmarkError) as exc:
         print(f"groundtrace: {exc}", file=sys.stderr)
         return 2
+    except StorageUnavailable as exc:
+        print(f"groundtrace: object storage unavailable: {exc}; the same command resumes "
+              "where this run stopped", file=sys.stderr)
+        return 3
     for line in summary_lines(manifest):
         print(line)
     print(f"output: {cfg.output}")

@@ -17,7 +17,9 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from jobs.screen import ScreenSettings
 from trace_workers.actor import TraceStageConfig
+from trace_workers.near_dup import NearDupSettings
 from trace_workers.raw_filter import RawFilterConfig
 from trace_workers.records import INPUT_FORMATS
 from trace_workers.sandbox import SandboxLimits
@@ -82,6 +84,33 @@ class TraceConfig:
                 max_trace_bytes=self.max_trace_bytes, fast_tracer=not self.plain_snoop,
             ),
         )
+
+
+@dataclass
+class ScreenConfig:
+    dedup: bool = _opt(True, "reject records that repeat an earlier record (the first in input "
+                             "order is kept) as duplicate_record")
+    near_dup_threshold: float = _opt(0.8, "reject programs whose code is a near copy of an "
+                                          "earlier one (MinHash LSH over 5-token shingles, "
+                                          "comments and docstrings left out) from this Jaccard "
+                                          "similarity on, as near_duplicate (0: off)")
+    decontaminate: list[str] = _opt((), "benchmark file (JSONL or Parquet: CRUXEval, "
+                                        "LiveCodeBench, HumanEval, MBPP, or any file with a "
+                                        "code column), local or object storage; programs that "
+                                        "share code with one of its items are rejected as "
+                                        "contaminated (repeat the flag for several)")
+    decontaminate_ngram: int = _opt(13, "a program is contaminated when it shares a run of this "
+                                        "many normalised code tokens with a benchmark item")
+
+    def settings(self, raw_filter: RawFilterConfig) -> ScreenSettings:
+        if not 0 <= self.near_dup_threshold <= 1:
+            raise ValueError("near_dup_threshold must be between 0 and 1")
+        if self.decontaminate_ngram < 4:
+            raise ValueError("decontaminate_ngram must be 4 or more (shorter runs match by chance)")
+        files = (self.decontaminate,) if isinstance(self.decontaminate, str) else self.decontaminate
+        near = NearDupSettings(threshold=self.near_dup_threshold) if self.near_dup_threshold else None
+        return ScreenSettings(dedup=self.dedup, near_dup=near, decontaminate=tuple(files or ()),
+                              ngram=self.decontaminate_ngram, raw_filter=raw_filter)
 
 
 TRANSLATORS = ("auto", "render", "llm")
@@ -169,6 +198,10 @@ class RayConfig:
                                        "resumed run skips when it was written whole)")
     progress_s: float = _opt(30.0, "seconds between progress lines (the funnel committed so far; "
                                    "0: none)")
+    storage_retry_s: float = _opt(180.0, "how long a read, write or listing of object storage is "
+                                         "retried through resets, 503 SlowDown and stalls "
+                                         "(exponential backoff with jitter) before the job "
+                                         "stops, resumable, with one line")
     rows_per_shard: int = _opt(2000, "rows each write gathers before it writes its shards (and "
                                      "commits them to the ledger: what a killed run keeps)")
 
@@ -183,6 +216,7 @@ class JobConfig:
     fresh: bool = _opt(False, "start over even when the output folder holds an unfinished run "
                               "that could be resumed")
     trace: TraceConfig = field(default_factory=TraceConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -192,7 +226,7 @@ class JobConfig:
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
-        self.trace.raw_filter()
+        self.screen.settings(self.trace.raw_filter())
         tasks = self.translate.task_settings(self.trace.seed).tasks
         needs_llm = [task for task in tasks if task in NEEDS_LLM]
         if needs_llm and not self.translate.uses_llm():
@@ -202,7 +236,7 @@ class JobConfig:
             self.translate.llm(self.trace.seed)
 
 
-SECTIONS = {"trace": TraceConfig, "translate": TranslateConfig, "build": BuildConfig,
+SECTIONS = {"trace": TraceConfig, "screen": ScreenConfig, "translate": TranslateConfig, "build": BuildConfig,
             "ray": RayConfig}
 
 
@@ -251,6 +285,8 @@ def add_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = tuple
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif getattr(hint, "__origin__", None) is list:
+            parser.add_argument(flag, action="append", default=None, help=help_text)
         else:
             kind = next((t for t in (int, float, str) if t in _types(hint)), str)
             parser.add_argument(flag, type=kind, default=None, help=help_text)

@@ -100,6 +100,7 @@ class Ledger:
     def __init__(self, fs: pafs.FileSystem, root: str, label_of: dict[str, str]):
         self.fs, self.root = fs, root
         self.label_of = label_of  # shard folder -> its label in the manifest's counts
+        self.unreadable: list[str] = []  # entries that did not parse (see entries)
 
     def path(self, rel: str) -> str:
         return posixpath.join(self.root, rel)
@@ -118,12 +119,18 @@ class Ledger:
         """The committed entries, in name order, less those named in ``known``."""
         selector = pafs.FileSelector(self.path(LEDGER_DIR), allow_not_found=True)
         out = []
+        self.unreadable = []
         for info in sorted(self.fs.get_file_info(selector), key=lambda i: i.path):
             name = f"{LEDGER_DIR}/{posixpath.basename(info.path)}"
             if (info.type == pafs.FileType.File and name.startswith(f"{LEDGER_DIR}/part-")
                     and name.endswith(".json") and name not in known):
-                data = json.loads(self.read_text(name))
-                out.append(Entry(name, data["files"], data["stats"]))
+                try:
+                    data = json.loads(self.read_text(name))
+                    out.append(Entry(name, dict(data["files"]), dict(data["stats"])))
+                except (ValueError, KeyError, TypeError):
+                    # never whole: a write on object storage cut off by a signal; the shards
+                    # it names are orphans (what was published whole counts, the rest not)
+                    self.unreadable.append(name)
         return out
 
     def label(self, rel: str) -> str | None:
@@ -153,7 +160,9 @@ class Ledger:
                    if block != RUN_LEVEL and block not in whole}
         resumed = Resumed(attempt=header.get("attempt", 0) + 1, whole_blocks=frozenset(whole),
                           blocks_dropped=len(dropped))
-        resumed.orphans_deleted = self._delete_orphans(entries, shard_dirs)
+        for name in self.unreadable:
+            self.fs.delete_file(self.path(name))
+        resumed.orphans_deleted = self._delete_orphans(entries, shard_dirs) + len(self.unreadable)
         for entry in entries:
             self._drop_blocks(entry, dropped, writer)
             for block, data in entry.stats.items():

@@ -25,8 +25,10 @@ from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
 from jobs.progress import ProgressReporter
 from jobs.report import REPORT_FILE, write_report
+from jobs.retry import BUDGET_ENV, StorageUnavailable
+from jobs.screen import SCREEN_DIR, ScreenLookup, run_screen
 from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, ShardWriter, StreamSink
-from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, list_inputs
+from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, input_versions, list_inputs
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path
@@ -72,8 +74,10 @@ def init_ray(cfg: JobConfig) -> None:
     if ray.is_initialized():
         return
     address = cluster_address(cfg)
+    # the retry budget reaches every worker that touches storage (jobs.retry)
+    runtime_env = {"env_vars": {BUDGET_ENV: str(cfg.ray.storage_retry_s)}}
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         return
     cores = os.cpu_count() or 1
     # Logical CPUs beyond the cores leave room for the light read/expand/write tasks beside
@@ -81,7 +85,7 @@ def init_ray(cfg: JobConfig) -> None:
     # them the stages wait on each other forever.
     extra = 6 if cfg.translate.uses_llm() else 2
     ray.init(num_cpus=cfg.ray.num_cpus or cores + extra, include_dashboard=False,
-             configure_logging=False, log_to_driver=True)
+             configure_logging=False, log_to_driver=True, runtime_env=runtime_env)
 
 
 def trace_actor_count(cfg: JobConfig) -> int:
@@ -93,10 +97,11 @@ def trace_actor_count(cfg: JobConfig) -> int:
 
 
 def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int,
-                        skip: frozenset[str] = frozenset()) -> ray.data.Dataset:
+                        skip: frozenset[str] = frozenset(),
+                        screen: ScreenLookup | None = None) -> ray.data.Dataset:
     ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block, skip))
     ds = ds.map_batches(
-        expand_batch, fn_kwargs={"cfg": cfg.trace.raw_filter()},
+        expand_batch, fn_kwargs={"cfg": cfg.trace.raw_filter(), "screen": screen},
         batch_format="pyarrow", batch_size=None,
     )
     return ds.map_batches(
@@ -148,7 +153,8 @@ def run_inputs(uri: str, sub: str) -> list[str]:
 
 
 def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int,
-                  skip: frozenset[str] = frozenset()) -> ray.data.Dataset:
+                  skip: frozenset[str] = frozenset(),
+                  screen: ScreenLookup | None = None) -> ray.data.Dataset:
     """The job's graph over ``files``; ``skip``: input blocks an earlier attempt wrote whole."""
     if job in READS_FROM:
         ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block, skip))
@@ -157,15 +163,17 @@ def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int,
                                   batch_format="pyarrow", batch_size=None)
         ds = ds.map_batches(traces_from_records, batch_format="pyarrow", batch_size=None)
         return add_translation(ds, cfg, keep_traces=False)
-    ds = build_trace_dataset(cfg, files, actors, skip)
+    ds = build_trace_dataset(cfg, files, actors, skip, screen)
     return add_translation(ds, cfg, keep_traces=True) if job == "run" else ds
 
 
 def resume_key(cfg: JobConfig, job: str, files: list[str]) -> dict:
-    """What must be the same for a run to go on with an earlier attempt's output."""
+    """What must be the same for a run to go on with an earlier attempt's output: the job, its
+    settings, and each input file as it was (size and modification time: a file rewritten
+    between attempts would shift the blocks the ledger names)."""
     settings = cfg.to_dict()
     return json.loads(json.dumps({
-        "job": job, "inputs": files, "trace": settings["trace"],
+        "job": job, "inputs": input_versions(files), "trace": settings["trace"], "screen": settings["screen"],
         "translate": settings["translate"], "build": settings["build"],
         "programs_per_block": cfg.ray.programs_per_block,
     }))
@@ -190,14 +198,14 @@ def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
     if writer.fs.get_file_info(report).type != pafs.FileType.NotFound:
         writer.fs.delete_file(report)  # it belongs to the finished run being replaced
     if ledger.exists() and not cfg.fresh and resumable:
-        if ledger.run_header().get("key") == key:
+        before = ledger.run_header().get("key") or {}
+        if before == key:
             resumed = ledger.resume(JOBS[job][0], writer, OUTPUT_DIRS[:-1])
         elif not cfg.overwrite:
-            raise OutputExistsError(
-                f"{cfg.output} holds an unfinished run of another job, settings or inputs; "
-                "pass --overwrite to replace it")
+            raise OutputExistsError(f"{cfg.output} holds an unfinished run of {_what_differs(before, key)}"
+                                    "; pass --overwrite to start over")
     if not resumed.attempt:
-        for sub in OUTPUT_DIRS:
+        for sub in (*OUTPUT_DIRS, SCREEN_DIR):
             path = posixpath.join(writer.root, sub)
             if writer.fs.get_file_info(path).type == pafs.FileType.Directory:
                 writer.fs.delete_dir(path)
@@ -206,11 +214,41 @@ def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
     return resumed
 
 
+def storage_failure(exc: BaseException) -> StorageUnavailable | None:
+    """The StorageUnavailable behind an error that Ray raised for a task or an actor, if any."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StorageUnavailable):
+            return current
+        stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return None
+
+
+def _what_differs(before: dict, now: dict) -> str:
+    """The first thing that keeps an unfinished run from being resumed, in words."""
+    if before.get("job") != now.get("job"):
+        return f"another job ({before.get('job')})"
+    old_inputs = {uri: rest for uri, *rest in before.get("inputs") or [] if isinstance(uri, str)}
+    new_inputs = {uri: rest for uri, *rest in now["inputs"]}
+    if set(old_inputs) != set(new_inputs):
+        return "other input files"
+    for uri, version in new_inputs.items():
+        if old_inputs[uri] != version:
+            return f"an input that has changed since ({uri}: size or modification time)"
+    return "other settings"
+
+
 def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     """Run one job (trace, run, translate or build) end to end; returns the manifest (also in
     OUT). A killed run goes on where it stopped when the same command is run again."""
     stages, kinds = JOBS[job]
     cfg.validate()  # a bad setting fails before anything starts
+    os.environ[BUDGET_ENV] = str(cfg.ray.storage_retry_s)  # this process's storage retries
     tasks = parse_tasks(cfg.translate.tasks)
     if "rewrite" in tasks and "example" in kinds:
         kinds = (*kinds, "rewrite")
@@ -237,11 +275,18 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     init_ray(cfg)
     actors = trace_actor_count(cfg) if job not in READS_FROM else 0
     started = time.time()
+    screen, screened = screen_inputs(cfg, job, files)
     sink = StreamSink(cfg.output, kinds, cfg.ray.rows_per_shard, resumed.attempt)
     writer = ShardWriter(cfg.output)
     ledger = Ledger(writer.fs, writer.root, LABEL_OF_FOLDER)
     with ProgressReporter(ledger, stages, cfg.ray.progress_s):
-        build_dataset(cfg, job, files, actors, resumed.whole_blocks).write_datasink(sink)
+        try:
+            build_dataset(cfg, job, files, actors, resumed.whole_blocks, screen).write_datasink(sink)
+        except Exception as exc:
+            failure = storage_failure(exc)
+            if failure is None:
+                raise
+            raise StorageUnavailable(str(failure)) from None
     wall_s = time.time() - started
     sink.stats.merge(resumed.stats.to_dict())
     for label, n in resumed.written.items():
@@ -250,6 +295,9 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
         writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
     manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages,
                               cluster_address(cfg) or "local")
+    if screened is not None:
+        manifest["screen"] = screened
+        manifest["contaminated_by"] = dict(sink.stats.details.get("contaminated_by", {}))
     manifest["resume"] = {"attempt": resumed.attempt + 1,
                           "blocks_kept": len(resumed.whole_blocks),
                           "blocks_redone": resumed.blocks_dropped,
@@ -260,6 +308,24 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     except Exception as exc:  # the data is written; a report that fails says so and no more
         print(f"groundtrace: report.html not written: {type(exc).__name__}: {exc}", flush=True)
     return manifest
+
+
+def screen_inputs(cfg: JobConfig, job: str, files: list[str]) -> tuple[ScreenLookup | None, dict | None]:
+    """Run (or reuse) the screen for a job that reads programs: the lookup the read stage
+    applies and what the screen found, for the manifest."""
+    settings = cfg.screen.settings(cfg.trace.raw_filter())
+    if job in READS_FROM or not settings.active():
+        return None, None
+    print(f"groundtrace: screening {len(files)} input file(s) for duplicates"
+          + (f" and {len(settings.decontaminate)} benchmark file(s)" if settings.decontaminate else ""),
+          flush=True)
+    try:
+        done = run_screen(settings, files, cfg.output, cfg.ray.programs_per_block)
+    except OSError as exc:
+        raise StorageError(f"cannot screen the input: {exc}") from None
+    found = ", ".join(f"{n} {reason}" for reason, n in sorted(done["rejected"].items())) or "nothing"
+    print(f"groundtrace: screen: {found} ({done['wall_s']:.1f} s)", flush=True)
+    return ScreenLookup(cfg.output, frozenset(done["files"])), done
 
 
 def run_trace(cfg: JobConfig) -> dict:

@@ -164,6 +164,25 @@ def _tasks(manifest: dict) -> str:
                                      [[t, c["items"], c["examples"]] for t, c in tasks.items()])
 
 
+def _screen(manifest: dict) -> str:
+    """What the screen took out before tracing, and which benchmarks the run met."""
+    screen = manifest.get("screen")
+    if not screen:
+        return ""
+    counts = manifest["counts"]
+    rows = [[reason, n] for stage in ("dedup", "decontaminate") if stage in counts
+            for reason, n in counts[stage]["reasons"].items()]
+    text = "<h2>Screen</h2>" + _table(["reason", "records"], rows or [["none", 0]])
+    benchmarks = manifest.get("contaminated_by") or {}
+    if screen.get("key", {}).get("decontaminate"):
+        items = screen.get("benchmark_items", 0)
+        text += (f"<p>{items} benchmark items from "
+                 f"{html.escape(', '.join(screen['key']['decontaminate']))}</p>")
+        text += _table(["benchmark", "contaminated records"],
+                       sorted(benchmarks.items()) or [["none", 0]])
+    return text
+
+
 def _throughput(manifest: dict) -> str:
     """Items per second of wall time per stage (stages run at once, streaming), and per
     second of the time the stage's workers were busy where it was measured."""
@@ -236,7 +255,7 @@ def render(report: ReportData) -> str:
 {html.escape(str(m['config']['input']))} &rarr; {html.escape(str(m['config']['output']))}</p>
 <p>{status}. Written: {html.escape(written)}.</p>
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
-{_tasks(m)}<h2>Throughput</h2>{_throughput(m)}
+{_screen(m)}{_tasks(m)}<h2>Throughput</h2>{_throughput(m)}
 <h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import posixpath
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import Datasink, WriteResult
 
 from jobs.ledger import LEDGER_DIR, RUN_LEVEL, Entry, block_runs, entry_name, shard_stem
-from jobs.sources import REMOTE_SCHEMES, filesystem_for
+from jobs.storage import ShardWriter
 from trace_workers.records import stream_rows, table_from_rows, utf8_safe
 from trace_workers.stats import StageStats
 from translate.export import MESSAGES_DIR, PARQUET_DIR
@@ -77,47 +75,13 @@ OUTPUT_DIRS = ("traces", "translations", "training", "rejects", "rewrites", LEDG
 LABEL_OF_FOLDER = {folder: label for label, folder, _ in OUTPUT_KINDS.values()}
 
 
-class ShardWriter:
-    """Writes one file of the output folder so that it is either absent or whole."""
-
-    def __init__(self, output: str):
-        self.fs, self.root = filesystem_for(output)
-        self.remote = output.startswith(REMOTE_SCHEMES)
-
-    def ensure_dir(self, sub: str) -> None:
-        self.fs.create_dir(posixpath.join(self.root, sub), recursive=True)
-
-    def publish(self, rel: str, write) -> str:
-        """Call ``write(path)`` so that ``rel`` appears whole or not at all: one PUT on
-        object storage, a temporary name and a rename on a local disk."""
-        final = posixpath.join(self.root, rel)
-        if self.remote:
-            write(final)
-            return final
-        temporary = posixpath.join(posixpath.dirname(final),
-                                   f".{posixpath.basename(final)}.{uuid.uuid4().hex}.tmp")
-        write(temporary)
-        self.fs.move(temporary, final)
-        return final
-
-    def write(self, rel: str, table: pa.Table) -> str:
-        return self.publish(
-            rel, lambda path: pq.write_table(table, path, filesystem=self.fs, compression="zstd"))
-
-    def write_text(self, rel: str, text: str) -> str:
-        def put(path: str) -> None:
-            with self.fs.open_output_stream(path) as out:
-                out.write(text.encode())
-
-        return self.publish(rel, put)
-
-
 class StreamSink(Datasink):
     """Writes the output kinds a job makes (``kinds``); any other row kind is a bug."""
 
     def __init__(self, output: str, kinds: tuple[str, ...] = tuple(OUTPUT_KINDS),
-                 rows_per_write: int = 2000, attempt: int = 0):
+                 rows_per_write: int = 2000, attempt: int = 0, retry_s: float | None = None):
         self.output = output
+        self.retry_s = retry_s
         self.kinds = kinds
         self.rows_per_write = rows_per_write
         self.attempt = attempt
@@ -130,7 +94,7 @@ class StreamSink(Datasink):
         return self.rows_per_write
 
     def on_write_start(self, schema: Any = None) -> None:
-        writer = ShardWriter(self.output)
+        writer = ShardWriter(self.output, self.retry_s)
         for kind in self.kinds:
             writer.ensure_dir(OUTPUT_KINDS[kind][1])
         if "example" in self.kinds:
@@ -150,7 +114,7 @@ class StreamSink(Datasink):
                     rows[kind].append((origin, json.loads(payload)))
                 else:
                     raise ValueError(f"a {kind!r} row reached the sink: a stage dropped its work")
-        writer = ShardWriter(self.output)
+        writer = ShardWriter(self.output, self.retry_s)
         stem = shard_stem(self.attempt, ctx.task_idx)
         written, files = {}, {}
         for kind in self.kinds:

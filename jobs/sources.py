@@ -15,6 +15,7 @@ import codecs
 import datetime
 import decimal
 import fnmatch
+import gzip
 import json
 import lzma
 import posixpath
@@ -30,7 +31,17 @@ import zstandard
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
+from jobs.retry import RetryClock, is_transient
+from jobs.storage import REMOTE_SCHEMES, filesystem_for, raw_filesystem_for
 from trace_workers.records import READ_ERROR
+
+try:  # smart-open reads .zst with compression.zstd (backports.zstd before Python 3.14)
+    from backports.zstd import ZstdError as _ZSTD_ERROR
+except ImportError:  # pragma: no cover - Python 3.14 has compression.zstd
+    try:
+        from compression.zstd import ZstdError as _ZSTD_ERROR
+    except ImportError:
+        _ZSTD_ERROR = None
 
 # where: "file:line"; block: the input block's key (see block_key); block_size: its records
 LINE_SCHEMA = pa.schema([("where", pa.string()), ("record", pa.string()), ("block", pa.string()),
@@ -38,7 +49,6 @@ LINE_SCHEMA = pa.schema([("where", pa.string()), ("record", pa.string()), ("bloc
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSION_SUFFIXES = ("", ".gz", ".zst", ".bz2", ".xz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
-REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")
 
 
 def is_input_file(name: str) -> bool:
@@ -46,13 +56,6 @@ def is_input_file(name: str) -> bool:
     return name.endswith(PARQUET_SUFFIXES) or any(
         name.endswith(s + c) for s in JSONL_SUFFIXES for c in COMPRESSION_SUFFIXES
     )
-
-
-def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow filesystem and path for a local path or an s3:// gs:// URI (standard env creds)."""
-    if uri.startswith(REMOTE_SCHEMES):
-        return pafs.FileSystem.from_uri(uri.replace("gcs://", "gs://", 1))
-    return pafs.LocalFileSystem(), posixpath.abspath(uri)
 
 
 def _uri(uri: str, path: str) -> str:
@@ -85,6 +88,22 @@ def list_inputs(uri: str) -> list[str]:
     return [_uri(uri, p) for p in sorted(found)]
 
 
+def input_versions(files: list[str]) -> list[list]:
+    """[uri, size, modification time] of each input file: what tells a resumed run that an
+    input was rewritten since the attempt it goes on with (object stores give their
+    LastModified; an https:// input has none)."""
+    out = []
+    for uri in files:
+        if uri.startswith(("http://", "https://")):
+            out.append([uri, None, None])
+            continue
+        fs, path = filesystem_for(uri)
+        info = fs.get_file_info(path)
+        mtime = info.mtime_ns if info.mtime_ns is not None else None
+        out.append([uri, info.size, mtime])
+    return out
+
+
 def _json_default(value: Any) -> Any:
     """A Parquet value that JSON has no type for: columns beside a record's own (a date, a
     price) are common in real datasets and must not stop the read."""
@@ -101,41 +120,71 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def iter_records(uri: str) -> Iterator[tuple[str, str]]:
+def iter_records(uri: str, retry_s: float | None = None) -> Iterator[tuple[str, str]]:
     """(where, record JSON text) for every record of one file; blank lines are not records.
     A file whose content breaks off (a truncated .gz, a corrupt Parquet file) ends with one
-    more record that stands for the rest of it: the read stage rejects it as damaged_file."""
+    more record that stands for the rest of it: the read stage rejects it as damaged_file.
+    A file that cannot be reached for a while (a reset connection, 503 SlowDown) is opened
+    again and read on after the last record given, until ``retry_s`` passes without progress;
+    then the read fails (the job stops, and the same command resumes), never a reject."""
     name = posixpath.basename(uri.split("?", 1)[0])
-    position = 0  # the line or row read last
-    try:
-        if name.lower().endswith(PARQUET_SUFFIXES):
-            fs, path = filesystem_for(uri)
-            with fs.open_input_file(path) as handle:
-                for batch in pq.ParquetFile(handle).iter_batches(batch_size=256):
-                    for row in batch.to_pylist():
-                        position += 1
-                        yield f"{name}:{position}", json.dumps(row, default=_json_default)
+    given = 0  # lines or rows read so far: where a reopened read goes on
+    failing = RetryClock(retry_s)
+    while True:
+        try:
+            for position, where, text in _read_file(uri, name, skip=given):
+                given = position
+                failing.reset()
+                if where:
+                    yield where, text
             return
-        with smart_open.open(uri, "rb") as handle:
-            for position, raw in enumerate(handle, 1):
-                if position == 1:
-                    raw = raw.removeprefix(codecs.BOM_UTF8)  # as Windows tools write UTF-8
-                if raw.strip():
-                    yield f"{name}:{position}", raw.decode("utf-8", "replace")
-    except Exception as exc:
-        if not _damaged(exc):
-            raise
-        detail = f"{type(exc).__name__}: {exc} (after record {position}; the rest is lost)"
-        yield f"{name}:{position + 1}", json.dumps({READ_ERROR: detail})
+        except Exception as exc:
+            if _damaged(exc):
+                detail = f"{type(exc).__name__}: {exc} (after record {given}; the rest is lost)"
+                yield f"{name}:{given + 1}", json.dumps({READ_ERROR: detail})
+                return
+            if not is_transient(exc):
+                raise
+            failing.wait_or_raise(exc, f"read {uri}")
+
+
+def _read_file(uri: str, name: str, skip: int) -> Iterator[tuple[int, str, str]]:
+    """(position, where, text) of the records after the first ``skip`` (lines or rows)."""
+    position = 0
+    if name.lower().endswith(PARQUET_SUFFIXES):
+        fs, path = raw_filesystem_for(uri)
+        with fs.open_input_file(path) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=256):
+                if position + batch.num_rows <= skip:
+                    position += batch.num_rows
+                    continue
+                for row in batch.to_pylist():
+                    position += 1
+                    if position > skip:
+                        yield position, f"{name}:{position}", json.dumps(row, default=_json_default)
+        return
+    with smart_open.open(uri, "rb") as handle:
+        for position, raw in enumerate(handle, 1):
+            if position <= skip:
+                continue
+            if position == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)  # as Windows tools write UTF-8
+            if raw.strip():
+                yield position, f"{name}:{position}", raw.decode("utf-8", "replace")
+            else:
+                yield position, "", ""
 
 
 def _damaged(exc: Exception) -> bool:
-    """Is ``exc`` the file's content failing to decode, rather than the file failing to be
-    reached (which stops the job: its records are not lost, only not read yet)?"""
-    if isinstance(exc, OSError):  # gzip's BadGzipFile, bz2's invalid stream: no errno
-        return exc.errno is None and not isinstance(exc, ConnectionError)
-    return isinstance(exc, (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError,
-                            pa.ArrowInvalid))
+    """Is ``exc`` the file's content failing to decode (which no retry changes), rather than
+    the file failing to be reached (whose records are not lost, only not read yet)?"""
+    if isinstance(exc, (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError,
+                        pa.ArrowInvalid, gzip.BadGzipFile, UnicodeDecodeError)):
+        return True
+    if _ZSTD_ERROR is not None and isinstance(exc, _ZSTD_ERROR):
+        return True
+    # bz2 says "Invalid data stream" with a plain OSError
+    return type(exc) is OSError and exc.errno is None and "Invalid data stream" in str(exc)
 
 
 def block_key(file_index: int, block_index: int) -> str:

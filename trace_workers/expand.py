@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import pyarrow as pa
 
 from trace_workers.raw_filter import RawFilterConfig, filter_program
 from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, parse_record, stream_table
 from trace_workers.stats import BlockStats, StageStats
 
+# the stages that apply the screen's decisions (jobs.screen), in funnel order
+SCREEN_STAGES = ("dedup", "decontaminate")
 
-def expand_batch(batch: pa.Table, cfg: RawFilterConfig) -> pa.Table:
+
+class Screen(Protocol):
+    def decision(self, block: str | None, where: str) -> dict | None: ...
+
+
+def expand_batch(batch: pa.Table, cfg: RawFilterConfig, screen: Screen | None = None) -> pa.Table:
     """``map_batches`` function: (where, record) rows in, stream rows out."""
     stats = BlockStats()
     note_block_sizes(batch, stats)
     rows: list[dict] = []
     for where, text, block in input_lines(batch):
-        rows += in_block(expand_record(text, where, cfg, stats.of(block)), block)
+        decision = screen.decision(block, where) if screen is not None else None
+        rows += in_block(expand_record(text, where, cfg, stats.of(block), decision), block)
     return stream_table(rows + stats.rows())
 
 
-def expand_record(text: str, where: str, cfg: RawFilterConfig, stats: StageStats) -> list[dict]:
+def screened(parsed, where: str, decision: dict | None, counts: StageStats) -> list[dict] | None:
+    """The screen's reject of a parsed record (a duplicate, a benchmark item), or None when
+    the record goes on; every record goes through both stages' counters."""
+    for stage in SCREEN_STAGES:
+        counts.see(stage)
+        if decision is not None and decision["stage"] == stage:
+            counts.reject(stage, decision["reason"])
+            if decision.get("benchmark"):
+                counts.note("contaminated_by", decision["benchmark"])
+            return [Reject(where, parsed.problem_id, stage, decision["reason"],
+                           decision["detail"] or "").row()]
+        counts.keep(stage)
+    return None
+
+
+def expand_record(text: str, where: str, cfg: RawFilterConfig, stats: StageStats,
+                  decision: dict | None = None) -> list[dict]:
     """One record's work row and rejects. A record that breaks the filters themselves (a case
     nobody foresaw) is one reject, ``unreadable_record``, never the end of the job: its counts
     are kept apart until it has gone through."""
@@ -32,7 +58,7 @@ def expand_record(text: str, where: str, cfg: RawFilterConfig, stats: StageStats
             rows = [parsed.row()]
         else:
             counts.keep("read")
-            rows = filter_program(parsed, cfg, counts)
+            rows = screened(parsed, where, decision, counts) or filter_program(parsed, cfg, counts)
     except Exception as exc:  # noqa: BLE001 - the record is untrusted input
         stats.see("read")
         stats.reject("read", "unreadable_record")

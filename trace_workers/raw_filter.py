@@ -58,38 +58,59 @@ class RawFilterConfig:
     input_format: str = "auto"  # pyedu, call, or auto (by the record's fields)
 
 
-def _qualified_names(tree: ast.AST) -> tuple[set[str], set[str]]:
-    """(imported module names, qualified dotted names used), resolving import aliases."""
+@dataclass
+class ProgramFacts:
+    """What the filters need to know of a program's AST, gathered in one walk (the filters run
+    on every record, and each walk of a large program costs milliseconds)."""
+
+    imported: set[str]  # module names and module.name of every import
+    used: set[str]  # qualified dotted names used, import aliases resolved
+    defs: int  # functions defined, at any depth
+    dynamic: bool  # a relative or dynamic import, or exec/eval/compile
+
+
+def program_facts(tree: ast.AST) -> ProgramFacts:
     aliases: dict[str, str] = {}
     imported: set[str] = set()
+    dotted_names: list[str] = []
+    defs, dynamic = 0, False
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        kind = type(node)
+        if kind is ast.Name or kind is ast.Attribute:
+            dotted = _dotted(node)
+            if dotted:
+                dotted_names.append(dotted)
+            if kind is ast.Name and node.id in DYNAMIC_BUILTINS:
+                dynamic = True
+            elif kind is ast.Attribute and node.attr == "import_module":
+                dynamic = True
+        elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+            defs += 1
+        elif kind is ast.Import:
             for alias in node.names:
                 imported.add(alias.name)
                 aliases[(alias.asname or alias.name).split(".")[0]] = (
                     alias.name if alias.asname else alias.name.split(".")[0]
                 )
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            imported.add(node.module)
-            for alias in node.names:
-                full = f"{node.module}.{alias.name}"
-                imported.add(full)
-                aliases[alias.asname or alias.name] = full
+        elif kind is ast.ImportFrom:
+            if node.level:
+                dynamic = True
+            elif node.module:
+                imported.add(node.module)
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    imported.add(full)
+                    aliases[alias.asname or alias.name] = full
+        elif kind is ast.Call and node.args and isinstance(node.args[0], ast.Constant):
+            if (isinstance(node.func, ast.Name) and node.func.id == "__import__") or \
+                    _dotted(node.func) == "importlib.import_module":
+                imported.add(str(node.args[0].value))
     used: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Attribute, ast.Name)):
-            dotted = _dotted(node)
-            if dotted:
-                head, _, rest = dotted.partition(".")
-                if head in aliases:
-                    used.add(f"{aliases[head]}.{rest}" if rest else aliases[head])
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "__import__" and node.args and isinstance(node.args[0], ast.Constant):
-                imported.add(str(node.args[0].value))
-        if isinstance(node, ast.Call) and _dotted(node.func) in ("importlib.import_module",):
-            if node.args and isinstance(node.args[0], ast.Constant):
-                imported.add(str(node.args[0].value))
-    return imported, used
+    for dotted in dotted_names:
+        head, _, rest = dotted.partition(".")
+        if head in aliases:
+            used.add(f"{aliases[head]}.{rest}" if rest else aliases[head])
+    return ProgramFacts(imported, used, defs, dynamic)
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -110,14 +131,14 @@ def _matches(name: str, prefixes: tuple[str, ...]) -> str | None:
     return None
 
 
-def find_randomness(tree: ast.AST) -> str | None:
+def find_randomness(tree: ast.AST, facts: ProgramFacts | None = None) -> str | None:
     """The first nondeterministic module or call the program uses, or None."""
-    imported, used = _qualified_names(tree)
-    for name in sorted(imported):
+    facts = facts or program_facts(tree)
+    for name in sorted(facts.imported):
         hit = _matches(name, NONDETERMINISTIC_MODULES)
         if hit:
             return f"imports {hit}"
-    for name in sorted(used):
+    for name in sorted(facts.used):
         hit = _matches(name, NONDETERMINISTIC_MODULES) or _matches(name, NONDETERMINISTIC_CALLS)
         if hit:
             return f"uses {hit}"
@@ -128,9 +149,10 @@ def count_defs(tree: ast.AST) -> int:
     return sum(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
 
 
-def snoop_depth(tree: ast.AST) -> int:
+def snoop_depth(tree: ast.AST, facts: ProgramFacts | None = None) -> int:
     """The reference method traces with depth = number of defs; snoop breaks at 20."""
-    return max(1, min(count_defs(tree), MAX_SNOOP_DEPTH))
+    defs = facts.defs if facts is not None else count_defs(tree)
+    return max(1, min(defs, MAX_SNOOP_DEPTH))
 
 
 def defines_function(tree: ast.Module, name: str) -> bool:
@@ -144,21 +166,16 @@ def defines_function(tree: ast.Module, name: str) -> bool:
     return False
 
 
-def jail_for(tree: ast.AST) -> str:
+def jail_for(tree: ast.AST, facts: ProgramFacts | None = None) -> str:
     """Which of the trace actor's jails runs the program (``trace_workers.actor.JAILS``):
     "stdlib" when it can only reach the standard library (no other import, no relative or
     dynamic import, no exec/eval: the jail without numpy forks fastest), "full" when it
     imports one of the heavy libraries, else "numpy"."""
-    imported, _ = _qualified_names(tree)
-    tops = {name.split(".")[0] for name in imported}
+    facts = facts or program_facts(tree)
+    tops = {name.split(".")[0] for name in facts.imported}
     if tops & HEAVY_MODULES:
         return "full"
-    dynamic = any(
-        (isinstance(node, ast.ImportFrom) and node.level)
-        or (isinstance(node, ast.Name) and node.id in DYNAMIC_BUILTINS)
-        or (isinstance(node, ast.Attribute) and node.attr == "import_module")
-        for node in ast.walk(tree))
-    return "stdlib" if tops <= sys.stdlib_module_names and not dynamic else "numpy"
+    return "stdlib" if tops <= sys.stdlib_module_names and not facts.dynamic else "numpy"
 
 
 def _size_bytes(value: Any) -> int:
@@ -242,8 +259,10 @@ def _unsafe_expression(call: ast.Call, program: ast.Module) -> str | None:
     return None
 
 
-def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) -> list[dict]:
-    """Program and pair filters for one parsed program: its work row and its rejects."""
+def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats,
+                   tree: ast.Module | None = None) -> list[dict]:
+    """Program and pair filters for one parsed program: its work row and its rejects
+    (``tree``: the program's AST, when the caller has parsed it already)."""
     pid = program.problem_id
     stats.see("program_filter")
 
@@ -254,12 +273,13 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
     if len(program.refcode.encode("utf-8", "surrogatepass")) > cfg.max_code_bytes:
         return reject_program("code_too_large", f"more than {cfg.max_code_bytes} bytes")
     try:
-        tree = ast.parse(program.refcode)
+        tree = tree or ast.parse(program.refcode)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # nested too deeply
         return reject_program("syntax_error", f"{type(exc).__name__}: {exc}"[:300])
     if not program.pairs:
         return reject_program("no_pairs", "the record has no input/output pairs")
-    random_use = find_randomness(tree)
+    facts = program_facts(tree)
+    random_use = find_randomness(tree, facts)
     if random_use:
         return reject_program("uses_randomness", random_use)
     if not defines_function(tree, program.funcname):
@@ -317,7 +337,7 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats) ->
     work = ProgramWork(
         problem_id=pid, problem_description=program.problem_description,
         io_requirements=program.io_requirements, refcode=program.refcode,
-        funcname=program.funcname, depth=snoop_depth(tree), jail=jail_for(tree),
+        funcname=program.funcname, depth=snoop_depth(tree, facts), jail=jail_for(tree, facts),
         runs=[Run(run_id(pid, index), inp, out) for index, inp, out in chosen],
         call_format=program.call_format,
     )

@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 # a stage whose unit is the one before's must see exactly what that stage kept.
 STAGES: dict[str, str] = {
     "read": "records",
+    "dedup": "records",  # exact and near duplicates (jobs.screen)
+    "decontaminate": "records",  # benchmark items (jobs.screen)
     "program_filter": "records",
     "pair_filter": "pairs",
     "trace": "pairs",
@@ -27,7 +29,7 @@ STAGES: dict[str, str] = {
     "read_translations": "items",  # only when building from an earlier run's translations
     "build": "items",
 }
-TRACE_STAGES = ("read", "program_filter", "pair_filter", "trace", "trace_filter")
+TRACE_STAGES = ("read", "dedup", "decontaminate", "program_filter", "pair_filter", "trace", "trace_filter")
 TRANSLATE_STAGES = ("make_tasks", "translate", "verify", "build")
 
 
