@@ -77,15 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"groundtrace: bad configuration: {exc}", file=sys.stderr)
         return 2
+    from jobs.lease import OutputBusy
     from jobs.manifest import summary_lines
-    from jobs.pipeline import OutputExistsError, StorageError, run_job
+    from jobs.pipeline import EngineUnavailable, OutputExistsError, StorageError, run_job
     from jobs.retry import StorageUnavailable
     from jobs.screen import BenchmarkError
     from trace_workers.sandbox import SandboxError
 
     try:
         manifest = run_job(cfg, args.command)
-    except (OutputExistsError, FileNotFoundError, SandboxError, StorageError, BenchmarkError) as exc:
+    except (OutputExistsError, FileNotFoundError, SandboxError, StorageError, BenchmarkError,
+            OutputBusy, EngineUnavailable) as exc:
         print(f"groundtrace: {exc}", file=sys.stderr)
         return 2
     except StorageUnavailable as exc:

@@ -24,7 +24,7 @@ from trace_workers.raw_filter import RawFilterConfig
 from trace_workers.records import INPUT_FORMATS
 from trace_workers.sandbox import SandboxLimits
 from translate.export import BuildSettings
-from translate.llm import LLMSettings
+from translate.llm import LLMSettings, resolve_max_model_len
 from translate.tasks import NEEDS_LLM, TaskSettings, parse_tasks
 
 
@@ -55,6 +55,8 @@ class TraceConfig:
                                             "counts toward --trace-limit-streak")
     plain_snoop: bool = _opt(False, "trace with snoop's own tracer instead of fast_snoop's "
                                     "(the same trace, byte for byte, but slower)")
+    allow_unfiltered_arch: bool = _opt(False, "trace on a node whose architecture has no seccomp "
+                                              "filter for the jail (x86_64 and aarch64 have one)")
     memory_mb: int = _opt(1024, "memory a run may allocate, all its processes together, MiB")
     max_procs: int = _opt(32, "processes and threads per sandbox (holds fork bombs)")
     scratch_mb: int = _opt(64, "size of the run's private /tmp, MiB")
@@ -82,6 +84,7 @@ class TraceConfig:
                 timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_procs=self.max_procs,
                 scratch_mb=self.scratch_mb, max_trace_lines=self.max_trace_lines,
                 max_trace_bytes=self.max_trace_bytes, fast_tracer=not self.plain_snoop,
+                allow_unfiltered_arch=self.allow_unfiltered_arch,
             ),
         )
 
@@ -122,7 +125,8 @@ class TranslateConfig:
                                    "auto: llm when a model is given, else render")
     model: str | None = _opt(None, "the translating model: a local folder or a model id")
     device: str = _opt("gpu", "where vLLM runs: gpu, or cpu (vLLM's CPU backend)")
-    max_model_len: int = _opt(40960, "context of the engine; longer prompts are rejected (in tokens)")
+    max_model_len: int | None = _opt(None, "context of the engine in tokens (default: the model's "
+                                           "own, from its config); longer prompts are rejected")
     max_tokens: int = _opt(16384, "most tokens generated per translation")
     min_new_tokens: int = _opt(256, "a prompt must leave this many tokens for the generation")
     temperature: float = _opt(0.6, "sampling temperature")
@@ -164,7 +168,8 @@ class TranslateConfig:
         if self.device not in ("gpu", "cpu"):
             raise ValueError(f"device must be gpu or cpu, not {self.device!r}")
         return LLMSettings(
-            model=str(self.model), device=self.device, max_model_len=self.max_model_len,
+            model=str(self.model), device=self.device,
+            max_model_len=resolve_max_model_len(str(self.model), self.max_model_len),
             max_tokens=self.max_tokens, min_new_tokens=self.min_new_tokens,
             temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
             seed=seed, enable_thinking=self.enable_thinking, dtype=self.dtype,
@@ -202,6 +207,10 @@ class RayConfig:
                                          "retried through resets, 503 SlowDown and stalls "
                                          "(exponential backoff with jitter) before the job "
                                          "stops, resumable, with one line")
+    lease_timeout_s: float = _opt(60.0, "a run holds its output folder while it runs (a second "
+                                        "run on it is refused); a lease not renewed for this "
+                                        "long, or whose process on this host is gone, is taken "
+                                        "over")
     rows_per_shard: int = _opt(2000, "rows each write gathers before it writes its shards (and "
                                      "commits them to the ledger: what a killed run keeps)")
 

@@ -75,6 +75,8 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
         "counts": funnel,
         "missing_modules": dict(stats.details.get("missing_modules", {})),
         "sandbox_isolation": sorted(stats.details.get("sandbox_isolation", {})),
+        # which seccomp filter the jails ran with, on every node ("none": --allow-unfiltered-arch)
+        "seccomp_filters": sorted(stats.details.get("seccomp_filter", {})),
         "written": dict(sink.written),
         "throughput": {
             "runs_executed": executed,

@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import ray
 
 from jobs.config import JobConfig
+from jobs.lease import LEASE_FILE, OutputBusy, OutputLease
 from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
 from jobs.progress import ProgressReporter
@@ -31,7 +32,7 @@ from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, ShardWriter, StreamSink
 from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, input_versions, list_inputs
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
-from trace_workers.sandbox import bwrap_path
+from trace_workers.sandbox import bwrap_path, check_arch
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
 from translate.export import dataset_info
 from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
@@ -60,6 +61,10 @@ class OutputExistsError(RuntimeError):
     pass
 
 
+class EngineUnavailable(RuntimeError):
+    """The translating engine cannot run where this job runs (no GPU on a local Ray)."""
+
+
 class StorageError(RuntimeError):
     """An input or output place that cannot be read or written (credentials, endpoint...)."""
 
@@ -86,6 +91,36 @@ def init_ray(cfg: JobConfig) -> None:
     extra = 6 if cfg.translate.uses_llm() else 2
     ray.init(num_cpus=cfg.ray.num_cpus or cores + extra, include_dashboard=False,
              configure_logging=False, log_to_driver=True, runtime_env=runtime_env)
+
+
+def engine_wait(cfg: JobConfig, job: str):
+    """None when the engine's GPUs are there (or no GPU engine runs); on a local Ray without
+    them, EngineUnavailable at once (the engine's actor would wait forever); on a cluster
+    (whose autoscaler may add GPU nodes), a function that says what the job waits for."""
+    if job == "trace" or not cfg.translate.uses_llm() or cfg.translate.device != "gpu":
+        return None
+    t = cfg.translate
+    per_engine = t.tensor_parallel_size * t.pipeline_parallel_size
+    resource = f"accelerator_type:{t.accelerator_type}" if t.accelerator_type else "GPU"
+    kind = f"{t.accelerator_type} " if t.accelerator_type else ""
+
+    def short() -> str | None:
+        have = ray.cluster_resources().get("GPU", 0)
+        typed = ray.cluster_resources().get(resource, 0) if t.accelerator_type else have
+        if have >= per_engine and typed > 0:
+            return None
+        return (f"waiting for GPUs: each of {t.replicas} engine replica(s) needs {per_engine} "
+                f"{kind}GPU(s); the cluster has {have:g} GPU(s) now")
+
+    if short() is None:
+        return None
+    if not cluster_address(cfg):
+        raise EngineUnavailable(
+            f"--model runs vLLM on GPUs (--device gpu), and this machine's Ray has "
+            f"{ray.cluster_resources().get('GPU', 0):g} {kind}GPU(s) where an engine needs "
+            f"{per_engine}: run with --device cpu (vLLM's CPU backend), or on a cluster with "
+            "GPU nodes (--address)")
+    return short
 
 
 def trace_actor_count(cfg: JobConfig) -> int:
@@ -207,8 +242,15 @@ def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
     if not resumed.attempt:
         for sub in (*OUTPUT_DIRS, SCREEN_DIR):
             path = posixpath.join(writer.root, sub)
-            if writer.fs.get_file_info(path).type == pafs.FileType.Directory:
+            if writer.fs.get_file_info(path).type != pafs.FileType.Directory:
+                continue
+            if sub != posixpath.dirname(LEASE_FILE):
                 writer.fs.delete_dir(path)
+                continue
+            for info in writer.fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+                if info.type == pafs.FileType.File and info.path != posixpath.join(
+                        writer.root, LEASE_FILE):  # this run's own lease stays
+                    writer.fs.delete_file(info.path)
     writer.ensure_dir(posixpath.dirname(RUN_FILE))
     writer.write_text(RUN_FILE, json.dumps({"key": key, "attempt": resumed.attempt}, indent=1))
     return resumed
@@ -254,6 +296,7 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
         kinds = (*kinds, "rewrite")
     if job not in READS_FROM or {"input", "rewrite"} & set(tasks):
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
+        check_arch(cfg.trace.allow_unfiltered_arch)
     try:
         files = list_inputs(cfg.input) if job not in READS_FROM else run_inputs(cfg.input, READS_FROM[job])
     except FileNotFoundError:
@@ -264,6 +307,23 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
         if any(_inside(f, cfg.output) for f in files):
             raise OutputExistsError(f"the output folder holds this job's input: write the {job} "
                                     "output to another folder")
+    lease = OutputLease(ShardWriter(cfg.output), cfg.ray.lease_timeout_s,
+                        what=f"groundtrace {job} --input {cfg.input}")
+    try:
+        lease.acquire()
+    except OSError as exc:
+        raise StorageError(f"cannot take the output {cfg.output}: {exc}") from None
+    try:
+        return _run_leased(cfg, job, files, stages, kinds, lease)
+    finally:
+        lease.release()
+
+
+def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, ...],
+                kinds: tuple[str, ...], lease: OutputLease) -> dict:
+    """run_job's part that writes the output, while this run holds its lease."""
+    init_ray(cfg)
+    waiting = engine_wait(cfg, job)  # before the output is touched: a refusal leaves it as it was
     try:
         resumed = prepare_output(cfg, job, files)
     except OSError as exc:
@@ -272,14 +332,13 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
         print(f"groundtrace: resuming {cfg.output} (attempt {resumed.attempt + 1}): "
               f"{len(resumed.whole_blocks)} input blocks already written, "
               f"{resumed.blocks_dropped} to do again", flush=True)
-    init_ray(cfg)
     actors = trace_actor_count(cfg) if job not in READS_FROM else 0
     started = time.time()
     screen, screened = screen_inputs(cfg, job, files)
     sink = StreamSink(cfg.output, kinds, cfg.ray.rows_per_shard, resumed.attempt)
     writer = ShardWriter(cfg.output)
     ledger = Ledger(writer.fs, writer.root, LABEL_OF_FOLDER)
-    with ProgressReporter(ledger, stages, cfg.ray.progress_s):
+    with ProgressReporter(ledger, stages, cfg.ray.progress_s, waiting=waiting):
         try:
             build_dataset(cfg, job, files, actors, resumed.whole_blocks, screen).write_datasink(sink)
         except Exception as exc:
@@ -302,6 +361,10 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
                           "blocks_kept": len(resumed.whole_blocks),
                           "blocks_redone": resumed.blocks_dropped,
                           "orphans_deleted": resumed.orphans_deleted}
+    if lease.lost:
+        raise OutputBusy(f"another run took {cfg.output} over while this one ran (its lease was "
+                         f"not renewed for {cfg.ray.lease_timeout_s:.0f} s): this run stops "
+                         "without a manifest; the other one finishes the output")
     writer.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
     try:
         write_report(cfg.output)

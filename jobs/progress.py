@@ -27,8 +27,10 @@ def progress_line(stats: StageStats, stages: tuple[str, ...], elapsed_s: float) 
 
 
 class ProgressReporter:
-    def __init__(self, ledger: Ledger, stages: tuple[str, ...], every_s: float, out=None):
+    def __init__(self, ledger: Ledger, stages: tuple[str, ...], every_s: float, out=None,
+                 waiting=None):
         self.ledger, self.stages, self.every_s = ledger, stages, every_s
+        self.waiting = waiting  # () -> what the job waits for (GPUs on a cluster), or None
         self.out = out or sys.stdout
         self.stats = StageStats()
         self.known: set[str] = set()
@@ -61,3 +63,9 @@ class ProgressReporter:
             except Exception as exc:  # progress is a courtesy: it never stops the job
                 line = f"progress: cannot read the ledger ({type(exc).__name__}: {exc})"
             print(line, file=self.out, flush=True)
+            try:
+                wait = self.waiting() if self.waiting is not None else None
+            except Exception:  # noqa: BLE001 - a courtesy too
+                wait = None
+            if wait:
+                print(f"progress: {wait}", file=self.out, flush=True)

@@ -79,6 +79,9 @@ class ScreenSettings:
     decontaminate: tuple[str, ...] = ()
     ngram: int = 13
     raw_filter: RawFilterConfig = field(default_factory=RawFilterConfig)
+    # inputs of at most this many bytes in all are screened in the driver's process (a Ray
+    # pipeline's start costs seconds); larger ones on Ray, where the driver holds no record
+    in_driver_bytes: int = 16 << 20
 
     def active(self) -> bool:
         return self.dedup or self.near_dup is not None or bool(self.decontaminate)
@@ -290,9 +293,13 @@ def resolve(refs: list, output: str) -> dict:
     """Step 3 as one Ray task: decide, write one file per input file, return the counts."""
     import ray
 
-    from jobs.sink import ShardWriter
+    return write_decisions(resolve_decisions([ray.get(ref) for ref in refs]), output)
 
-    decided = resolve_decisions([ray.get(ref) for ref in refs])
+
+def write_decisions(decided: dict[int, dict], output: str) -> dict:
+    """One decision file per input file that has a rejected record; the counts."""
+    from jobs.storage import ShardWriter
+
     per_file: dict[int, list[dict]] = {}
     counts: Counter = Counter()
     benchmarks: Counter = Counter()
@@ -345,9 +352,11 @@ def load_benchmarks(uris: tuple[str, ...], ngram: int) -> BenchmarkIndex:
 # --- the driver's part ----------------------------------------------------------------------
 
 def screen_key(cfg: ScreenSettings, files: list[str]) -> dict:
+    from jobs.sources import input_versions
+
     near = cfg.near_dup
     return json.loads(json.dumps({
-        "inputs": files, "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
+        "inputs": input_versions(files), "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
         "ngram": cfg.ngram, "near_dup": None if near is None else vars(near),
         "raw_filter": vars(cfg.raw_filter),
     }))
@@ -370,23 +379,49 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
         if committed.get("key") == key:
             return committed
     started = time.time()
-    index_ref = None
-    benchmark_items = 0
-    if cfg.decontaminate:
-        index = load_benchmarks(cfg.decontaminate, cfg.ngram)
-        benchmark_items = len(index)
-        index_ref = ray.put(index)
-    ds = ray.data.read_datasource(PyEduSource(files, programs_per_block))
-    ds = ds.map_batches(fingerprint_batch, fn_kwargs={"cfg": cfg, "index_ref": index_ref},
-                        batch_format="pyarrow", batch_size=None)
-    parts = max(1, min(64, int(ray.cluster_resources().get("CPU", 1))))
-    decisions = shuffle_and_decide(ds.to_arrow_refs(), parts)
-    result = ray.get(ray.remote(resolve).remote(decisions, output))
+    index = load_benchmarks(cfg.decontaminate, cfg.ngram) if cfg.decontaminate else None
+    if _input_bytes(files) <= cfg.in_driver_bytes:
+        result = write_decisions(_screen_here(cfg, files, index), output)
+    else:
+        index_ref = ray.put(index) if index is not None else None
+        ds = ray.data.read_datasource(PyEduSource(files, programs_per_block))
+        ds = ds.map_batches(fingerprint_batch, fn_kwargs={"cfg": cfg, "index_ref": index_ref},
+                            batch_format="pyarrow", batch_size=None)
+        parts = max(1, min(64, int(ray.cluster_resources().get("CPU", 1))))
+        decisions = shuffle_and_decide(ds.to_arrow_refs(), parts)
+        result = ray.get(ray.remote(resolve).remote(decisions, output))
+    benchmark_items = len(index) if index is not None else 0
     committed = {"key": key, "files": result["files"], "rejected": result["rejected"],
                  "benchmarks": result["benchmarks"], "benchmark_items": benchmark_items,
                  "wall_s": round(time.time() - started, 3)}
     writer.write_text(DONE_FILE, json.dumps(committed, indent=1))
     return committed
+
+
+def _input_bytes(files: list[str]) -> float:
+    """The inputs' total size (infinite when one has none to tell, an https:// input)."""
+    from jobs.sources import input_versions
+
+    sizes = [size for _, size, _ in input_versions(files)]
+    return float("inf") if any(size is None for size in sizes) else float(sum(sizes))
+
+
+def _screen_here(cfg: ScreenSettings, files: list[str], index: BenchmarkIndex | None) -> dict[int, dict]:
+    """The same three steps in this process, for an input small enough that starting Ray's
+    pipeline would cost more than the work (see ScreenSettings.in_driver_bytes)."""
+    from jobs.sources import block_key, iter_records
+
+    hasher = _hasher(cfg.near_dup) if cfg.near_dup is not None else None
+    rows: list[dict] = []
+    for file_index, uri in enumerate(files):
+        block = block_key(file_index, 0)  # only its file index counts for the order
+        for where, text in iter_records(uri):
+            try:
+                rows += fingerprint(text, where, block, cfg, index, hasher)
+            except Exception:  # noqa: BLE001 - as fingerprint_batch
+                continue
+    table = pa.Table.from_pylist(rows, schema=FINGERPRINT_SCHEMA)
+    return resolve_decisions([decide_groups(split_by_key([table], 1))])
 
 
 # --- the read stage's lookup ----------------------------------------------------------------

@@ -88,3 +88,24 @@ def test_a_run_killed_after_some_commits_keeps_them_and_does_only_the_rest(tmp_p
     assert_same_output(out, whole)
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers
+
+
+def test_a_second_run_on_a_live_output_is_refused_and_the_first_ends_whole(tmp_path, uninterrupted):
+    """Interrupting a `ray job submit` client leaves its job running; the same command run
+    again must not write every row a second time."""
+    source, whole, duration = uninterrupted
+    out = tmp_path / "busy"
+    first = subprocess.Popen(_command(source, out), env=ENV, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline and not (out / "_ledger" / "run.json").exists():
+        time.sleep(0.05)
+    second = subprocess.run(_command(source, out), env=ENV, capture_output=True, text=True, cwd=ROOT)
+    assert first.poll() is None, "the first run ended before the second started: give it more input"
+    assert second.returncode == 2
+    said = second.stderr.strip().splitlines()
+    assert len(said) == 1 and "being written by another run" in said[0] and str(first.pid) in said[0]
+    assert first.wait(timeout=600) == 0
+    assert json.loads((out / "manifest.json").read_text())["accounting_ok"]
+    assert_same_output(out, whole)
+    assert not (out / "_ledger" / "lease.json").exists()  # released at the end

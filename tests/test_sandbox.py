@@ -450,3 +450,24 @@ def test_runs_report_the_dry_runs_outcome_and_a_program_rejected_by_it_is_not_pa
         slow = box.run("import time\n\ndef main_solution():\n    time.sleep(0.3)\n    return 1\n",
                        "main_solution", "{}", 1)
     assert (slow["dry_run"], slow["returned"]) == ("abandoned", "1")
+
+
+def test_aarch64_nodes_get_a_filter_of_their_own_and_other_machines_none(monkeypatch):
+    from trace_workers import seccomp
+    from trace_workers.sandbox import SandboxError, check_arch
+
+    for machine in ("x86_64", "aarch64"):
+        program = seccomp.filter_program(machine)
+        assert program and len(program) % 8 == 0  # whole BPF instructions
+        assert set(seccomp.refused_calls(machine)) == set(seccomp.REFUSED_X86_64)  # the same calls
+    # the filter admits only its own ABI: aarch64's audit arch, not x86_64's, is the one it loads
+    assert seccomp.AUDIT_ARCH_AARCH64.to_bytes(4, "little") in seccomp.filter_program("aarch64")
+    assert seccomp.AUDIT_ARCH_X86_64.to_bytes(4, "little") not in seccomp.filter_program("aarch64")
+    assert seccomp.filter_program("riscv64") is None and seccomp.filter_name("riscv64") is None
+    check_arch(allowed=False)  # this machine has one
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: "riscv64")  # no such node here
+    with pytest.raises(SandboxError, match="--allow-unfiltered-arch"):
+        check_arch(allowed=False)
+    check_arch(allowed=True)

@@ -221,3 +221,27 @@ def test_duplicates_near_copies_and_benchmark_items_are_rejects_that_name_what_t
     assert cli.main([*argv[:4], str(again), *argv[5:]]) == 0
     assert done.read_text() == committed and screened(again) == sorted(map(str, by_id.items()))
     assert json.loads((again / "manifest.json").read_text())["accounting_ok"]
+
+
+@pytest.mark.slow
+def test_the_distributed_screen_decides_as_the_one_in_the_driver(corpus, tmp_path, ray_local):
+    """Small inputs are screened in the driver's process, large ones on Ray (fingerprint
+    tasks, a hash shuffle, a resolve task): the same decisions either way."""
+    from dataclasses import replace
+
+    from jobs.config import ScreenConfig
+    from jobs.screen import run_screen
+    from jobs.sources import list_inputs
+    from trace_workers.raw_filter import RawFilterConfig
+
+    settings = ScreenConfig(decontaminate=[str(corpus.parent / "cruxeval.jsonl")]).settings(
+        RawFilterConfig())
+    files = list_inputs(str(corpus))
+    here = run_screen(settings, files, str(tmp_path / "here"), 2)
+    on_ray = run_screen(replace(settings, in_driver_bytes=0), files, str(tmp_path / "ray"), 2)
+    assert here["rejected"] == on_ray["rejected"] == {
+        "duplicate_record": 1, "near_duplicate": 1, "contaminated": 1}
+    for file_index in here["files"]:
+        name = f"_screen/file-{file_index:05d}.parquet"
+        assert pq.read_table(tmp_path / "here" / name).to_pylist() == pq.read_table(
+            tmp_path / "ray" / name).to_pylist()

@@ -190,3 +190,23 @@ def test_a_token_cap_for_the_trained_model_rejects_long_examples(rendered_run, t
     build = manifest["counts"]["build"]
     assert build["seen"] > 0 and build["reasons"] == {"too_many_tokens": build["seen"]}
     assert manifest["written"]["training"] == 0
+
+
+def test_a_gpu_engine_on_a_machine_without_gpus_stops_at_once_naming_the_cpu_backend(
+        tmp_path, ray_local, tiny_model, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["run", "--input", str(ROOT / "data" / "sample.jsonl"), "--output", str(out),
+                     "--model", tiny_model, "--progress-s", "0"])
+    said = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(said) == 1 and "--device cpu" in said[0], said
+    assert not (out / "_ledger" / "run.json").exists()  # the output was left as it was
+
+
+def test_the_context_defaults_to_the_models_own_and_a_longer_one_is_refused(tiny_model, capsys):
+    from jobs.config import TranslateConfig
+
+    assert TranslateConfig(model=tiny_model).llm(0).max_model_len == 8192  # its config's
+    assert TranslateConfig(model=tiny_model, max_model_len=2048).llm(0).max_model_len == 2048
+    code = cli.main(["run", "--model", tiny_model, "--device", "cpu", "--max-model-len", "40960"])
+    said = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(said) == 1 and "longer than" in said[0] and "8192" in said[0], said

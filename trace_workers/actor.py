@@ -221,7 +221,9 @@ class TraceActor:
                                                            stats.of(block)), block)
             else:
                 rows.append({"kind": kind, "payload": payload, "block": block})
-        stats.run.note("sandbox_isolation", self.tracer.jails["stdlib"].info.get("identity", "unknown"), 0)
+        info = self.tracer.jails["stdlib"].info
+        stats.run.note("sandbox_isolation", info.get("identity", "unknown"), 0)
+        stats.run.note("seccomp_filter", info.get("seccomp_filter", "unknown"), 0)
         stats.run.time("trace_actor_s", time.perf_counter() - started)
         stats.run.peak("trace_actor_peak_rss_mb",
                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -6,8 +6,10 @@ weighted towards recall (false negatives 0.7, false positives 0.3): a near-copy 
 repeats itself in the training data, a program rejected by mistake is very like one kept.
 At the default 0.8 with 128 permutations that is 11 bands of 11 rows: a pair with Jaccard
 similarity 0.7 is caught 20% of the time, 0.8 63%, 0.85 87%, 0.9 98% (candidates are not
-checked again against their signatures, as in datatrove's and NeMo Curator's defaults). Its in-memory LSH index holds every key in one process,
-so the bands are not inserted there: each becomes a key that the screen's Ray shuffle groups
+checked again against their signatures, as in datatrove's and NeMo Curator's defaults).
+
+datasketch's in-memory LSH index holds every key in one process, so the bands are not
+inserted there: each becomes a key that the screen's Ray shuffle groups
 (as datatrove and NeMo Curator shard their bands), and programs that share a key are
 candidates, the first in input order their representative.
 """
@@ -22,7 +24,6 @@ from functools import cached_property
 from datasketch import MinHash, MinHashLSH
 
 from trace_workers.code_tokens import FUNCTION
-
 
 RECALL_WEIGHTS = (0.3, 0.7)  # MinHashLSH's (false positive, false negative) weights
 

@@ -58,6 +58,8 @@ class SandboxLimits:
     dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
     fast_tracer: bool = True  # fast_snoop's tracer (the same trace); False: snoop's own
     warm_up: bool = True  # the zygote traces a small program of its own before its first fork
+    # run on an architecture that has no seccomp filter (trace_workers.seccomp), without one
+    allow_unfiltered_arch: bool = False
 
     def for_zygote(self) -> dict:
         return {
@@ -84,6 +86,20 @@ class SandboxSettings:
     uid_base: int = 61000
     uid_slots: int = 512
     start_timeout_s: float = 120.0
+
+
+def unfiltered_arch_message() -> str:
+    import platform
+
+    return (f"this {platform.machine()} machine has no seccomp filter for the jail (x86_64 and "
+            "aarch64 have one): refusing to run programs without it; pass "
+            "--allow-unfiltered-arch to run them all the same")
+
+
+def check_arch(allowed: bool) -> None:
+    """Refuse, before anything starts, to trace where the jail would have no seccomp filter."""
+    if not allowed and seccomp.filter_program() is None:
+        raise SandboxError(unfiltered_arch_message())
 
 
 def bwrap_path() -> str:
@@ -227,6 +243,8 @@ class Sandbox:
                 (self._workdir / name).chmod(0o644)
         log = open(self._workdir / "jail.log", "w+b")
         program = seccomp.filter_program()
+        if program is None and not self.settings.limits.allow_unfiltered_arch:
+            raise SandboxError(unfiltered_arch_message())
         seccomp_fd = None
         if program is not None:  # bwrap reads the filter from this fd as it sets the jail up
             (self._workdir / "seccomp.bpf").write_bytes(program)
@@ -251,7 +269,8 @@ class Sandbox:
             said = log.read()[-2000:].decode(errors="replace").strip()
             self.stop()
             raise SandboxError(f"the sandbox did not start: {exc}; bwrap said: {said}") from None
-        self.info = {**ready, "identity": identity, "seccomp": sorted(seccomp.refused_calls())}
+        self.info = {**ready, "identity": identity, "seccomp": sorted(seccomp.refused_calls()),
+                     "seccomp_filter": seccomp.filter_name() or "none"}
         return self.info
 
     def stop(self) -> None:

@@ -16,8 +16,10 @@ reach around those limits:
 - any call through another ABI than the native one (32-bit ``int 0x80``, x32), which would
   bypass a filter written in native numbers.
 
-The filter is a classic BPF program, as ``seccomp_export_bpf`` writes it; only x86_64 has
-one (elsewhere the jail runs without, and says so: ``Sandbox.info["seccomp"]`` is empty).
+The filter is a classic BPF program, as ``seccomp_export_bpf`` writes it, for x86_64 and
+aarch64 (the ARM nodes that are the cheapest spot capacity); on another architecture there is
+none, and the trace stage refuses to run there unless ``--allow-unfiltered-arch`` is given
+(``Sandbox.info["seccomp"]`` then is empty, and the manifest says which filter ran).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import platform
 import struct
 
 AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_AARCH64 = 0xC00000B7
 X32_SYSCALL_BIT = 0x40000000
 # x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl)
 REFUSED_X86_64 = {
@@ -37,6 +40,18 @@ REFUSED_X86_64 = {
     "memfd_create": 319, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425,
     "io_uring_enter": 426, "io_uring_register": 427, "memfd_secret": 447,
 }
+# aarch64 numbers: the generic table (include/uapi/asm-generic/unistd.h)
+REFUSED_AARCH64 = {
+    "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189, "semget": 190, "semctl": 191,
+    "semtimedop": 192, "semop": 193, "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197,
+    "ptrace": 117, "add_key": 217, "request_key": 218, "keyctl": 219, "perf_event_open": 241,
+    "process_vm_readv": 270, "process_vm_writev": 271, "memfd_create": 279, "bpf": 280,
+    "userfaultfd": 282, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+    "memfd_secret": 447,
+}
+# machine -> (the audit arch the filter admits, its refused calls); any other ABI is refused
+FILTERS = {"x86_64": (AUDIT_ARCH_X86_64, REFUSED_X86_64),
+           "aarch64": (AUDIT_ARCH_AARCH64, REFUSED_AARCH64)}
 
 # classic BPF opcodes and seccomp's return values (linux/filter.h, linux/seccomp.h)
 LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS: load a 32-bit word of seccomp_data
@@ -52,20 +67,29 @@ def _instruction(code: int, k: int, jump_true: int = 0, jump_false: int = 0) -> 
     return struct.pack("=HBBI", code, jump_true, jump_false, k)
 
 
-def refused_calls() -> dict[str, int]:
+def refused_calls(machine: str | None = None) -> dict[str, int]:
     """The calls the filter refuses on this machine (empty where it has no filter)."""
-    return dict(REFUSED_X86_64) if platform.machine() == "x86_64" else {}
+    found = FILTERS.get(machine or platform.machine())
+    return dict(found[1]) if found else {}
 
 
-def filter_program() -> bytes | None:
-    """The compiled filter for this machine, or None where there is none."""
-    refused = sorted(set(refused_calls().values()))
-    if not refused:
+def filter_name(machine: str | None = None) -> str | None:
+    """Which filter runs on this machine ("x86_64", "aarch64"), or None."""
+    machine = machine or platform.machine()
+    return machine if machine in FILTERS else None
+
+
+def filter_program(machine: str | None = None) -> bytes | None:
+    """The compiled filter for this machine (or ``machine``), or None where there is none."""
+    machine = machine or platform.machine()
+    if machine not in FILTERS:
         return None
+    arch, calls = FILTERS[machine]
+    refused = sorted(set(calls.values()))
     # (code, k, where to go when true, when false); "next" falls through
     steps = [
         (LD_W_ABS, ARCH_OFFSET, None, None),
-        (JEQ_K, AUDIT_ARCH_X86_64, "next", "deny"),
+        (JEQ_K, arch, "next", "deny"),
         (LD_W_ABS, NR_OFFSET, None, None),
         (JGE_K, X32_SYSCALL_BIT, "deny", "next"),
         (JGE_K, refused[0], "next", "allow"),  # the hot calls (read, write, mmap...) leave here

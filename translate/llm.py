@@ -69,6 +69,46 @@ class LLMSettings:
         return params
 
 
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
+
+
+class ModelContextError(ValueError):
+    """A --max-model-len the model cannot take, or a model whose context cannot be read."""
+
+
+def model_context(model: str) -> int | None:
+    """The model's own context length, from its config (None when the config names none)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model)
+    config = getattr(config, "text_config", None) or config  # multimodal models nest it
+    for name in CONTEXT_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def resolve_max_model_len(model: str, requested: int | None) -> int:
+    """``--max-model-len``, or by default the model's own context; a value longer than the
+    model's is refused before anything starts (vLLM would stop later with a long traceback)."""
+    try:
+        context = model_context(model)
+    except Exception as exc:  # noqa: BLE001 - a config that cannot be read: say so, in one line
+        if requested:
+            return requested  # the engine's nodes may read what this one cannot
+        raise ModelContextError(f"cannot read the context length of {model} ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}); pass --max-model-len") from None
+    if requested is None:
+        if context is None:
+            raise ModelContextError(f"{model}'s config gives no context length; pass --max-model-len")
+        return context
+    if context is not None and requested > context:
+        raise ModelContextError(f"--max-model-len {requested} is longer than {model}'s context "
+                                f"({context} tokens); pass {context} or less")
+    return requested
+
+
 def row_seed(seed: int, row_id: str) -> int:
     """A per-request seed: reproducible, independent of batching and order."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{row_id}".encode()).digest()[:4], "big") & 0x7FFFFFFF
