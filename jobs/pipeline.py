@@ -265,7 +265,7 @@ def storage_failure(exc: BaseException) -> StorageUnavailable | None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, StorageUnavailable):
+        if type(current) is StorageUnavailable:  # not Ray's wrapper, which subclasses it too
             return current
         stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
     return None
@@ -345,7 +345,7 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
             failure = storage_failure(exc)
             if failure is None:
                 raise
-            raise StorageUnavailable(str(failure)) from None
+            raise StorageUnavailable(" ".join(str(failure).split())) from None
     wall_s = time.time() - started
     sink.stats.merge(resumed.stats.to_dict())
     for label, n in resumed.written.items():

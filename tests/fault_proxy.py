@@ -109,6 +109,8 @@ class FaultProxy:
         def stop() -> None:
             for writer in list(self._open):
                 writer.transport.abort()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
             self._server.close()
             self._loop.stop()
         self._loop.call_soon_threadsafe(stop)

@@ -152,4 +152,46 @@ def test_a_reader_cut_off_mid_file_reads_on_instead_of_losing_the_rest(s3_server
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    assert proxy.cuts > 0, "the reset met no connection: the file was read before it"
     assert records == list(range(20000))
+
+
+SIGTERM_WRITER = """
+import signal, sys, time
+import pyarrow as pa
+from jobs.storage import ShardWriter
+
+def stop(signum, frame):  # as Ray's workers do: SIGTERM raises through whatever runs
+    raise SystemExit(143)
+
+signal.signal(signal.SIGTERM, stop)
+rows = 400_000
+table = pa.table({"id": [f"row-{i:08d}" for i in range(rows)],
+                  "text": [("x" * 64) + str(i) for i in range(rows)]})
+print("ready", flush=True)
+ShardWriter(sys.argv[1]).write("shard.parquet", table)
+print("written", flush=True)
+"""
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.3, 1.0])
+def test_a_worker_stopped_by_sigterm_mid_write_leaves_the_shard_whole_or_absent(s3_server, after_s):
+    import io
+
+    import pyarrow.parquet as pq
+
+    s3 = s3_server
+    prefix = f"sigterm-{after_s}"
+    writer = subprocess.Popen([sys.executable, "-c", SIGTERM_WRITER, f"s3://{s3['BUCKET']}/{prefix}"],
+                              env=_env(s3, s3["AWS_ENDPOINT_URL"]), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    time.sleep(after_s)
+    writer.send_signal(signal.SIGTERM)
+    said, _ = writer.communicate(timeout=120)
+    keys = _keys(s3, f"{prefix}/")
+    if keys:  # the write got through before the signal: then all of it
+        body = s3["client"].get_object(Bucket=s3["BUCKET"], Key=f"{prefix}/shard.parquet")["Body"].read()
+        assert pq.read_table(io.BytesIO(body)).num_rows == 400_000
+    else:
+        assert "written" not in said
