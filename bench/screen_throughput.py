@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/screen_throughput.py [--dev PATH] [--copies 10] [--whole]
 
-The corpus is the dev set ``--copies`` times over, each copy distinct content (its description
-names the copy, its code starts with a comment that does): exact deduplication keeps every
-record, the near-duplicate stage must find every later copy. ``--benchmark-items N`` adds a
+The corpus is the dev set ``--copies`` times over, each copy distinct content: its description
+names the copy, and (``--distinct``, the default) its local variables are renamed (``total`` ->
+``total_c3``), so that most copies are not near copies either and the whole run traces them
+all, as a corpus of distinct programs; with ``--near-copies`` the copies differ only by a
+comment, and the near-duplicate stage must find every later one. ``--benchmark-items N`` adds a
 decontamination index of N of the dev set's own programs, so that every copy of those is a
 benchmark hit.
 
@@ -33,15 +35,42 @@ sys.path.insert(0, str(ROOT))
 DEV = ROOT.parent / "shared" / "data" / "pyedu_dev.jsonl"
 
 
-def make_corpus(dev: Path, copies: int, folder: Path, benchmark_items: int) -> tuple[Path, Path | None]:
+def renamed_locals(code: str, suffix: str) -> str:
+    """``code`` with every name it assigns (less arguments, functions, classes and imports)
+    renamed: the same program, other tokens."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return code
+    kept = {a.arg for node in ast.walk(tree) if isinstance(node, ast.arguments)
+            for a in node.args + node.kwonlyargs + node.posonlyargs}
+    kept |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    kept |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+             if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Store)} - kept
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in assigned:
+            node.id += suffix
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            node.names = [name + suffix if name in assigned else name for name in node.names]
+    return ast.unparse(tree)
+
+
+def make_corpus(dev: Path, copies: int, folder: Path, benchmark_items: int,
+                distinct: bool = True) -> tuple[Path, Path | None]:
     records = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
     corpus = folder / f"dev_x{copies}.jsonl"
     with corpus.open("w") as out:
         for copy in range(copies):
             for record in records:
                 if copy:
+                    code = (renamed_locals(record["refcode"], f"_c{copy}") if distinct
+                            else f"# copy {copy}\n{record['refcode']}")
                     record = {**record, "problem_description": f"{record['problem_description']} "
-                              f"(copy {copy})", "refcode": f"# copy {copy}\n{record['refcode']}"}
+                              f"(copy {copy})", "refcode": code}
                 out.write(json.dumps(record) + "\n")
     bench = None
     if benchmark_items:
@@ -102,13 +131,15 @@ def main() -> None:
     parser.add_argument("--benchmark-items", type=int, default=50)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--whole", action="store_true", help="also run the trace job on the corpus")
+    parser.add_argument("--near-copies", action="store_true",
+                        help="copies differ by a comment only (every later copy a near copy)")
     args = parser.parse_args()
     if not args.dev.exists():
         sys.exit(f"no dev set at {args.dev}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         one, bench = make_corpus(args.dev, 1, folder, args.benchmark_items)
-        many, _ = make_corpus(args.dev, args.copies, folder, 0)
+        many, _ = make_corpus(args.dev, args.copies, folder, 0, distinct=not args.near_copies)
         records = sum(1 for line in many.read_text().splitlines() if line.strip())
         small = screen_once(one, bench, args.cores)
         large = screen_once(many, bench, args.cores)

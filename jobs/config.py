@@ -105,6 +105,9 @@ class ScreenConfig:
     decontaminate_ngram: int = _opt(13, "a program is contaminated when it shares a run of this "
                                         "many normalised code tokens with a benchmark item")
 
+    decontaminate_coverage: float = _opt(0.5, "...and holds at least this share of the item's "
+                                              "runs (one shared run is an idiom, not a copy)")
+
     def settings(self, raw_filter: RawFilterConfig) -> ScreenSettings:
         if not 0 <= self.near_dup_threshold <= 1:
             raise ValueError("near_dup_threshold must be between 0 and 1")
@@ -112,8 +115,11 @@ class ScreenConfig:
             raise ValueError("decontaminate_ngram must be 4 or more (shorter runs match by chance)")
         files = (self.decontaminate,) if isinstance(self.decontaminate, str) else self.decontaminate
         near = NearDupSettings(threshold=self.near_dup_threshold) if self.near_dup_threshold else None
+        if not 0 < self.decontaminate_coverage <= 1:
+            raise ValueError("decontaminate_coverage must be above 0 and at most 1")
         return ScreenSettings(dedup=self.dedup, near_dup=near, decontaminate=tuple(files or ()),
-                              ngram=self.decontaminate_ngram, raw_filter=raw_filter)
+                              ngram=self.decontaminate_ngram,
+                              coverage=self.decontaminate_coverage, raw_filter=raw_filter)
 
 
 TRANSLATORS = ("auto", "render", "llm")

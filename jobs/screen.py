@@ -49,6 +49,7 @@ SCREEN_DIR = "_screen"
 DONE_FILE = f"{SCREEN_DIR}/done.json"
 POSITION_BITS = 40  # order = file index << 40 | position in the file: input order as one int
 DEDUP, DECONTAMINATE = "dedup", "decontaminate"
+SCREEN_BLOCK = 256  # records per block read by the screen (16-record blocks: 40% slower)
 
 FINGERPRINT_SCHEMA = pa.schema([
     ("key", pa.string()), ("order", pa.int64()), ("where", pa.string()), ("id", pa.string()),
@@ -78,6 +79,7 @@ class ScreenSettings:
     near_dup: NearDupSettings | None = field(default_factory=NearDupSettings)
     decontaminate: tuple[str, ...] = ()
     ngram: int = 13
+    coverage: float = 0.5  # share of a benchmark item's runs a program must hold
     raw_filter: RawFilterConfig = field(default_factory=RawFilterConfig)
     # inputs of at most this many bytes in all are screened in the driver's process (a Ray
     # pipeline's start costs seconds); larger ones on Ray, where the driver holds no record
@@ -324,12 +326,12 @@ def decision_file(file_index: int) -> str:
 
 # --- the benchmarks -------------------------------------------------------------------------
 
-def load_benchmarks(uris: tuple[str, ...], ngram: int) -> BenchmarkIndex:
+def load_benchmarks(uris: tuple[str, ...], ngram: int, coverage: float = 0.5) -> BenchmarkIndex:
     """Every ``--decontaminate`` file read (JSONL or Parquet, local or object storage) into one
     index; a file with no record of a known shape is a ValueError (one line for the user)."""
     from jobs.sources import iter_records, list_inputs
 
-    index = BenchmarkIndex(ngram=ngram)
+    index = BenchmarkIndex(ngram=ngram, min_coverage=coverage)
     for uri in uris:
         for path in list_inputs(uri):
             name = posixpath.basename(path)
@@ -357,7 +359,7 @@ def screen_key(cfg: ScreenSettings, files: list[str]) -> dict:
     near = cfg.near_dup
     return json.loads(json.dumps({
         "inputs": input_versions(files), "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
-        "ngram": cfg.ngram, "near_dup": None if near is None else vars(near),
+        "ngram": cfg.ngram, "coverage": cfg.coverage, "near_dup": None if near is None else vars(near),
         "raw_filter": vars(cfg.raw_filter),
     }))
 
@@ -379,12 +381,13 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
         if committed.get("key") == key:
             return committed
     started = time.time()
-    index = load_benchmarks(cfg.decontaminate, cfg.ngram) if cfg.decontaminate else None
+    index = load_benchmarks(cfg.decontaminate, cfg.ngram, cfg.coverage) if cfg.decontaminate else None
     if _input_bytes(files) <= cfg.in_driver_bytes:
         result = write_decisions(_screen_here(cfg, files, index), output)
     else:
         index_ref = ray.put(index) if index is not None else None
-        ds = ray.data.read_datasource(PyEduSource(files, programs_per_block))
+        # big blocks: the screen's blocks are not the resume's unit, and each costs a task
+        ds = ray.data.read_datasource(PyEduSource(files, max(programs_per_block, SCREEN_BLOCK)))
         ds = ds.map_batches(fingerprint_batch, fn_kwargs={"cfg": cfg, "index_ref": index_ref},
                             batch_format="pyarrow", batch_size=None)
         parts = max(1, min(64, int(ray.cluster_resources().get("CPU", 1))))

@@ -118,6 +118,28 @@ def test_an_unrelated_program_shares_no_run_with_the_benchmarks():
     assert _index(ngram=8).match(code_tokens(PROGRAM)) is None
 
 
+TREE = ("class TreeNode:\n    def __init__(self, val=0, left=None, right=None):\n"
+        "        self.val = val\n        self.left = left\n        self.right = right\n\n")
+
+
+def test_an_idiom_shared_with_an_item_is_no_contamination_but_the_item_inside_a_program_is():
+    index = BenchmarkIndex()
+    item = TREE + ("def f(root):\n    if root is None:\n        return 0\n"
+                   "    return 1 + max(f(root.left), f(root.right))\n")
+    index.add("bench.jsonl", "depth", item)
+    index.freeze()
+    # the same TreeNode class, another function: an idiom shared, not the item
+    other = TREE + ("def main_solution(values):\n    total = 0\n    for v in values:\n"
+                    "        total += TreeNode(v).val\n    return total\n")
+    assert index.match(code_tokens(other)) is None
+    # the item itself, renamed, inside a larger program with more code around it
+    inside = ("import json\n\n" + item.replace("def f(", "def depth(").replace("f(root.", "depth(root.")
+              + "\n\ndef main_solution(data):\n    nodes = json.loads(data)\n"
+              "    return depth(build(nodes))\n")
+    match = index.match(code_tokens(inside))
+    assert match is not None and match.item == "depth"
+
+
 def test_the_first_record_in_input_order_is_kept_and_an_exact_duplicate_stays_one():
     order = {name: index << 40 | 1 for index, name in enumerate("abcde")}
     rows = [
