@@ -157,6 +157,10 @@ class TranslateConfig:
                                 "output), rewrite (rewrite the program; kept when it gives "
                                 "every output): input and rewrite need an LLM and are checked "
                                 "by running them")
+    check_steps: bool = _opt(True, "check every value and loop count the reasoning states against "
+                                   "the trace; a wrong one is a wrong_step reject")
+    min_step_coverage: float = _opt(0.0, "reasoning whose right steps state less than this share "
+                                         "of the trace's value changes is too_few_steps (0: any)")
     variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
                                       "the same answer)")
 

@@ -106,7 +106,16 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
     uses_llm = cfg.translate.uses_llm()
     translated, verified = funnel["translate"]["seen"], funnel["verify"]["kept"]
     tokens = dict(stats.details.get("tokens", {}))
+    checked, right = stats.details.get("steps_checked", {}), stats.details.get("steps_right", {})
+    bins = stats.details.get("step_coverage", {})
     return {
+        # the step check: stated values and loop counts read, and how many held in the trace,
+        # per task, beside the final-answer rate (verified_fraction); coverage per tenth
+        "steps": {task: {"checked": n, "right": right.get(task, 0),
+                         "correctness": round(right.get(task, 0) / n, 4) if n else None}
+                  for task, n in sorted(checked.items())},
+        "step_coverage_histogram": {f"{int(b) / 10:.1f}-{(int(b) + 1) / 10:.1f}": n
+                                    for b, n in sorted(bins.items(), key=lambda kv: int(kv[0]))},
         "translator": "llm" if uses_llm else "render",
         "model": cfg.translate.model if uses_llm else None,
         "verified_fraction": round(verified / translated, 4) if translated else None,
@@ -131,7 +140,9 @@ def summary_lines(manifest: dict) -> list[str]:
     if "translation" in manifest:
         tr = manifest["translation"]
         lines.append(f"translator {tr['translator']}" + (f" ({tr['model']})" if tr["model"] else "")
-                     + f": verified {tr['verified_fraction']} of translations")
+                     + f": verified {tr['verified_fraction']} of translations"
+                     + "".join(f"; {task} steps right {c['right']} of {c['checked']}"
+                               for task, c in tr.get("steps", {}).items()))
     if len(manifest.get("tasks", {})) > 1:
         lines.append("tasks: " + ", ".join(f"{task} {c['examples']} examples of {c['items']}"
                                            for task, c in manifest["tasks"].items()))

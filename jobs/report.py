@@ -183,6 +183,24 @@ def _screen(manifest: dict) -> str:
     return text
 
 
+def _steps(manifest: dict) -> str:
+    """Step correctness beside the final-answer rate, and how much of each trace was stated."""
+    translation = manifest.get("translation") or {}
+    steps = translation.get("steps") or {}
+    if not steps:
+        return ""
+    rows = [[task, c["checked"], c["right"], "" if c["correctness"] is None else f"{c['correctness']:.1%}"]
+            for task, c in steps.items()]
+    text = ("<h2>Steps checked against the trace</h2><p>final answers right: "
+            f"{html.escape(str(translation.get('verified_fraction')))} of translations</p>"
+            + _table(["task", "steps checked", "right", "step correctness"], rows))
+    histogram = translation.get("step_coverage_histogram") or {}
+    if histogram:
+        text += _table(["share of the trace's value changes stated", "translations"],
+                       [[k, v] for k, v in histogram.items()])
+    return text
+
+
 def _throughput(manifest: dict) -> str:
     """Items per second of wall time per stage (stages run at once, streaming), and per
     second of the time the stage's workers were busy where it was measured."""
@@ -255,7 +273,7 @@ def render(report: ReportData) -> str:
 {html.escape(str(m['config']['input']))} &rarr; {html.escape(str(m['config']['output']))}</p>
 <p>{status}. Written: {html.escape(written)}.</p>
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
-{_screen(m)}{_tasks(m)}<h2>Throughput</h2>{_throughput(m)}
+{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
 <h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}

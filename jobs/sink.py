@@ -49,6 +49,8 @@ TRANSLATION_SCHEMA = pa.schema([
     ("translator", pa.string()), ("model", pa.string()), ("reasoning", pa.string()),
     ("answer_text", pa.string()), ("final_answer", pa.string()), ("returned", pa.string()),
     ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),
+    # the step check (translate/steps.py): steps read and right, share of value changes stated
+    ("steps_checked", pa.int32()), ("steps_right", pa.int32()), ("step_coverage", pa.float32()),
 ])
 # a verified rewrite (rewrite task): a new PyEdu program, a valid input for another run
 REWRITE_SCHEMA = pa.schema([

@@ -110,6 +110,12 @@ every input. Explain the new approach step by step, then give the whole new prog
 """
 
 
+# How each step is written, so that translate.steps can check it against the trace.
+STEP_FORM = ("- Write each change of a variable's value as `name` becomes value (or `name` = value), "
+             "with the value written as a Python literal, and say how many times a loop runs as "
+             "\"the loop runs N times\".")
+
+
 def translation_prompt(row: dict) -> str:
     """The reference method's rules, plus a marked final-answer line that the verifier reads."""
     if row.get("task") == "variable":
@@ -123,6 +129,7 @@ execution trace of that code on the input, turn the execution trace into a step-
 of the question. Rules:
 
 - Use the exact values from the execution trace at every step, so that the reasoning is correct.
+{STEP_FORM}
 - Do not write code in your reasoning.
 - Pretend that you were never given the execution trace and that you are solving the question by \
 tracing the code yourself: never mention the trace, not even while thinking.
@@ -154,6 +161,7 @@ and the execution trace up to the point the question asks about, turn the trace 
 step-by-step answer. Rules:
 
 - Use the exact values from the execution trace at every step, so that the reasoning is correct.
+{STEP_FORM}
 - Do not write code in your reasoning.
 - Pretend that you were never given the execution trace and that you are tracing the code \
 yourself: never mention the trace, not even while thinking.

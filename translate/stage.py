@@ -25,6 +25,7 @@ from trace_workers.stats import BlockStats, StageStats
 from translate.answer import Verdict, proposed_input, proposed_program, verify
 from translate.export import BuildSettings, training_example
 from translate.render import render_reasoning
+from translate.steps import check_steps
 from translate.tasks import TaskSettings, expected_answer, is_input, is_rewrite, task_items
 
 REQUEST = "request"  # a task item on its way to the LLM
@@ -41,6 +42,37 @@ PROMPT_REJECT = "groundtrace:reject:"
 class VerifySettings:
     thinking: bool = True  # the generation must finish its thinking with </think>
     float_rel_tol: float = 1e-6
+    check_steps: bool = True  # every stated value and loop count against the trace
+    min_step_coverage: float = 0.0  # share of the trace's value changes right steps must state
+
+
+# the tasks whose reasoning walks the trace (input and rewrite prompts show no trace)
+STEP_TASKS = ("output", "variable")
+COVERAGE_BINS = 10
+
+
+def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings,
+                 stats: StageStats) -> tuple[str, str, dict]:
+    """(reason, detail, counts) of the step check of a reasoning whose answer is right:
+    reason "" when it passes. Counted per task whatever the outcome (the run's step
+    correctness is the model's, not only the kept rows')."""
+    task = item.get("task") or "output"
+    if not cfg.check_steps or task not in STEP_TASKS or not item.get("trace"):
+        return "", "", {}
+    check = check_steps(verdict.answer_text or "", item["trace"], item.get("refcode") or "",
+                        item.get("funcname") or "", cfg.float_rel_tol)
+    stats.note("steps_checked", task, check.checked)
+    stats.note("steps_right", task, check.right)
+    stats.note("step_coverage", f"{min(int(check.coverage * COVERAGE_BINS), COVERAGE_BINS - 1)}")
+    counts = {"steps_checked": check.checked, "steps_right": check.right,
+              "step_coverage": round(check.coverage, 4)}
+    if check.wrong:
+        return "wrong_step", check.wrong, counts
+    if check.coverage < cfg.min_step_coverage:
+        detail = (f"right steps state {check.stated} of the trace's {check.changes} value changes "
+                  f"({check.coverage:.0%} < {cfg.min_step_coverage:.0%})")
+        return "too_few_steps", detail, counts
+    return "", "", counts
 
 
 def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
@@ -54,8 +86,12 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
     if not verdict.ok:
         stats.reject("verify", verdict.reason)
         return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
+    reason, detail, steps = step_verdict(trace, verdict, verify_cfg, stats)
+    if reason:
+        stats.reject("verify", reason)
+        return [Reject(trace["id"], trace["problem_id"], "verify", reason, detail[:500]).row()]
     stats.keep("verify")
-    return accepted(trace, generation, verdict, translator, expected, build_cfg, stats)
+    return accepted(trace, generation, verdict, {**translator, **steps}, expected, build_cfg, stats)
 
 
 def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str, Any],
@@ -69,6 +105,9 @@ def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str
         "final_answer": verdict.final_answer, "returned": answer,
         "prompt_tokens": translator.get("prompt_tokens"),
         "generated_tokens": translator.get("generated_tokens"),
+        "steps_checked": translator.get("steps_checked"),
+        "steps_right": translator.get("steps_right"),
+        "step_coverage": translator.get("step_coverage"),
     }
     return [{"kind": "translation", "payload": json.dumps(translation, ensure_ascii=False)},
             build_row(item, verdict.answer_text, build_cfg, stats)]
@@ -114,7 +153,9 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
     stats = BlockStats()
     started = time.perf_counter()
     # the renderer does not think: its whole text is the answer
-    render_verify = VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol)
+    render_verify = VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol,
+                                   check_steps=verify_cfg.check_steps,
+                                   min_step_coverage=verify_cfg.min_step_coverage)
     out: list[dict] = []
     for kind, payload, block in stream_rows(batch):
         if kind != "trace" or keep_traces:
