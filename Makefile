@@ -12,7 +12,7 @@ INPUT ?= data/sample.jsonl
 OUTPUT ?= out
 ARGS ?=
 
-.PHONY: run test lint bench bench-translate system system-test venv venv-test clean
+.PHONY: run test test-fast golden lint bench bench-translate system system-test venv venv-test clean
 
 run: venv
 	$(BIN)/groundtrace run --input $(INPUT) --output $(OUTPUT) --overwrite $(ARGS)
@@ -20,6 +20,15 @@ run: venv
 test: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q $(ARGS)
+
+# the tests that need no sandbox, Ray, engine or server (marked by tests/conftest.py): seconds
+test-fast: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m fast $(ARGS)
+
+# trace the golden programs again and rewrite tests/golden/ (then: git diff tests/golden)
+golden: venv
+	$(BIN)/pytest -q tests/test_golden.py --rewrite-golden
 
 lint: venv
 	$(BIN)/ruff check .

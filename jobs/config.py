@@ -157,12 +157,21 @@ class TranslateConfig:
                                 "output), rewrite (rewrite the program; kept when it gives "
                                 "every output): input and rewrite need an LLM and are checked "
                                 "by running them")
-    check_steps: bool = _opt(True, "check every value and loop count the reasoning states against "
-                                   "the trace; a wrong one is a wrong_step reject")
+    check_steps: str = _opt("llm", "check every value and loop count a reasoning states against "
+                                   "the trace (a wrong one is a wrong_step reject): llm (an LLM's "
+                                   "translations), all (the renderer's too: a control, about 1 ms "
+                                   "an item, twice the renderer's own cost), or off")
     min_step_coverage: float = _opt(0.0, "reasoning whose right steps state less than this share "
                                          "of the trace's value changes is too_few_steps (0: any)")
     variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
                                       "the same answer)")
+
+    def steps_checked_for(self) -> tuple[str, ...]:
+        """The translators whose text the step check reads."""
+        choices = {"llm": ("llm",), "all": ("llm", "render"), "off": ()}
+        if self.check_steps not in choices:
+            raise ValueError(f"check_steps must be one of {', '.join(choices)}, not {self.check_steps!r}")
+        return choices[self.check_steps]
 
     def task_settings(self, seed: int) -> TaskSettings:
         return TaskSettings(parse_tasks(self.tasks), self.variable_questions, seed)
@@ -246,6 +255,7 @@ class JobConfig:
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
         self.screen.settings(self.trace.raw_filter())
+        self.translate.steps_checked_for()
         tasks = self.translate.task_settings(self.trace.seed).tasks
         needs_llm = [task for task in tasks if task in NEEDS_LLM]
         if needs_llm and not self.translate.uses_llm():

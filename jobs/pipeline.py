@@ -152,7 +152,7 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
     settings other than the config's, for benchmarks)."""
     verify_cfg = VerifySettings(thinking=cfg.translate.enable_thinking,
                                 float_rel_tol=cfg.trace.float_rel_tol,
-                                check_steps=cfg.translate.check_steps,
+                                check_steps=cfg.translate.steps_checked_for(),
                                 min_step_coverage=cfg.translate.min_step_coverage)
     build_cfg = cfg.build.settings()
     task_cfg = cfg.translate.task_settings(cfg.trace.seed)

@@ -10,6 +10,28 @@ import pytest
 from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+# `make test-fast`: tests that need no sandbox, no Ray, no engine and no server. A test is fast
+# unless it is marked slow, uses one of these fixtures (directly or through another), or its
+# module starts a sandbox or a process of its own.
+HEAVY_FIXTURES = {"sandbox", "ray_local", "tiny_model", "s3_server", "tracer", "proxy"}
+HEAVY_MODULES = {"test_adversarial", "test_bench", "test_call_format", "test_checked_tasks",
+                 "test_cli", "test_fast_snoop", "test_job_submit", "test_sandbox",
+                 "test_trace_policy", "test_pipeline", "test_report"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--rewrite-golden", action="store_true",
+                     help="trace the golden programs again in the sandbox and rewrite "
+                          "tests/golden/ (the renderer's and the questions' expected output)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if (item.get_closest_marker("slow") is None and module not in HEAVY_MODULES
+                and not HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.fast)
 DEV_SET = ROOT.parent / "shared" / "data" / "pyedu_dev.jsonl"
 
 

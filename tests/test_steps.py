@@ -93,19 +93,28 @@ def test_a_right_answer_reached_through_a_wrong_step_is_a_wrong_step_reject(trac
             "io_requirements": ""}
     wrong = STYLES["backticks and becomes"].replace("`best` becomes 3", "`best` becomes 1")
     stats = StageStats()
-    rows = finish_translation(item, wrong, {"translator": "test"}, VerifySettings(),
+    rows = finish_translation(item, wrong, {"translator": "llm"}, VerifySettings(),
                               BuildSettings(), stats)
     assert stats.rejected["verify"] == {"wrong_step": 1}
     assert "`best` = 1" in json.loads(rows[0]["payload"])["detail"]
-    kept = finish_translation(item, STYLES["backticks and becomes"], {"translator": "test"},
+    kept = finish_translation(item, STYLES["backticks and becomes"], {"translator": "llm"},
                               VerifySettings(), BuildSettings(), StageStats())
     translation = json.loads(kept[0]["payload"])
     assert translation["steps_checked"] == translation["steps_right"] >= 6
     # a floor on how much of the trace the text states: this one leaves out best's last change
     sparse = "<think>.</think>\n`total` becomes 8 in the end.\nFinal answer: [8, 4]"
     stats = StageStats()
-    finish_translation(item, sparse, {}, VerifySettings(min_step_coverage=0.5), BuildSettings(), stats)
+    finish_translation(item, sparse, {"translator": "llm"}, VerifySettings(min_step_coverage=0.5),
+                       BuildSettings(), stats)
     assert stats.rejected["verify"] == {"too_few_steps": 1}
+    # the renderer's text is checked only when asked (its steps are the trace's)
+    stats = StageStats()
+    finish_translation(item, wrong, {"translator": "render"}, VerifySettings(), BuildSettings(), stats)
+    assert stats.kept["verify"] == 1
+    stats = StageStats()
+    finish_translation(item, wrong, {"translator": "render"},
+                       VerifySettings(check_steps=("llm", "render")), BuildSettings(), stats)
+    assert stats.rejected["verify"] == {"wrong_step": 1}
 
 
 def test_the_renderer_states_only_right_steps_on_real_programs(sandbox, dev_records):

@@ -186,21 +186,28 @@ def _size_bytes(value: Any) -> int:
 
 
 def size_violation(value: Any, cfg: RawFilterConfig) -> str | None:
-    """Why an input is too large for a readable trace (the reference's limits), or None."""
+    """Why an input is too large for a readable trace (the reference's limits), or None.
+    Its size in bytes is measured once, at the top: a nested value's JSON (or repr) is part
+    of its container's, so no nested value can pass a limit that the whole stays under."""
     if _size_bytes(value) >= cfg.max_value_bytes:
         return f"a value of {cfg.max_value_bytes} bytes or more"
+    return _shape_violation(value, cfg)
+
+
+def _shape_violation(value: Any, cfg: RawFilterConfig) -> str | None:
+    """The item and character limits, everywhere inside ``value``."""
     if isinstance(value, dict):
         if len(value) >= cfg.max_items:
             return f"a dict of {len(value)} items"
         for key, item in value.items():
-            found = size_violation(key, cfg) or size_violation(item, cfg)
+            found = _shape_violation(key, cfg) or _shape_violation(item, cfg)
             if found:
                 return found
     elif isinstance(value, (list, tuple, set, frozenset)):
         if len(value) >= cfg.max_items:
             return f"a list of {len(value)} items"
         for item in value:
-            found = size_violation(item, cfg)
+            found = _shape_violation(item, cfg)
             if found:
                 return found
     elif isinstance(value, str) and len(value) >= cfg.max_str_chars:

@@ -42,7 +42,10 @@ PROMPT_REJECT = "groundtrace:reject:"
 class VerifySettings:
     thinking: bool = True  # the generation must finish its thinking with </think>
     float_rel_tol: float = 1e-6
-    check_steps: bool = True  # every stated value and loop count against the trace
+    # the translators whose stated values and loop counts are checked against the trace: the
+    # renderer's steps are the trace's by construction (tests and bench/step_check.py keep it
+    # so), and checking them costs about twice what rendering does
+    check_steps: tuple[str, ...] = ("llm",)
     min_step_coverage: float = 0.0  # share of the trace's value changes right steps must state
 
 
@@ -51,13 +54,14 @@ STEP_TASKS = ("output", "variable")
 COVERAGE_BINS = 10
 
 
-def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings,
-                 stats: StageStats) -> tuple[str, str, dict]:
+def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings, stats: StageStats,
+                 translator_name: str | None = None) -> tuple[str, str, dict]:
     """(reason, detail, counts) of the step check of a reasoning whose answer is right:
     reason "" when it passes. Counted per task whatever the outcome (the run's step
     correctness is the model's, not only the kept rows')."""
     task = item.get("task") or "output"
-    if not cfg.check_steps or task not in STEP_TASKS or not item.get("trace"):
+    translator = "render" if translator_name == "render" else "llm"
+    if translator not in cfg.check_steps or task not in STEP_TASKS or not item.get("trace"):
         return "", "", {}
     check = check_steps(verdict.answer_text or "", item["trace"], item.get("refcode") or "",
                         item.get("funcname") or "", cfg.float_rel_tol)
@@ -86,7 +90,8 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
     if not verdict.ok:
         stats.reject("verify", verdict.reason)
         return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
-    reason, detail, steps = step_verdict(trace, verdict, verify_cfg, stats)
+    reason, detail, steps = step_verdict(trace, verdict, verify_cfg, stats,
+                                         translator.get("translator"))
     if reason:
         stats.reject("verify", reason)
         return [Reject(trace["id"], trace["problem_id"], "verify", reason, detail[:500]).row()]

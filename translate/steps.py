@@ -31,21 +31,21 @@ from trace_workers.canonical import python_values_match, values_match
 from trace_workers.records import parse_literal_output
 from translate.render import _ASSIGN, _CALL, _GENERATOR, _RETURN, _SOURCE, _YIELD
 
-# "`total` becomes", "total =", "`x` is set to" (not "==", "<=", ">=", "!=")
-_STEP = re.compile(r"(?:`([A-Za-z_]\w*)`|(?<![\w.`])([A-Za-z_]\w*))\s*"
-                   r"(=(?![=])|\bbecomes\b|\bis set to\b|\bis now\b|\bchanges to\b|"
-                   r"\bis updated to\b|\bis assigned\b)\s*", re.IGNORECASE)
+# "`total` becomes", "total =", "`x` is set to" (not "==", "<=", ">=", "!=", "+="): the verb
+# is found first (verbs are rare in a text, names are everywhere), then the name before it
+_VERB = re.compile(r"(?<![=<>!+\-*/%&|^@:])=(?!=)|\b(?:becomes|is set to|is now|changes to|"
+                   r"is updated to|is assigned)\b", re.IGNORECASE)
+_NAME_BEFORE = re.compile(r"(?:`([A-Za-z_]\w*)`|(?<![\w.`])([A-Za-z_]\w*))\s*$")
 # a source line that assigns a literal: snoop prints no value for it when the value reads
 # as the source does (``total = 0``), yet the variable holds it
 _LITERAL_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)\s*(.+?)\s*(#.*)?$")
+_NAME = re.compile(r"[A-Za-z_]\w*")
 _COUNT_WORDS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
                 "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _LOOP_COUNT = re.compile(
     r"\b(?:loop|body)\b[^.\n]{0,80}?\b(?:runs|iterates|repeats|executes|goes round|goes around|"
     r"ran|iterated|repeated|executed)\s+(\d+|once|twice|one|two|three|four|five|six|seven|eight|"
     r"nine|ten)(?:\s+times?)?\b", re.IGNORECASE)
-# where a stated value may end (the longest prefix that reads as a literal is the value)
-_VALUE_END = re.compile(r"[,.;:)\]}]|\s(?:and|so|which|because|then|after|while|since|now|as)\b|\s\(")
 
 
 @dataclass
@@ -63,48 +63,111 @@ class StepCheck:
         return self.stated / self.changes if self.changes else 1.0
 
 
+_INT = re.compile(r"-?[1-9][\d_]*|-?0")
+_FLOAT = re.compile(r"-?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
+_CONSTANTS = {"True": True, "False": False, "None": None}
+
+
 def _literal(text: str) -> tuple[bool, Any]:
+    """``text`` read as a Python literal; numbers, constants and plain strings without the
+    parser (most values in a trace and its reasoning are, and a parse costs ~10 us)."""
+    if _INT.fullmatch(text):
+        return True, int(text)
+    if text in _CONSTANTS:
+        return True, _CONSTANTS[text]
+    if _FLOAT.fullmatch(text):
+        return True, float(text)
+    if (len(text) >= 2 and text[0] in "'\"" and text[-1] == text[0] and "\\" not in text
+            and text[0] not in text[1:-1]):
+        return True, text[1:-1]
     try:
         return True, parse_literal_output(text)
     except ValueError:
         return False, None
 
 
-def stated_value(rest: str) -> tuple[bool, Any, str]:
-    """(read, value, its text) of the value that starts ``rest``: a backticked value, or the
-    longest prefix up to a delimiter that reads as a Python literal."""
-    rest = rest.strip()
+_SCALAR = re.compile(r"-?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|True\b|False\b|None\b")
+_OPEN = {"[": "]", "(": ")", "{": "}"}
+_SPECIAL = re.compile(r"[\[\](){}'\"\\]")
+
+
+def _extent(text: str) -> int:
+    """How many characters of ``text`` a literal at its start can span: a bracketed value up
+    to its matching bracket (strings inside skipped), a quoted string, or a scalar; 0 if none."""
+    if not text:
+        return 0
+    first = text[0]
+    if first in "'\"" or (first in "rRbBuU" and text[1:2] in ("'", '"')):
+        at = 1 if first in "'\"" else 2
+        quote = text[at - 1]
+        i = at
+        while i < len(text):
+            if text[i] == "\\":
+                i += 2
+                continue
+            if text[i] == quote:
+                return i + 1
+            i += 1
+        return 0
+    if first in _OPEN:
+        depth, quote, escaped = 0, "", -1
+        for special in _SPECIAL.finditer(text):  # only brackets, quotes and backslashes
+            at, ch = special.start(), special.group()
+            if at == escaped:
+                continue
+            if quote:
+                if ch == "\\":
+                    escaped = at + 1
+                elif ch == quote:
+                    quote = ""
+            elif ch in "'\"":
+                quote = ch
+            elif ch in "[({":
+                depth += 1
+            elif ch in "])}":
+                depth -= 1
+                if depth == 0:
+                    return at + 1
+        return 0
+    match = _SCALAR.match(text)
+    return match.end() if match else 0
+
+
+def stated_value(rest: str) -> tuple[bool, Any, str, int]:
+    """(read, value, its text, characters of ``rest`` it spans) of the value that starts
+    ``rest``: a backticked value, or the literal that starts it (a bracketed value, a string,
+    a number, True/False/None), read once; a value followed by an operator ("3 + 4 = 7") is
+    an expression, not checked."""
+    lead = len(rest) - len(rest.lstrip())
+    rest = rest.lstrip()
     if rest.startswith("`"):
         end = rest.find("`", 1)
         if end > 1 and "..." not in rest[1:end]:
             ok, value = _literal(rest[1:end])
-            return ok, value, rest[1:end]
-        return False, None, ""
+            return ok, value, rest[1:end], lead + end + 1
+        return False, None, "", lead
     line = rest.split("\n", 1)[0]
-    ends = [m.start() for m in _VALUE_END.finditer(line)] + [len(line)]
-    ends += [m.start() for m in re.finditer(r"\s", line)]  # "8 at the end"
-    for end in sorted(set(ends), reverse=True):
-        candidate = line[:end].strip().rstrip("`").rstrip(", ")
-        if candidate.endswith(".") and _literal(candidate[:-1])[0]:
-            candidate = candidate[:-1]  # the sentence's full stop, not a float's point
-        if not candidate:
-            continue
-        if "..." in candidate or "…" in candidate:
-            return False, None, ""  # an abbreviated value (snoop's, or the text's) says too little
-        after = line[end:].lstrip(" ,")
-        if after[:1] and after[0] in "+-*/%=<>([&|^" or after[:1].isdigit():
-            continue  # "3 + 4 = 7": an expression, not the value
-        ok, value = _literal(candidate)
-        # "8, and then": a bare "8," or "1, 2" in prose is no tuple
-        if ok and not (isinstance(value, tuple) and not candidate.startswith("(")):
-            return True, value, candidate
-    return False, None, ""
+    end = _extent(line)
+    if not end:
+        return False, None, "", lead
+    spanned = lead + end
+    candidate = line[:end]
+    if candidate.endswith(".") and not candidate[:-1].endswith((".", "e", "E")):
+        candidate, end = candidate[:-1], end - 1  # the sentence's full stop, not a float's point
+    after = line[end:].lstrip()
+    if after[:1] and (after[0] in "+-*/%=<>([&|^@" or after[:1].isdigit()):
+        return False, None, "", spanned  # "3 + 4 = 7": an expression, not the value
+    if "..." in candidate or "\u2026" in candidate:
+        return False, None, "", spanned  # an abbreviated value says too little
+    ok, value = _literal(candidate)
+    return ok, value, candidate, spanned
 
 
-def value_histories(trace: str) -> dict[str, list[tuple[bool, Any, str, bool]]]:
+def value_histories(trace: str) -> dict[str, list[tuple[bool | None, Any, str, bool]]]:
     """Each name's values in trace order, in every frame the trace shows (arguments included):
-    (read as a literal, the value, its text, whether the trace printed it as a change)."""
-    out: dict[str, list[tuple[bool, Any, str, bool]]] = {}
+    (read as a literal: None until a step asks, the value, its text, whether the trace printed
+    it as a change)."""
+    out: dict[str, list[tuple[bool | None, Any, str, bool]]] = {}
     for raw in trace.split("\n"):
         if (source := _SOURCE.match(raw)) and (plain := _LITERAL_ASSIGN.match(source.group(2))):
             ok, value = _literal(plain.group(2))
@@ -112,10 +175,9 @@ def value_histories(trace: str) -> dict[str, list[tuple[bool, Any, str, bool]]]:
                 out.setdefault(plain.group(1), []).append((True, value, plain.group(2), False))
             continue
         match = _ASSIGN.match(raw)
-        if match and re.fullmatch(r"[A-Za-z_]\w*", match.group(1)):
+        if match and _NAME.fullmatch(match.group(1)):
             text = match.group(2).strip()
-            ok, value = _literal(text) if "..." not in text else (False, None)
-            out.setdefault(match.group(1), []).append((ok, value, text, True))
+            out.setdefault(match.group(1), []).append((None, None, text, True))  # read when asked
     return out
 
 
@@ -175,7 +237,7 @@ def _prose(text: str) -> str:
     whatever it holds)."""
     def keep_or_blank(match: re.Match) -> str:
         inner = match.group(1).strip()
-        if re.fullmatch(r"[A-Za-z_]\w*", inner) or _literal(inner)[0]:
+        if _NAME.fullmatch(inner) or (_extent(inner) == len(inner) and _literal(inner)[0]):
             return match.group(0)
         return " " * len(match.group(0))
     return _CODE_SPAN.sub(keep_or_blank, text)
@@ -192,6 +254,36 @@ def _same(held: Any, stated: Any, rel_tol: float) -> bool:
         return False
 
 
+def _holds(history: list, index: int, value: Any, rel_tol: float) -> bool:
+    """Did the variable hold ``value`` at ``index`` of its history (read the first time a
+    step asks: most of a trace's values are never stated)."""
+    ok, held, text, printed = history[index]
+    if ok is None:
+        ok, held = _literal(text) if "..." not in text else (False, None)
+        history[index] = (ok, held, text, printed)
+    return ok and _same(held, value, rel_tol)
+
+
+_OPENERS = re.compile(r"[\[{(\"]")
+
+
+def _nested_spans(text: str) -> list[tuple[int, int]]:
+    """Bracketed and double-quoted spans of the text (a value shown whole, a call): a name and
+    an "=" inside one ("mask = 10" in a string of the input) state no step."""
+    spans: list[tuple[int, int]] = []
+    edge = 0
+    for match in _OPENERS.finditer(text):
+        at = match.start()
+        if at < edge:
+            continue
+        line_end = text.find("\n", at)
+        length = _extent(text[at:line_end if line_end >= 0 else len(text)])
+        if length:
+            spans.append((at, at + length))
+            edge = at + length
+    return spans
+
+
 def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
                 rel_tol: float = 1e-6) -> StepCheck:
     """Read the steps ``text`` states and check each against ``trace`` (see the module)."""
@@ -200,19 +292,28 @@ def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
     result = StepCheck(changes=sum(entry[3] for h in histories.values() for entry in h))
     position: dict[str, int] = {}  # each name: where in its history the last right step was
     stated: set[tuple[str, int]] = set()
-    for match in _STEP.finditer(text):
-        name = match.group(1) or match.group(2)
-        history = histories.get(name)
-        if not history:
+    inside = 0  # the end of the last value read: "mask = 10" inside a string of it is no step
+    nested = _nested_spans(text)
+    span = 0
+    for verb in _VERB.finditer(text):
+        match = _NAME_BEFORE.search(text, max(0, verb.start() - 80), verb.start())
+        if match is None:
             continue
-        ok, value, shown = stated_value(text[match.end():])
-        if not ok:
+        while span < len(nested) and nested[span][1] <= match.start():
+            span += 1
+        if match.start() < inside or (span < len(nested) and nested[span][0] < match.start()):
+            continue
+        name = match.group(1) or match.group(2)
+        ok, value, shown, spanned = stated_value(text[verb.end():verb.end() + 4000])
+        inside = verb.end() + spanned
+        history = histories.get(name)
+        if not history or not ok:
             continue
         result.checked += 1
         start = position.get(name, 0)
 
-        holds = [entry[0] and _same(entry[1], value, rel_tol) for entry in history]
-        found = next((i for i in range(start, len(history)) if holds[i]), None)
+        found = next((i for i in range(start, len(history)) if _holds(history, i, value, rel_tol)),
+                     None)
         if found is not None:
             result.right += 1
             position[name] = found
@@ -220,7 +321,7 @@ def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
                 stated.add((name, found))
             continue
         if not result.wrong:
-            earlier = next((i for i in range(start) if holds[i]), None)
+            earlier = next((i for i in range(start) if _holds(history, i, value, rel_tol)), None)
             # the value the trace holds next: the change after the last one stated
             following = start + 1 if name in position else start
             now = history[min(following, len(history) - 1)][2]
