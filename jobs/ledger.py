@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from trace_workers.stats import BLOCK_RECORDS, StageStats
+from trace_workers.stats import BLOCK_RECORDS, StageStats, accounting_checks
 
 LEDGER_DIR = "_ledger"
 RUN_FILE = f"{LEDGER_DIR}/run.json"
@@ -73,8 +73,6 @@ class Entry:
 def block_is_whole(stats: StageStats, written: dict[str, int], stages: tuple[str, ...],
                    labels: Iterable[str]) -> bool:
     """Every record of the block read, and the accounting checks hold for its counters."""
-    from jobs.manifest import accounting_checks
-
     records = stats.peaks.get(BLOCK_RECORDS, 0)
     if records < 1 or stats.seen.get(stages[0], 0) != records:
         return False

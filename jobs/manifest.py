@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from trace_workers.stats import BLOCK_RECORDS
+from trace_workers.stats import BLOCK_RECORDS, accounting_checks
 
 if TYPE_CHECKING:
     from jobs.config import JobConfig
@@ -31,30 +31,6 @@ def versions() -> dict:
     except (OSError, IndexError):
         out["bubblewrap"] = None
     return out
-
-
-# output written -> the stage whose kept rows it must equal
-WRITTEN_FROM = {"traces": "trace_filter", "translations": "verify", "training": "build"}
-
-
-def accounting_checks(funnel: dict[str, dict], written: dict[str, int],
-                      details: dict | None = None) -> dict[str, bool]:
-    """Every stage balanced and fed by the one before, every kept or rejected row written.
-    The same checks on one input block's counters tell a resumed run that it is whole."""
-    rejected_total = sum(stage["rejected"] for stage in funnel.values())
-    checks = {
-        "every_stage_balanced": all(stage["balanced"] for stage in funnel.values()),
-        "every_stage_follows_previous": all(stage.get("follows_previous", True)
-                                            for stage in funnel.values()),
-        "rejects_written_equal_rejected": written.get("rejects", 0) == rejected_total,
-    }
-    for label, stage in WRITTEN_FROM.items():
-        if label in written and stage in funnel:
-            checks[f"{label}_written_equal_kept"] = written[label] == funnel[stage]["kept"]
-    if "rewrites" in written:  # one new program per rewrite the sandbox kept
-        kept = (details or {}).get("rewrites", {}).get("kept", 0)
-        checks["rewrites_written_equal_kept"] = written["rewrites"] == kept
-    return checks
 
 
 def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: float,

@@ -28,8 +28,9 @@ from jobs.progress import ProgressReporter
 from jobs.report import REPORT_FILE, write_report
 from jobs.retry import BUDGET_ENV, StorageUnavailable
 from jobs.screen import SCREEN_DIR, ScreenLookup, run_screen
-from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, ShardWriter, StreamSink
+from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, StreamSink
 from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, input_versions, list_inputs
+from jobs.storage import ShardWriter
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import bwrap_path, check_arch
@@ -390,7 +391,7 @@ def screen_inputs(cfg: JobConfig, job: str, files: list[str]) -> tuple[ScreenLoo
         raise StorageError(f"cannot screen the input: {exc}") from None
     found = ", ".join(f"{n} {reason}" for reason, n in sorted(done["rejected"].items())) or "nothing"
     print(f"groundtrace: screen: {found} ({done['wall_s']:.1f} s)", flush=True)
-    return ScreenLookup(cfg.output, frozenset(done["files"])), done
+    return ScreenLookup(cfg.output, frozenset(done["files"]), done.get("token", "")), done
 
 
 def run_trace(cfg: JobConfig) -> dict:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
-from jobs.sink import ShardWriter
+from jobs.storage import ShardWriter
 
 REPORT_FILE = "report.html"
 BAR_COLOR = "#2f6db5"  # the histograms' bars (the browser test looks for it)

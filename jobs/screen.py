@@ -29,6 +29,7 @@ import hashlib
 import json
 import posixpath
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -369,16 +370,19 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
     inputs and settings: a resumed run makes the same choices). Returns done.json's content."""
     import ray
 
-    from jobs.sink import ShardWriter
     from jobs.sources import PyEduSource
+    from jobs.storage import ShardWriter
 
     writer = ShardWriter(output)
     key = screen_key(cfg, files)
     done = posixpath.join(writer.root, DONE_FILE)
     if writer.fs.get_file_info(done).type == pafs.FileType.File:
         with writer.fs.open_input_stream(done) as handle:
-            committed = json.loads(handle.read().decode())
-        if committed.get("key") == key:
+            try:
+                committed = json.loads(handle.read().decode())
+            except ValueError:
+                committed = {}  # cut off: screen again
+        if isinstance(committed, dict) and committed.get("key") == key:
             return committed
     started = time.time()
     index = load_benchmarks(cfg.decontaminate, cfg.ngram, cfg.coverage) if cfg.decontaminate else None
@@ -394,7 +398,8 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
         decisions = shuffle_and_decide(ds.to_arrow_refs(), parts)
         result = ray.get(ray.remote(resolve).remote(decisions, output))
     benchmark_items = len(index) if index is not None else 0
-    committed = {"key": key, "files": result["files"], "rejected": result["rejected"],
+    committed = {"key": key, "token": uuid.uuid4().hex, "files": result["files"],
+                 "rejected": result["rejected"],
                  "benchmarks": result["benchmarks"], "benchmark_items": benchmark_items,
                  "wall_s": round(time.time() - started, 3)}
     writer.write_text(DONE_FILE, json.dumps(committed, indent=1))
@@ -435,6 +440,7 @@ class ScreenLookup:
 
     output: str
     files: frozenset[int]  # input files with at least one decision
+    token: str = ""  # this screen's (done.json): worker processes outlive a run
 
     def decision(self, block: str | None, where: str) -> dict | None:
         if not self.files or block is None:
@@ -445,12 +451,14 @@ class ScreenLookup:
             return None
         if file_index not in self.files:
             return None
-        return _decisions(self.output, file_index).get(position)
+        return _decisions(self.output, file_index, self.token).get(position)
 
 
 @lru_cache(maxsize=2)
-def _decisions(output: str, file_index: int) -> dict[int, dict]:
-    """One input file's decisions, read once per worker process while its blocks come."""
+def _decisions(output: str, file_index: int, token: str) -> dict[int, dict]:
+    """One input file's decisions, read once per worker process while its blocks come (keyed
+    by the screen's token too: a worker that served another run on the same output folder
+    must not answer with that run's decisions)."""
     from jobs.sources import filesystem_for
 
     fs, root = filesystem_for(output)

@@ -81,7 +81,8 @@ def test_progress_lines_count_what_the_ledger_has_committed(finished):
     from jobs.ledger import Ledger
     from jobs.pipeline import JOBS
     from jobs.progress import ProgressReporter
-    from jobs.sink import LABEL_OF_FOLDER, ShardWriter
+    from jobs.sink import LABEL_OF_FOLDER
+    from jobs.storage import ShardWriter
 
     out, manifest = finished
     writer = ShardWriter(str(out))

@@ -17,7 +17,8 @@ from conftest import ROOT, assert_same_output
 from jobs.config import JobConfig, RayConfig
 from jobs.ledger import Ledger
 from jobs.pipeline import JOBS, OutputExistsError, run_job
-from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, ShardWriter
+from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS
+from jobs.storage import ShardWriter
 
 pytestmark = pytest.mark.slow
 

@@ -124,3 +124,27 @@ class BlockStats:
         """``stats`` rows: one per block, and one without a block for the run-level counters."""
         out = [{**stats.row(), "block": block} for block, stats in self.blocks.items()]
         return out + [{**self.run.row(), "block": None}]
+
+
+# output written -> the stage whose kept rows it must equal
+WRITTEN_FROM = {"traces": "trace_filter", "translations": "verify", "training": "build"}
+
+
+def accounting_checks(funnel: dict[str, dict], written: dict[str, int],
+                      details: dict | None = None) -> dict[str, bool]:
+    """Every stage balanced and fed by the one before, every kept or rejected row written.
+    The same checks on one input block's counters tell a resumed run that it is whole."""
+    rejected_total = sum(stage["rejected"] for stage in funnel.values())
+    checks = {
+        "every_stage_balanced": all(stage["balanced"] for stage in funnel.values()),
+        "every_stage_follows_previous": all(stage.get("follows_previous", True)
+                                            for stage in funnel.values()),
+        "rejects_written_equal_rejected": written.get("rejects", 0) == rejected_total,
+    }
+    for label, stage in WRITTEN_FROM.items():
+        if label in written and stage in funnel:
+            checks[f"{label}_written_equal_kept"] = written[label] == funnel[stage]["kept"]
+    if "rewrites" in written:  # one new program per rewrite the sandbox kept
+        kept = (details or {}).get("rewrites", {}).get("kept", 0)
+        checks["rewrites_written_equal_kept"] = written["rewrites"] == kept
+    return checks
