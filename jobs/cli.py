@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from jobs.lease import OutputBusy
     from jobs.manifest import summary_lines
-    from jobs.pipeline import EngineUnavailable, OutputExistsError, StorageError, run_job
+    from jobs.pipeline import EngineDied, EngineUnavailable, OutputExistsError, StorageError, run_job
     from jobs.retry import StorageUnavailable
     from jobs.screen import BenchmarkError
     from trace_workers.sandbox import SandboxError
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     except StorageUnavailable as exc:
         print(f"groundtrace: object storage unavailable: {exc}; the same command resumes "
               "where this run stopped", file=sys.stderr)
+        return 3
+    except EngineDied as exc:
+        print(f"groundtrace: {exc}", file=sys.stderr)
         return 3
     for line in summary_lines(manifest):
         print(line)

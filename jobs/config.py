@@ -151,6 +151,9 @@ class TranslateConfig:
     accelerator_type: str | None = _opt(None, "Ray accelerator type for the engine (e.g. H100)")
     replicas: int = _opt(1, "engine replicas (data parallel)")
     llm_batch_size: int = _opt(64, "rows per batch sent to an engine")
+    max_engine_restarts: int = _opt(3, "an engine replica that dies (its process killed, a CUDA "
+                                       "error) is started again at most this many times; past "
+                                       "that the job stops, resumable, with one line")
     tasks: str = _opt("output", "what each kept trace becomes, comma-separated: output (predict "
                                 "the output), variable (questions on values and line counts, "
                                 "answered by the trace), input (propose an input for the "
@@ -197,6 +200,7 @@ class TranslateConfig:
             gpu_memory_utilization=self.gpu_memory_utilization, enforce_eager=self.enforce_eager,
             load_format=self.load_format, accelerator_type=self.accelerator_type,
             replicas=self.replicas, batch_size=self.llm_batch_size,
+            max_engine_restarts=self.max_engine_restarts,
         )
 
 

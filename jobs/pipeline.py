@@ -66,6 +66,10 @@ class EngineUnavailable(RuntimeError):
     """The translating engine cannot run where this job runs (no GPU on a local Ray)."""
 
 
+class EngineDied(RuntimeError):
+    """An engine replica died more often than --max-engine-restarts allows."""
+
+
 class StorageError(RuntimeError):
     """An input or output place that cannot be read or written (credentials, endpoint...)."""
 
@@ -274,6 +278,23 @@ def storage_failure(exc: BaseException) -> StorageUnavailable | None:
     return None
 
 
+def engine_died(exc: BaseException) -> bool:
+    """Did Ray raise ``exc`` because a vLLM engine actor died for good?"""
+    from ray.exceptions import RayActorError
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, RayActorError) and "vLLMEngine" in str(current):
+            return True
+        stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return "vLLMEngine" in str(exc) and ("ActorDiedError" in str(exc) or "died" in str(exc))
+
+
 def _what_differs(before: dict, now: dict) -> str:
     """The first thing that keeps an unfinished run from being resumed, in words."""
     if before.get("job") != now.get("job"):
@@ -346,9 +367,14 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
             build_dataset(cfg, job, files, actors, resumed.whole_blocks, screen).write_datasink(sink)
         except Exception as exc:
             failure = storage_failure(exc)
-            if failure is None:
-                raise
-            raise StorageUnavailable(" ".join(str(failure).split())) from None
+            if failure is not None:
+                raise StorageUnavailable(" ".join(str(failure).split())) from None
+            if engine_died(exc):
+                raise EngineDied(
+                    f"the translating engine died more than --max-engine-restarts "
+                    f"({cfg.translate.max_engine_restarts}) times; what was written is kept: the "
+                    "same command resumes") from None
+            raise
     wall_s = time.time() - started
     sink.stats.merge(resumed.stats.to_dict())
     for label, n in resumed.written.items():

@@ -57,6 +57,7 @@ class LLMSettings:
     accelerator_type: str | None = None
     replicas: int = 1
     batch_size: int = 64
+    max_engine_restarts: int = 3  # an engine replica that dies is started again this often
     engine_extra: dict[str, Any] = field(default_factory=dict)
 
     def sampling_params(self, row_id: str, max_tokens: int) -> dict:
@@ -196,5 +197,12 @@ def build_llm_processor(cfg: LLMSettings):
     """The Processor: apply it to the tagged stream (``processor(dataset)``)."""
     from ray.data.llm import build_processor
 
-    return build_processor(processor_config(cfg), preprocess=make_preprocess(cfg),
-                           postprocess=postprocess)
+    processor = build_processor(processor_config(cfg), preprocess=make_preprocess(cfg),
+                                postprocess=postprocess)
+    # ray.data.llm restarts an engine actor whose engine died (a killed process, a CUDA
+    # error) without end: bound it, so that an engine that keeps dying ends the job (with
+    # one line, and an output the same command resumes) instead of running forever
+    for stage in processor.stages.values():
+        if "vLLMEngine" in type(stage).__name__:
+            stage.map_batches_kwargs["max_restarts"] = cfg.max_engine_restarts
+    return processor

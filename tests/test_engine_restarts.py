@@ -1,0 +1,72 @@
+"""An engine that keeps dying: the real vLLM engine (CPU, the tiny model) killed with SIGKILL
+each time it comes up; past --max-engine-restarts the job stops with one line, and the same
+command then finishes the output, every row accounted for."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+ENGINE = "vLLMEngineStage"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    pytest.importorskip("vllm")
+    from translate.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+def _engine_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if ENGINE in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_an_engine_killed_past_the_bound_stops_the_job_in_one_line_and_it_resumes(tmp_path, tiny):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "jobs.cli", "run", "--input", str(ROOT / "data" / "sample.jsonl"),
+               "--output", str(out), "--model", tiny, "--device", "cpu", "--dtype", "bfloat16",
+               "--enforce-eager", "--max-model-len", "2048", "--max-tokens", "8",
+               "--min-new-tokens", "8", "--llm-batch-size", "4", "--max-engine-restarts", "1",
+               "--progress-s", "0", "--actors", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    killed: set[int] = set()
+    deadline = time.monotonic() + 400
+    while run.poll() is None and time.monotonic() < deadline and len(killed) < 3:
+        for pid in _engine_pids():
+            if pid not in killed:
+                os.kill(pid, signal.SIGKILL)  # the engine's process, as an OOM kill or a crash
+                killed.add(pid)
+        time.sleep(0.2)
+    try:
+        _, stderr = run.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        raise AssertionError(run.communicate()[1][-3000:]) from None
+    assert len(killed) >= 2, f"killed {len(killed)} engine processes"
+    assert run.returncode == 3, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("groundtrace: the translating engine died more than --max-engine-restarts")
+    again = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["accounting_ok"] and manifest["resume"]["attempt"] == 2
