@@ -60,18 +60,26 @@ def renamed_locals(code: str, suffix: str) -> str:
 
 
 def make_corpus(dev: Path, copies: int, folder: Path, benchmark_items: int,
-                distinct: bool = True) -> tuple[Path, Path | None]:
+                distinct: bool = True, files: int = 1) -> tuple[Path, Path | None]:
+    """The corpus (one file, or a folder of ``files`` files, records dealt out in turn)."""
     records = [json.loads(line) for line in dev.read_text().splitlines() if line.strip()]
     corpus = folder / f"dev_x{copies}.jsonl"
-    with corpus.open("w") as out:
-        for copy in range(copies):
-            for record in records:
-                if copy:
-                    code = (renamed_locals(record["refcode"], f"_c{copy}") if distinct
-                            else f"# copy {copy}\n{record['refcode']}")
-                    record = {**record, "problem_description": f"{record['problem_description']} "
-                              f"(copy {copy})", "refcode": code}
-                out.write(json.dumps(record) + "\n")
+    lines: list[str] = []
+    for copy in range(copies):
+        for record in records:
+            if copy:
+                code = (renamed_locals(record["refcode"], f"_c{copy}") if distinct
+                        else f"# copy {copy}\n{record['refcode']}")
+                record = {**record, "problem_description": f"{record['problem_description']} "
+                          f"(copy {copy})", "refcode": code}
+            lines.append(json.dumps(record) + "\n")
+    if files <= 1:
+        corpus.write_text("".join(lines))
+    else:
+        corpus = folder / f"dev_x{copies}_in_{files}"
+        corpus.mkdir()
+        for index in range(files):
+            (corpus / f"part-{index:03d}.jsonl").write_text("".join(lines[index::files]))
     bench = None
     if benchmark_items:
         bench = folder / "benchmark.jsonl"
@@ -131,6 +139,8 @@ def main() -> None:
     parser.add_argument("--benchmark-items", type=int, default=50)
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--whole", action="store_true", help="also run the trace job on the corpus")
+    parser.add_argument("--files", type=int, default=1,
+                        help="deal the corpus out over this many files (read tasks run one a file)")
     parser.add_argument("--near-copies", action="store_true",
                         help="copies differ by a comment only (every later copy a near copy)")
     args = parser.parse_args()
@@ -139,8 +149,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         one, bench = make_corpus(args.dev, 1, folder, args.benchmark_items)
-        many, _ = make_corpus(args.dev, args.copies, folder, 0, distinct=not args.near_copies)
-        records = sum(1 for line in many.read_text().splitlines() if line.strip())
+        many, _ = make_corpus(args.dev, args.copies, folder, 0, distinct=not args.near_copies,
+                              files=args.files)
+        records = len(Path(args.dev).read_text().splitlines()) * args.copies
         small = screen_once(one, bench, args.cores)
         large = screen_once(many, bench, args.cores)
         print(f"screen, dev x1 ({records // args.copies} records): {small['wall_s']:.1f} s, "

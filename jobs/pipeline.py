@@ -24,6 +24,7 @@ from jobs.config import JobConfig
 from jobs.lease import LEASE_FILE, OutputBusy, OutputLease
 from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
+from jobs.preflight import NodeHealth, no_jail_anywhere, probe_nodes
 from jobs.progress import ProgressReporter
 from jobs.report import REPORT_FILE, write_report
 from jobs.retry import BUDGET_ENV, StorageUnavailable
@@ -33,7 +34,7 @@ from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, input_vers
 from jobs.storage import ShardWriter
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
-from trace_workers.sandbox import bwrap_path, check_arch
+from trace_workers.sandbox import SandboxError, bwrap_path, check_arch
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
 from translate.export import dataset_info
 from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
@@ -128,17 +129,23 @@ def engine_wait(cfg: JobConfig, job: str):
     return short
 
 
-def trace_actor_count(cfg: JobConfig) -> int:
+def trace_actor_count(cfg: JobConfig, health: NodeHealth | None = None) -> int:
     if cfg.ray.actors:
         return cfg.ray.actors
     if cluster_address(cfg):
-        return max(1, int(ray.cluster_resources().get("CPU", 1)) - 2)
+        cpus = ray.cluster_resources().get("CPU", 1)
+        if health is not None and health.broken:  # actors go to the nodes with a working jail
+            cpus = sum(n.get("Resources", {}).get("CPU", 0) for n in ray.nodes()
+                       if n.get("Alive") and n["NodeID"] in health.healthy)
+        return max(1, int(cpus) - 2)
     return max(1, min(os.cpu_count() or 1, int(ray.cluster_resources().get("CPU", 1)) - 1))
 
 
 def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int,
                         skip: frozenset[str] = frozenset(),
-                        screen: ScreenLookup | None = None) -> ray.data.Dataset:
+                        screen: ScreenLookup | None = None,
+                        jail_nodes: dict | None = None) -> ray.data.Dataset:
+    """``jail_nodes``: what keeps the trace actors off nodes that cannot start the sandbox."""
     ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block, skip))
     ds = ds.map_batches(
         expand_batch, fn_kwargs={"cfg": cfg.trace.raw_filter(), "screen": screen},
@@ -147,12 +154,13 @@ def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int,
     return ds.map_batches(
         TraceActor, fn_constructor_kwargs={"cfg": cfg.trace.stage()},
         batch_format="pyarrow", batch_size=cfg.ray.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, **(jail_nodes or {}),
     )
 
 
 def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
-                    llm: LLMSettings | None = None) -> ray.data.Dataset:
+                    llm: LLMSettings | None = None,
+                    jail_nodes: dict | None = None) -> ray.data.Dataset:
     """translate -> verify -> build on a stream that carries trace rows (``llm``: engine
     settings other than the config's, for benchmarks)."""
     verify_cfg = VerifySettings(thinking=cfg.translate.enable_thinking,
@@ -176,7 +184,8 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
     if {"input", "rewrite"} & set(task_cfg.tasks):  # proposals run in the sandbox
         ds = ds.map_batches(CheckActor, fn_constructor_kwargs={
             "cfg": cfg.trace.stage(), "build_cfg": build_cfg}, batch_format="pyarrow",
-            batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1)
+            batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
+            **(jail_nodes or {}))
     return ds
 
 
@@ -196,7 +205,8 @@ def run_inputs(uri: str, sub: str) -> list[str]:
 
 def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int,
                   skip: frozenset[str] = frozenset(),
-                  screen: ScreenLookup | None = None) -> ray.data.Dataset:
+                  screen: ScreenLookup | None = None,
+                  jail_nodes: dict | None = None) -> ray.data.Dataset:
     """The job's graph over ``files``; ``skip``: input blocks an earlier attempt wrote whole."""
     if job in READS_FROM:
         ds = ray.data.read_datasource(PyEduSource(files, cfg.ray.programs_per_block, skip))
@@ -204,9 +214,9 @@ def build_dataset(cfg: JobConfig, job: str, files: list[str], actors: int,
             return ds.map_batches(build_from_records, fn_kwargs={"build_cfg": cfg.build.settings()},
                                   batch_format="pyarrow", batch_size=None)
         ds = ds.map_batches(traces_from_records, batch_format="pyarrow", batch_size=None)
-        return add_translation(ds, cfg, keep_traces=False)
-    ds = build_trace_dataset(cfg, files, actors, skip, screen)
-    return add_translation(ds, cfg, keep_traces=True) if job == "run" else ds
+        return add_translation(ds, cfg, keep_traces=False, jail_nodes=jail_nodes)
+    ds = build_trace_dataset(cfg, files, actors, skip, screen, jail_nodes)
+    return add_translation(ds, cfg, keep_traces=True, jail_nodes=jail_nodes) if job == "run" else ds
 
 
 def resume_key(cfg: JobConfig, job: str, files: list[str]) -> dict:
@@ -348,6 +358,14 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
     """run_job's part that writes the output, while this run holds its lease."""
     init_ray(cfg)
     waiting = engine_wait(cfg, job)  # before the output is touched: a refusal leaves it as it was
+    health = None
+    if job not in READS_FROM or {"input", "rewrite"} & set(parse_tasks(cfg.translate.tasks)):
+        health = probe_nodes(cfg.trace.stage().limits, bool(cluster_address(cfg)))
+        if not health.healthy:
+            raise SandboxError(no_jail_anywhere(health))
+        for info in health.broken.values():
+            print(f"groundtrace: no trace actor on {info['host']}: its sandbox does not start "
+                  f"({info['reason']})", flush=True)
     try:
         resumed = prepare_output(cfg, job, files)
     except OSError as exc:
@@ -356,7 +374,7 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
         print(f"groundtrace: resuming {cfg.output} (attempt {resumed.attempt + 1}): "
               f"{len(resumed.whole_blocks)} input blocks already written, "
               f"{resumed.blocks_dropped} to do again", flush=True)
-    actors = trace_actor_count(cfg) if job not in READS_FROM else 0
+    actors = trace_actor_count(cfg, health) if job not in READS_FROM else 0
     started = time.time()
     screen, screened = screen_inputs(cfg, job, files)
     sink = StreamSink(cfg.output, kinds, cfg.ray.rows_per_shard, resumed.attempt)
@@ -364,7 +382,8 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
     ledger = Ledger(writer.fs, writer.root, LABEL_OF_FOLDER)
     with ProgressReporter(ledger, stages, cfg.ray.progress_s, waiting=waiting):
         try:
-            build_dataset(cfg, job, files, actors, resumed.whole_blocks, screen).write_datasink(sink)
+            build_dataset(cfg, job, files, actors, resumed.whole_blocks, screen,
+                          health.remote_args() if health else None).write_datasink(sink)
         except Exception as exc:
             failure = storage_failure(exc)
             if failure is not None:
@@ -386,6 +405,8 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
     if screened is not None:
         manifest["screen"] = screened
         manifest["contaminated_by"] = dict(sink.stats.details.get("contaminated_by", {}))
+    if health is not None:
+        manifest["sandbox_nodes"] = health.to_dict()
     manifest["resume"] = {"attempt": resumed.attempt + 1,
                           "blocks_kept": len(resumed.whole_blocks),
                           "blocks_redone": resumed.blocks_dropped,

@@ -183,6 +183,17 @@ def _screen(manifest: dict) -> str:
     return text
 
 
+def _nodes(manifest: dict) -> str:
+    """Nodes whose sandbox did not start: no trace actor ran there."""
+    broken = (manifest.get("sandbox_nodes") or {}).get("broken") or {}
+    if not broken:
+        return ""
+    return ("<h2>Nodes without a sandbox</h2><p class='bad'>No trace actor ran on these nodes: "
+            "their jail did not start.</p>"
+            + _table(["node", "host", "reason"],
+                     [[node[:12], info.get("host"), info.get("reason")] for node, info in broken.items()]))
+
+
 def _steps(manifest: dict) -> str:
     """Step correctness beside the final-answer rate, and how much of each trace was stated."""
     translation = manifest.get("translation") or {}
@@ -273,7 +284,7 @@ def render(report: ReportData) -> str:
 {html.escape(str(m['config']['input']))} &rarr; {html.escape(str(m['config']['output']))}</p>
 <p>{status}. Written: {html.escape(written)}.</p>
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
-{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
+{_nodes(m)}{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
 <h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}

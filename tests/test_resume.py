@@ -124,3 +124,30 @@ def test_a_run_killed_after_its_last_write_only_writes_the_manifest(finished, tm
     assert manifest["resume"]["blocks_redone"] == 0 and manifest["resume"]["orphans_deleted"] == 0
     assert manifest["written"] == json.loads((finished / "manifest.json").read_text())["written"]
     assert_same_output(out, finished)
+
+
+def test_a_ledger_entry_cut_off_by_a_signal_counts_as_absent(finished, tmp_path, ray_local):
+    """On object storage a write cut off mid-way is absent, but an entry written by a tool
+    that does not (or half a local file) must not stop the resume: it is treated as absent."""
+    out = tmp_path / "killed"
+    shutil.copytree(finished, out)
+    (out / "manifest.json").unlink()
+    entry = sorted((out / "_ledger").glob("part-*.json"))[-1]
+    entry.write_text(entry.read_text()[: len(entry.read_text()) // 2])  # half an entry
+    resume = _resume_ends_like(finished, out)["resume"]
+    assert resume["blocks_redone"] > 0 and resume["orphans_deleted"] > 0
+
+
+def test_an_input_changed_between_attempts_is_refused_in_one_line(tmp_path, ray_local):
+    source = tmp_path / "in.jsonl"
+    shutil.copy(ROOT / "data" / "sample.jsonl", source)
+    out = tmp_path / "out"
+    cfg = _config(out)
+    cfg.input = str(source)
+    assert run_job(cfg, "trace")["accounting_ok"]
+    (out / "manifest.json").unlink()  # as if killed before its end
+    source.write_text(source.read_text() + source.read_text().splitlines()[0] + "\n")
+    with pytest.raises(OutputExistsError, match=r"an input that has changed since \(.*in\.jsonl"):
+        run_job(cfg, "trace")
+    cfg.overwrite = True
+    assert run_job(cfg, "trace")["resume"]["attempt"] == 1

@@ -62,3 +62,42 @@ def test_a_worker_node_lost_half_way_leaves_the_rows_of_an_uninterrupted_run(tmp
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["accounting_ok"], manifest["checks"]
     assert_same_output(out, whole)
+
+
+def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, dev_records):
+    """One node type without a working bubblewrap (here: a `bwrap` on its PATH that exits 1)
+    must not end the job while healthy nodes remain; with none left, one line."""
+    from ray.cluster_utils import Cluster
+
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "bwrap").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    source = write_jsonl(tmp_path / "in.jsonl", dev_records[:24])
+    whole = tmp_path / "whole"
+    subprocess.run(_command(source, whole, "--actors", "2"), env=ENV, check=True,
+                   capture_output=True, cwd=ROOT)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        healthy = cluster.add_node(num_cpus=2)
+        cluster.add_node(num_cpus=2, env_vars={"PATH": f"{fake}:{os.environ['PATH']}"})
+        cluster.wait_for_nodes()
+        out = tmp_path / "out"
+        run = subprocess.run(_command(source, out, "--address", cluster.address), env=ENV,
+                             cwd=ROOT, capture_output=True, text=True, timeout=420)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "no trace actor on" in run.stdout and "does not start" in run.stdout
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["accounting_ok"] and manifest["sandbox_nodes"]["healthy"] == 1
+        [(node, info)] = manifest["sandbox_nodes"]["broken"].items()
+        assert info["reason"] and info["host"]  # why, in words: bwrap cannot run there
+        assert "Nodes without a sandbox" in (out / "report.html").read_text()
+        assert_same_output(out, whole)
+        cluster.remove_node(healthy)  # now no node has a working sandbox
+        none = subprocess.run(_command(source, tmp_path / "none", "--address", cluster.address),
+                              env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        said = [line for line in none.stderr.strip().splitlines() if "groundtrace" in line]
+        assert none.returncode == 2 and len(said) == 1 and "no node can start the sandbox" in said[0]
+        assert "Traceback" not in none.stderr  # (Ray's own connection lines come before it)
+    finally:
+        cluster.shutdown()
