@@ -15,7 +15,12 @@ import pytest
 from conftest import ROOT, assert_same_output, write_jsonl
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _env() -> dict:
+    """The environment at the time of the call: a Ray started earlier in this process (another
+    test's) sets RAY_AUTH_MODE here, and the cluster made below then wants its token."""
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _command(source: Path, out: Path, *extra: str) -> list[str]:
@@ -33,7 +38,7 @@ def test_a_worker_node_lost_half_way_leaves_the_rows_of_an_uninterrupted_run(tmp
 
     source = write_jsonl(tmp_path / "in.jsonl", dev_records[:48])
     whole = tmp_path / "whole"
-    subprocess.run(_command(source, whole, "--actors", "2"), env=ENV, check=True,
+    subprocess.run(_command(source, whole, "--actors", "2"), env=_env(), check=True,
                    capture_output=True, cwd=ROOT)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
@@ -43,7 +48,7 @@ def test_a_worker_node_lost_half_way_leaves_the_rows_of_an_uninterrupted_run(tmp
         # one trace actor: after the loss, the node left (2 CPUs) holds it and the read and
         # write tasks beside it (two actors would take both CPUs and leave the tasks none)
         run = subprocess.Popen(_command(source, out, "--address", cluster.address, "--actors", "1"),
-                               env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and _committed(out) < 1:
@@ -75,7 +80,7 @@ def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, de
     (fake / "bwrap").chmod(0o755)
     source = write_jsonl(tmp_path / "in.jsonl", dev_records[:24])
     whole = tmp_path / "whole"
-    subprocess.run(_command(source, whole, "--actors", "2"), env=ENV, check=True,
+    subprocess.run(_command(source, whole, "--actors", "2"), env=_env(), check=True,
                    capture_output=True, cwd=ROOT)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
@@ -83,7 +88,7 @@ def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, de
         cluster.add_node(num_cpus=2, env_vars={"PATH": f"{fake}:{os.environ['PATH']}"})
         cluster.wait_for_nodes()
         out = tmp_path / "out"
-        run = subprocess.run(_command(source, out, "--address", cluster.address), env=ENV,
+        run = subprocess.run(_command(source, out, "--address", cluster.address), env=_env(),
                              cwd=ROOT, capture_output=True, text=True, timeout=420)
         assert run.returncode == 0, run.stderr[-3000:]
         assert "no trace actor on" in run.stdout and "does not start" in run.stdout
@@ -95,7 +100,7 @@ def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, de
         assert_same_output(out, whole)
         cluster.remove_node(healthy)  # now no node has a working sandbox
         none = subprocess.run(_command(source, tmp_path / "none", "--address", cluster.address),
-                              env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
         said = [line for line in none.stderr.strip().splitlines() if "groundtrace" in line]
         assert none.returncode == 2 and len(said) == 1 and "no node can start the sandbox" in said[0]
         assert "Traceback" not in none.stderr  # (Ray's own connection lines come before it)
