@@ -273,8 +273,9 @@ def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
     return resumed
 
 
-def storage_failure(exc: BaseException) -> StorageUnavailable | None:
-    """The StorageUnavailable behind an error that Ray raised for a task or an actor, if any."""
+def _causes(exc: BaseException):
+    """``exc`` and every error behind it (causes, contexts, and the ``cause`` that Ray's task
+    and actor errors carry), each once."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -282,26 +283,22 @@ def storage_failure(exc: BaseException) -> StorageUnavailable | None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if type(current) is StorageUnavailable:  # not Ray's wrapper, which subclasses it too
-            return current
+        yield current
         stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
-    return None
+
+
+def storage_failure(exc: BaseException) -> StorageUnavailable | None:
+    """The StorageUnavailable behind an error that Ray raised for a task or an actor, if any."""
+    # the type itself: Ray's wrapper of a task's error subclasses it too
+    return next((c for c in _causes(exc) if type(c) is StorageUnavailable), None)
 
 
 def engine_died(exc: BaseException) -> bool:
     """Did Ray raise ``exc`` because a vLLM engine actor died for good?"""
     from ray.exceptions import RayActorError
 
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, RayActorError) and "vLLMEngine" in str(current):
-            return True
-        stack += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    if any(isinstance(c, RayActorError) and "vLLMEngine" in str(c) for c in _causes(exc)):
+        return True
     return "vLLMEngine" in str(exc) and ("ActorDiedError" in str(exc) or "died" in str(exc))
 
 
@@ -319,6 +316,11 @@ def _what_differs(before: dict, now: dict) -> str:
     return "other settings"
 
 
+def needs_sandbox(job: str, tasks: tuple[str, ...]) -> bool:
+    """A job that traces, or checks an LLM's proposed inputs or programs, runs programs."""
+    return job not in READS_FROM or bool({"input", "rewrite"} & set(tasks))
+
+
 def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     """Run one job (trace, run, translate or build) end to end; returns the manifest (also in
     OUT). A killed run goes on where it stopped when the same command is run again."""
@@ -328,7 +330,7 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     tasks = parse_tasks(cfg.translate.tasks)
     if "rewrite" in tasks and "example" in kinds:
         kinds = (*kinds, "rewrite")
-    if job not in READS_FROM or {"input", "rewrite"} & set(tasks):
+    if needs_sandbox(job, tasks):
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
         check_arch(cfg.trace.allow_unfiltered_arch)
     try:
@@ -348,18 +350,18 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     except OSError as exc:
         raise StorageError(f"cannot take the output {cfg.output}: {exc}") from None
     try:
-        return _run_leased(cfg, job, files, stages, kinds, lease)
+        return _run_leased(cfg, job, files, stages, kinds, tasks, lease)
     finally:
         lease.release()
 
 
 def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, ...],
-                kinds: tuple[str, ...], lease: OutputLease) -> dict:
+                kinds: tuple[str, ...], tasks: tuple[str, ...], lease: OutputLease) -> dict:
     """run_job's part that writes the output, while this run holds its lease."""
     init_ray(cfg)
     waiting = engine_wait(cfg, job)  # before the output is touched: a refusal leaves it as it was
     health = None
-    if job not in READS_FROM or {"input", "rewrite"} & set(parse_tasks(cfg.translate.tasks)):
+    if needs_sandbox(job, tasks):
         health = probe_nodes(cfg.trace.stage().limits, bool(cluster_address(cfg)))
         if not health.healthy:
             raise SandboxError(no_jail_anywhere(health))

@@ -354,12 +354,12 @@ def load_benchmarks(uris: tuple[str, ...], ngram: int, coverage: float = 0.5) ->
 
 # --- the driver's part ----------------------------------------------------------------------
 
-def screen_key(cfg: ScreenSettings, files: list[str]) -> dict:
-    from jobs.sources import input_versions
-
+def screen_key(cfg: ScreenSettings, versions: list[list]) -> dict:
+    """What the committed decisions hold for: the inputs as they were (``input_versions``)
+    and the settings that decide."""
     near = cfg.near_dup
     return json.loads(json.dumps({
-        "inputs": input_versions(files), "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
+        "inputs": versions, "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
         "ngram": cfg.ngram, "coverage": cfg.coverage, "near_dup": None if near is None else vars(near),
         "raw_filter": vars(cfg.raw_filter),
     }))
@@ -370,11 +370,12 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
     inputs and settings: a resumed run makes the same choices). Returns done.json's content."""
     import ray
 
-    from jobs.sources import PyEduSource
+    from jobs.sources import PyEduSource, input_versions
     from jobs.storage import ShardWriter
 
     writer = ShardWriter(output)
-    key = screen_key(cfg, files)
+    versions = input_versions(files)  # one look-up per input: the key and the size both use it
+    key = screen_key(cfg, versions)
     done = posixpath.join(writer.root, DONE_FILE)
     if writer.fs.get_file_info(done).type == pafs.FileType.File:
         with writer.fs.open_input_stream(done) as handle:
@@ -386,7 +387,7 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
             return committed
     started = time.time()
     index = load_benchmarks(cfg.decontaminate, cfg.ngram, cfg.coverage) if cfg.decontaminate else None
-    if _input_bytes(files) <= cfg.in_driver_bytes:
+    if _input_bytes(versions) <= cfg.in_driver_bytes:
         result = write_decisions(_screen_here(cfg, files, index), output)
     else:
         index_ref = ray.put(index) if index is not None else None
@@ -406,11 +407,9 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
     return committed
 
 
-def _input_bytes(files: list[str]) -> float:
+def _input_bytes(versions: list[list]) -> float:
     """The inputs' total size (infinite when one has none to tell, an https:// input)."""
-    from jobs.sources import input_versions
-
-    sizes = [size for _, size, _ in input_versions(files)]
+    sizes = [size for _, size, _ in versions]
     return float("inf") if any(size is None for size in sizes) else float(sum(sizes))
 
 

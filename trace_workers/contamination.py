@@ -136,7 +136,3 @@ class BenchmarkIndex:
     def _match(self, index: int, how: str) -> Match:
         benchmark, item = self.items[index]
         return Match(benchmark, item, how)
-
-
-def match_code(index: BenchmarkIndex, code: str) -> Match | None:
-    return index.match(code_tokens(code))

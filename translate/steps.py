@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from trace_workers.canonical import python_values_match, values_match
@@ -55,8 +55,6 @@ class StepCheck:
     changes: int = 0  # value changes in the trace
     stated: int = 0  # of those, how many right steps state
     wrong: str = ""  # the first wrong step, in words
-    loops_checked: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def coverage(self) -> float:
@@ -338,7 +336,6 @@ def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
             n = int(word) if word.isdigit() else _COUNT_WORDS[word]
             if not counts:
                 continue
-            result.loops_checked += 1
             result.checked += 1
             if n in counts:
                 result.right += 1
