@@ -83,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.retry import StorageUnavailable
     from jobs.screen import BenchmarkError
     from trace_workers.sandbox import SandboxError
+    from translate.endpoint import EndpointRefused
 
     try:
         manifest = run_job(cfg, args.command)
     except (OutputExistsError, FileNotFoundError, SandboxError, StorageError, BenchmarkError,
-            OutputBusy, EngineUnavailable) as exc:
+            OutputBusy, EngineUnavailable, EndpointRefused) as exc:
         print(f"groundtrace: {exc}", file=sys.stderr)
         return 2
     except StorageUnavailable as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from trace_workers.near_dup import NearDupSettings
 from trace_workers.raw_filter import RawFilterConfig
 from trace_workers.records import INPUT_FORMATS
 from trace_workers.sandbox import SandboxLimits
+from translate.endpoint import EndpointSettings, public_endpoint
 from translate.export import BuildSettings
+from translate.http_session import RequestPolicy
 from translate.llm import LLMSettings, resolve_max_model_len
 from translate.tasks import NEEDS_LLM, TaskSettings, parse_tasks
 
@@ -168,6 +171,21 @@ class TranslateConfig:
                                          "of the trace's value changes is too_few_steps (0: any)")
     variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
                                       "the same answer)")
+    endpoint: str | None = _opt(None, "translate through an OpenAI-compatible chat-completions "
+                                      "server (http://host:8000/v1) instead of vLLM engines in "
+                                      "the job; --model is then the served model's name")
+    endpoint_key_env: str = _opt("OPENAI_API_KEY", "the environment variable that holds the "
+                                                   "endpoint's API key (none set: no key sent)")
+    endpoint_concurrency: int = _opt(32, "requests to the endpoint in flight at once")
+    endpoint_qps: float | None = _opt(None, "requests started per second at most (default: no limit)")
+    endpoint_timeout_s: float = _opt(600.0, "seconds one request may take before it is tried again")
+    endpoint_retries: int = _opt(6, "tries after the first of a request answered 429 or 5xx (after "
+                                    "its Retry-After), timed out or cut; then endpoint_error")
+    endpoint_seed: bool = _opt(True, "send each request a seed of its own (repeatable runs where "
+                                     "the server honours seeds; vLLM's CPU backend dies of them)")
+    endpoint_body: str | None = _opt(None, "JSON object of more request fields, e.g. "
+                                           "'{\"top_k\": 20, \"chat_template_kwargs\": "
+                                           "{\"enable_thinking\": true}}'")
 
     def steps_checked_for(self) -> tuple[str, ...]:
         """The translators whose text the step check reads."""
@@ -182,9 +200,37 @@ class TranslateConfig:
     def uses_llm(self) -> bool:
         if self.translator not in TRANSLATORS:
             raise ValueError(f"translator must be one of {', '.join(TRANSLATORS)}, not {self.translator!r}")
-        if self.translator == "llm" and not self.model:
-            raise ValueError("translator llm needs --model")
+        if (self.translator == "llm" or self.endpoint) and not self.model:
+            raise ValueError("--endpoint needs --model (the served model's name)" if self.endpoint
+                             else "translator llm needs --model")
+        if self.endpoint and self.translator == "render":
+            raise ValueError("--endpoint translates with an LLM: drop --translator render")
         return self.translator == "llm" or (self.translator == "auto" and bool(self.model))
+
+    # how requests reach the endpoint, not what they ask: a resumed run may change them
+    TRANSPORT = ("endpoint_key_env", "endpoint_concurrency", "endpoint_qps", "endpoint_timeout_s",
+                 "endpoint_retries")
+
+    def uses_engine(self) -> bool:
+        """vLLM engines inside the job (not an endpoint's server)."""
+        return self.uses_llm() and not self.endpoint
+
+    def endpoint_settings(self, seed: int, actors: int = 1) -> EndpointSettings:
+        try:
+            body = json.loads(self.endpoint_body) if self.endpoint_body else {}
+        except ValueError as exc:
+            raise ValueError(f"--endpoint-body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ValueError("--endpoint-body must be a JSON object")
+        if self.endpoint_concurrency < 1:
+            raise ValueError("--endpoint-concurrency must be 1 or more")
+        policy = RequestPolicy(concurrency=self.endpoint_concurrency, qps=self.endpoint_qps,
+                               timeout_s=self.endpoint_timeout_s, retries=self.endpoint_retries)
+        return EndpointSettings(
+            url=str(self.endpoint), model=str(self.model), key_env=self.endpoint_key_env,
+            max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+            seed=seed if self.endpoint_seed else None, enable_thinking=self.enable_thinking, body=body,
+            batch_size=max(1, self.endpoint_concurrency), actors=actors, policy=policy)
 
     def llm(self, seed: int) -> LLMSettings:
         if self.device not in ("gpu", "cpu"):
@@ -254,7 +300,12 @@ class JobConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as written down (manifest, resume key): an endpoint by scheme and host
+        only (a URL may carry a token in its path or query)."""
+        data = dataclasses.asdict(self)
+        if self.translate.endpoint:
+            data["translate"]["endpoint"] = public_endpoint(self.translate.endpoint)
+        return data
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
@@ -265,7 +316,10 @@ class JobConfig:
         if needs_llm and not self.translate.uses_llm():
             raise ValueError(f"--tasks {','.join(needs_llm)} needs an LLM (--model): the renderer "
                              "cannot propose inputs or programs")
-        if self.translate.uses_llm():
+        if self.translate.endpoint:
+            self.translate.uses_llm()
+            self.translate.endpoint_settings(self.trace.seed)
+        elif self.translate.uses_llm():
             self.translate.llm(self.trace.seed)
 
 

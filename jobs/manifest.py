@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from trace_workers.stats import BLOCK_RECORDS, accounting_checks
+from translate.endpoint import public_endpoint
 
 if TYPE_CHECKING:
     from jobs.config import JobConfig
@@ -94,6 +95,8 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
                                     for b, n in sorted(bins.items(), key=lambda kv: int(kv[0]))},
         "translator": "llm" if uses_llm else "render",
         "model": cfg.translate.model if uses_llm else None,
+        # which server made the data, when an endpoint did (scheme and host, never a key)
+        "endpoint": public_endpoint(cfg.translate.endpoint) if cfg.translate.endpoint else None,
         "verified_fraction": round(verified / translated, 4) if translated else None,
         "tokens": tokens,
         "generated_tokens_per_s": round(tokens.get("generated", 0) / wall_s, 1) if wall_s else None,
@@ -116,6 +119,7 @@ def summary_lines(manifest: dict) -> list[str]:
     if "translation" in manifest:
         tr = manifest["translation"]
         lines.append(f"translator {tr['translator']}" + (f" ({tr['model']})" if tr["model"] else "")
+                     + (f" at {tr['endpoint']}" if tr.get("endpoint") else "")
                      + f": verified {tr['verified_fraction']} of translations"
                      + "".join(f"; {task} steps right {c['right']} of {c['checked']}"
                                for task, c in tr.get("steps", {}).items()))

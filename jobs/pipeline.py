@@ -20,7 +20,7 @@ import time
 import pyarrow.fs as pafs
 import ray
 
-from jobs.config import JobConfig
+from jobs.config import JobConfig, TranslateConfig
 from jobs.lease import LEASE_FILE, OutputBusy, OutputLease
 from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
@@ -36,6 +36,7 @@ from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import SandboxError, bwrap_path, check_arch
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
+from translate.endpoint import build_endpoint_processor, check_endpoint
 from translate.export import dataset_info
 from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
 from translate.sandbox_check import CheckActor
@@ -103,7 +104,7 @@ def engine_wait(cfg: JobConfig, job: str):
     """None when the engine's GPUs are there (or no GPU engine runs); on a local Ray without
     them, EngineUnavailable at once (the engine's actor would wait forever); on a cluster
     (whose autoscaler may add GPU nodes), a function that says what the job waits for."""
-    if job == "trace" or not cfg.translate.uses_llm() or cfg.translate.device != "gpu":
+    if job == "trace" or not cfg.translate.uses_engine() or cfg.translate.device != "gpu":
         return None
     t = cfg.translate
     per_engine = t.tensor_parallel_size * t.pipeline_parallel_size
@@ -173,13 +174,18 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
         return ds.map_batches(render_batch, fn_kwargs={
             "verify_cfg": verify_cfg, "build_cfg": build_cfg, "keep_traces": keep_traces,
             "task_cfg": task_cfg}, batch_format="pyarrow", batch_size=None)
-    llm = llm or cfg.translate.llm(cfg.trace.seed)
     ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces,
                                                       "task_cfg": task_cfg},
                         batch_format="pyarrow", batch_size=None)
-    ds = build_llm_processor(llm)(ds)
+    if cfg.translate.endpoint and llm is None:
+        processor, model = build_endpoint_processor(cfg.translate.endpoint_settings(cfg.trace.seed)), \
+            cfg.translate.model
+    else:
+        llm = llm or cfg.translate.llm(cfg.trace.seed)
+        processor, model = build_llm_processor(llm), llm.model
+    ds = processor(ds)
     ds = ds.map_batches(verify_batch, fn_kwargs={
-        "model": llm.model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
+        "model": model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
         batch_format="pyarrow", batch_size=None)
     if {"input", "rewrite"} & set(task_cfg.tasks):  # proposals run in the sandbox
         ds = ds.map_batches(CheckActor, fn_constructor_kwargs={
@@ -226,7 +232,9 @@ def resume_key(cfg: JobConfig, job: str, files: list[str]) -> dict:
     settings = cfg.to_dict()
     return json.loads(json.dumps({
         "job": job, "inputs": input_versions(files), "trace": settings["trace"], "screen": settings["screen"],
-        "translate": settings["translate"], "build": settings["build"],
+        "translate": {k: v for k, v in settings["translate"].items()
+                      if k not in TranslateConfig.TRANSPORT},
+        "build": settings["build"],
         "programs_per_block": cfg.ray.programs_per_block,
     }))
 
@@ -358,6 +366,10 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
 def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, ...],
                 kinds: tuple[str, ...], tasks: tuple[str, ...], lease: OutputLease) -> dict:
     """run_job's part that writes the output, while this run holds its lease."""
+    if cfg.translate.endpoint and job not in ("trace", "build"):
+        # one request before the output is touched: a wrong URL, key or model is one line
+        print(f"groundtrace: {check_endpoint(cfg.translate.endpoint_settings(cfg.trace.seed))}",
+              flush=True)
     init_ray(cfg)
     waiting = engine_wait(cfg, job)  # before the output is touched: a refusal leaves it as it was
     health = None

@@ -194,6 +194,15 @@ def _nodes(manifest: dict) -> str:
                      [[node[:12], info.get("host"), info.get("reason")] for node, info in broken.items()]))
 
 
+def _translator(manifest: dict) -> str:
+    """Which model made the reasoning, and through which endpoint (scheme and host)."""
+    translation = manifest.get("translation") or {}
+    if not translation.get("model"):
+        return ""
+    where = f" at {translation['endpoint']}" if translation.get("endpoint") else " (vLLM in the job)"
+    return f"<p>Reasoning by {html.escape(translation['model'] + where)}.</p>"
+
+
 def _steps(manifest: dict) -> str:
     """Step correctness beside the final-answer rate, and how much of each trace was stated."""
     translation = manifest.get("translation") or {}
@@ -282,7 +291,7 @@ def render(report: ReportData) -> str:
 <p class="meta">started {html.escape(m['started_at'])}, {m['wall_s']:.1f} s, Ray {html.escape(
         str(m.get('ray_address', 'local')))}, attempt {resume.get('attempt', 1)}; input
 {html.escape(str(m['config']['input']))} &rarr; {html.escape(str(m['config']['output']))}</p>
-<p>{status}. Written: {html.escape(written)}.</p>
+<p>{status}. Written: {html.escape(written)}.</p>{_translator(m)}
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
 {_nodes(m)}{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
 <h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>

@@ -259,11 +259,13 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
     stats = BlockStats()
     out: list[dict] = []
     errors = _column(batch, "__inference_error__", "")
+    # the endpoint translator's own verdict on a request it could not answer (translate.endpoint)
+    rejects = _column(batch, "translate_reject", "")
     texts = _column(batch, "generated_text")
     prompt_tokens = _column(batch, "num_input_tokens")
     generated_tokens = _column(batch, "num_generated_tokens")
     for i, (kind, payload, block) in enumerate(stream_rows(batch)):
-        error = errors[i] or ""
+        error = errors[i] or rejects[i] or ""
         if kind != REQUEST:
             out.append({"kind": kind, "payload": payload, "block": block})
             continue

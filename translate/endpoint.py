@@ -1,0 +1,206 @@
+"""The endpoint translator: an OpenAI-compatible chat-completions server (a team's vLLM or
+SGLang, a hosted model) through ``ray.data.llm``'s HTTP request processor.
+
+The same prompts, tasks and verification as the engine translator (``translate.llm``); what
+differs is where a prompt goes. :func:`make_preprocess` writes each ``request`` row's chat
+request (the row's stream payload is kept aside, rows the endpoint must not see bypass it as
+in ``translate.llm``); the processor's stage sends them through ``translate.http_session``;
+:func:`postprocess` reads the answer: the text (with the thinking the server split out into
+``reasoning``/``reasoning_content`` put back in front, inside ``<think>``), the token counts of
+``usage``, or a ``translate_reject`` (``endpoint_error``, with the status) for a request that
+failed for good. :func:`check_endpoint` asks once before the job starts, so a wrong URL, key or
+model is one line instead of a run of rejects.
+
+The API key comes from an environment variable named by ``key_env``, is read by the driver
+only, and travels to the stage's actors inside the session factory; it is not a setting, so it
+reaches neither the manifest nor the report, and the jail's environment is cleared anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from trace_workers.records import utf8_safe
+from translate.http_session import EndpointSessionFactory, RequestPolicy, outcome
+from translate.llm import row_seed
+from translate.prompts import translation_prompt
+from translate.stage import PASSTHROUGH, PROMPT_REJECT, REQUEST
+
+# the rows the endpoint must not see keep every field too: Arrow wants one schema
+_EMPTY = {"__inference_error__": "", "stream_payload": ""}
+
+
+class EndpointRefused(RuntimeError):
+    """The endpoint refuses the job's requests (URL, key, model or a limit it will not take)."""
+
+
+@dataclass
+class EndpointSettings:
+    url: str  # the API's base (http://host:8000/v1) or its chat-completions URL
+    model: str  # the served model's name
+    key_env: str = "OPENAI_API_KEY"
+    max_tokens: int = 16384
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: int | None = 0  # None: no seed sent
+    enable_thinking: bool = True
+    body: dict[str, Any] = field(default_factory=dict)  # more request fields (top_k, chat_template_kwargs...)
+    batch_size: int = 32
+    actors: int = 1
+    policy: RequestPolicy = field(default_factory=RequestPolicy)
+
+    @property
+    def chat_url(self) -> str:
+        return chat_url(self.url)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.key_env) or None
+
+    def request(self, row_id: str, prompt: str) -> dict[str, Any]:
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+        if self.seed is not None:
+            body["seed"] = row_seed(self.seed, row_id)
+        return {**body, **self.body}
+
+
+def chat_url(url: str) -> str:
+    """``.../chat/completions`` for a base URL (``http://host:8000`` means ``/v1``)."""
+    url = url.rstrip("/")
+    if url.endswith("/chat/completions"):
+        return url
+    if not urlsplit(url).path:
+        url += "/v1"
+    return url + "/chat/completions"
+
+
+def public_endpoint(url: str) -> str:
+    """Scheme and host (and port) only: what the manifest and report say made the data."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def make_preprocess(cfg: EndpointSettings):
+    def preprocess(row: dict) -> dict:
+        if row["kind"] != REQUEST:
+            return {**_EMPTY, "__inference_error__": PASSTHROUGH}
+        item = json.loads(row["payload"])
+        try:
+            prompt = utf8_safe(translation_prompt(item))
+        except Exception as exc:  # an item no prompt can be made of is one reject
+            return {**_EMPTY, "__inference_error__": (
+                f"{PROMPT_REJECT}prompt_failed:{type(exc).__name__}: {exc}"[:400])}
+        return {**_EMPTY, "stream_payload": row["payload"],
+                "payload": json.dumps(cfg.request(item["id"], prompt), ensure_ascii=False)}
+
+    return preprocess
+
+
+def generation_of(answer: dict) -> str | None:
+    """The generated text of a chat completion, thinking first: servers that split thinking out
+    (vLLM's and SGLang's reasoning parsers) answer ``reasoning``/``reasoning_content``, and a
+    thinking that did not finish leaves ``content`` empty."""
+    message = ((answer.get("choices") or [{}])[0] or {}).get("message") or {}
+    content = message.get("content")
+    thinking = message.get("reasoning_content") or message.get("reasoning")
+    if thinking is None:
+        return content
+    return f"<think>\n{thinking}" + ("" if content is None else f"\n</think>\n\n{content}")
+
+
+def postprocess(row: dict) -> dict:
+    """The answer of one request: its text and token counts, or why there is none."""
+    result = row.get("http_response") or outcome(0, error="no answer")
+    text, usage, reject = None, {}, ""
+    if result.get("status") == 200:
+        try:
+            answer = json.loads(result["body"])
+            text, usage = generation_of(answer), answer.get("usage") or {}
+        except (ValueError, AttributeError, TypeError) as exc:
+            reject = f"endpoint_error:HTTP 200 with an answer that is not a chat completion ({exc})"
+        if text is None and not reject:
+            reject = "endpoint_error:HTTP 200 with no generated text"
+    else:
+        tries = result.get("attempts") or 1
+        reject = f"endpoint_error:{result.get('error')}" + (f" (after {tries} attempts)" if tries > 1 else "")
+    return {"kind": row["kind"], "payload": row["stream_payload"], "block": row.get("block"),
+            "generated_text": text, "translate_reject": f"{PROMPT_REJECT}{reject}"[:500] if reject else "",
+            "num_input_tokens": usage.get("prompt_tokens"),
+            "num_generated_tokens": usage.get("completion_tokens")}
+
+
+def processor_config(cfg: EndpointSettings, api_key: str | None = None):
+    from ray.data.llm import HttpRequestProcessorConfig
+
+    return HttpRequestProcessorConfig(
+        url=cfg.chat_url, batch_size=cfg.batch_size, concurrency=cfg.actors,
+        session_factory=EndpointSessionFactory(_share(cfg), api_key))
+
+
+def _share(cfg: EndpointSettings) -> RequestPolicy:
+    """Each actor's part of the job's concurrency and rate."""
+    p, n = cfg.policy, max(1, cfg.actors)
+    return RequestPolicy(concurrency=max(1, -(-p.concurrency // n)),
+                         qps=p.qps / n if p.qps else None, timeout_s=p.timeout_s,
+                         retries=p.retries, backoff_s=p.backoff_s, max_wait_s=p.max_wait_s)
+
+
+def build_endpoint_processor(cfg: EndpointSettings):
+    """The Processor: apply it to the tagged stream (``processor(dataset)``)."""
+    from ray.data import ActorPoolStrategy
+    from ray.data.llm import build_processor
+
+    processor = build_processor(processor_config(cfg, cfg.api_key()),
+                                preprocess=make_preprocess(cfg), postprocess=postprocess)
+    for stage in processor.stages.values():
+        # a fixed pool, and enough batches queued per actor for its requests to overlap: the
+        # stage runs four batches of one actor at once, each holding its stragglers until done
+        stage.map_batches_kwargs["compute"] = ActorPoolStrategy(
+            size=max(1, cfg.actors), max_tasks_in_flight_per_actor=8)
+    return processor
+
+
+def check_endpoint(cfg: EndpointSettings, timeout_s: float = 60.0) -> str:
+    """One small request before the job: an endpoint that cannot be reached, refuses the key or
+    does not serve the model raises EndpointRefused with its own words. Returns what it found."""
+    return asyncio.run(_check(cfg, timeout_s))
+
+
+async def _check(cfg: EndpointSettings, timeout_s: float) -> str:
+    policy = RequestPolicy(concurrency=1, timeout_s=timeout_s, retries=3, backoff_s=1.0)
+    where = public_endpoint(cfg.url)
+    probe = {**cfg.request("groundtrace-check", "Say OK."), "max_tokens": 1}
+    async with EndpointSessionFactory(policy, cfg.api_key())() as session:
+        result = await session.attempts(cfg.chat_url, json.dumps(probe))
+        if result["status"] in (401, 403):
+            raise EndpointRefused(f"the endpoint {where} refused the API key in ${cfg.key_env} "
+                                  f"({result['error']})")
+        if result["status"] not in (200, 429):  # a rate limit is an endpoint that exists
+            why = result["error"] or f"HTTP {result['status']}"
+            raise EndpointRefused(f"the endpoint {cfg.chat_url} does not take a chat request for "
+                                  f"model {cfg.model!r}: {why}")
+        context = await _served_context(session, cfg)
+    if context and cfg.max_tokens >= context:
+        raise EndpointRefused(f"--max-tokens {cfg.max_tokens} does not fit {cfg.model!r}'s context "
+                              f"at {where} ({context} tokens); pass less")
+    return f"{where} serves {cfg.model}" + (f" ({context}-token context)" if context else "")
+
+
+async def _served_context(session, cfg: EndpointSettings) -> int | None:
+    """The model's context as vLLM and SGLang list it under ``/models`` (hosted APIs do not)."""
+    url = cfg.chat_url[: -len("/chat/completions")] + "/models"
+    try:
+        async with session.session.get(url, headers=session.headers) as response:
+            listing = await response.json(content_type=None)
+        for model in listing.get("data") or []:
+            if model.get("id") == cfg.model and isinstance(model.get("max_model_len"), int):
+                return model["max_model_len"]
+    except Exception:  # noqa: BLE001 - a listing is a courtesy: without it, nothing is checked
+        return None
+    return None

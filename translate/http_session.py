@@ -1,0 +1,208 @@
+"""The HTTP transport under ray.data.llm's HTTP request stage: concurrency, rate, retries.
+
+``ray.data.llm``'s ``HttpRequestUDF`` opens ``session_factory()`` once per batch, calls
+``session.post(url, headers=..., data=...)`` for every row of the batch, then awaits each in
+turn (``async with await request as response``) and reads ``response.json()``. Its own policy
+does not fit a long job on an endpoint: requests of a batch go one after another, 500s and
+``Retry-After`` are not honoured, there is no per-request timeout, and a request that keeps
+failing raises, which fails the whole batch. So the factory passed to it returns an
+:class:`EndpointSession`, whose ``post`` starts the request at once (bounded by the process's
+share of ``--endpoint-concurrency`` and ``--endpoint-qps``), retries what waiting can cure, and
+always answers 200 with a small JSON record of the outcome (:func:`outcome`): the stage then
+neither retries nor raises, and the job turns a request that failed for good into one reject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    """How this process talks to the endpoint (its share of the job's limits)."""
+
+    concurrency: int = 32  # requests in flight at once
+    qps: float | None = None  # requests started per second, at most
+    timeout_s: float = 600.0  # one attempt, connection to last byte
+    retries: int = 6  # attempts after the first, for 429/5xx, timeouts and lost connections
+    backoff_s: float = 1.0  # the first wait; doubled per attempt, with full jitter
+    max_wait_s: float = 120.0  # the longest wait, Retry-After included
+
+
+class _Limiter:
+    """Concurrency and start rate of one process (one per event loop)."""
+
+    def __init__(self, policy: RequestPolicy):
+        self.slots = asyncio.Semaphore(max(1, policy.concurrency))
+        self.interval = 1.0 / policy.qps if policy.qps else 0.0
+        self.next_start = 0.0
+        self.lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self.slots.acquire()
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            wait, self.next_start = self.next_start - now, max(now, self.next_start) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+_LIMITERS: dict[tuple[int, RequestPolicy], _Limiter] = {}
+
+
+def _limiter(policy: RequestPolicy) -> _Limiter:
+    key = (id(asyncio.get_running_loop()), policy)
+    if key not in _LIMITERS:
+        _LIMITERS[key] = _Limiter(policy)
+    return _LIMITERS[key]
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def error_message(status: int, text: str) -> str:
+    """The server's own message from an error body (OpenAI's ``{"error": {"message"}}``, vLLM's
+    ``{"message"}``), else the start of the body."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text.strip()[:300] or f"HTTP {status}"
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        error = error.get("message") or error
+    return str(error)[:300]
+
+
+def outcome(status: int, body: str = "", error: str = "", attempts: int = 1) -> dict[str, Any]:
+    """What the stage hands on for one request: the server's status and body (the body when it
+    answered 200), or the error that ended it. Flat, so that Arrow keeps one schema."""
+    return {"status": status, "body": body, "error": error, "attempts": attempts}
+
+
+class _Answer:
+    """The response object ray.data.llm's stage reads: always 200, the outcome as JSON."""
+
+    status = 200
+    reason = "OK"
+
+    def __init__(self, record: dict[str, Any]):
+        self.record = record
+
+    async def json(self) -> dict[str, Any]:
+        return self.record
+
+    async def __aenter__(self) -> _Answer:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+
+def request_text(data: Any) -> str:
+    """The request body: the stage JSON-encodes the row's ``payload``, which the job keeps as
+    JSON text (one string column through Arrow), so the text inside is the body to send."""
+    if isinstance(data, str):
+        try:
+            inner = json.loads(data)
+        except ValueError:
+            return data
+        if isinstance(inner, str):
+            return inner
+    return data
+
+
+class EndpointSession:
+    """A stand-in for ``aiohttp.ClientSession`` with the job's request policy."""
+
+    def __init__(self, policy: RequestPolicy, headers: dict[str, str]):
+        self.policy = policy
+        self.headers = headers
+        self.session = None
+
+    async def __aenter__(self) -> EndpointSession:
+        import aiohttp
+
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.policy.timeout_s),
+            connector=aiohttp.TCPConnector(limit=max(1, self.policy.concurrency)))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.session.close()
+
+    def post(self, url: str, headers: dict | None = None, data: Any = None) -> asyncio.Task:
+        """Start the request now (the stage awaits requests one after another)."""
+        return asyncio.ensure_future(self.send(url, request_text(data), headers))
+
+    async def send(self, url: str, body: str, headers: dict | None = None) -> _Answer:
+        return _Answer(await self.attempts(url, body, headers))
+
+    async def attempts(self, url: str, body: str, headers: dict | None = None) -> dict[str, Any]:
+        """Send one request until it is answered, fails for good, or runs out of tries."""
+        import aiohttp
+
+        headers = {**(headers or {}), **self.headers, "Content-Type": "application/json"}
+        policy, limiter = self.policy, _limiter(self.policy)
+        last = outcome(0, error="not sent")
+        for attempt in range(policy.retries + 1):
+            wait = None
+            await limiter.start()
+            try:
+                async with self.session.post(url, data=body.encode(), headers=headers) as response:
+                    status, text = response.status, await response.text(errors="replace")
+                    wait = retry_after_s(response.headers.get("Retry-After"))
+            except TimeoutError:
+                last = outcome(0, error=f"no answer within {policy.timeout_s:g} s", attempts=attempt + 1)
+            except (aiohttp.ClientError, OSError) as exc:
+                last = outcome(0, error=f"{type(exc).__name__}: {exc}"[:300], attempts=attempt + 1)
+            except Exception as exc:  # noqa: BLE001 - anything else ends this request, not the batch
+                return outcome(0, error=f"{type(exc).__name__}: {exc}"[:300], attempts=attempt + 1)
+            else:
+                if status == 200:
+                    return outcome(status, body=text, attempts=attempt + 1)
+                last = outcome(status, error=f"HTTP {status}: {error_message(status, text)}",
+                               attempts=attempt + 1)
+                if status not in RETRYABLE:
+                    return last
+            finally:
+                limiter.slots.release()
+            if attempt < policy.retries:
+                backoff = random.uniform(0, policy.backoff_s * 2 ** attempt)
+                await asyncio.sleep(min(policy.max_wait_s, wait if wait is not None else backoff))
+        return last
+
+
+class EndpointSessionFactory:
+    """The ``session_factory`` of ``HttpRequestProcessorConfig``: pickled to the stage's actors,
+    holding the API key, which its repr never shows."""
+
+    def __init__(self, policy: RequestPolicy, api_key: str | None):
+        self.policy = policy
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def __call__(self) -> EndpointSession:
+        return EndpointSession(self.policy, self._headers)
+
+    def __repr__(self) -> str:
+        return f"EndpointSessionFactory({self.policy}, key={'set' if self._headers else 'none'})"
