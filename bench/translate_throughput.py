@@ -13,6 +13,14 @@ stage's own Tracer; data/sample.jsonl when ../shared is absent), with a fixed ou
     token counting, ray.data.llm's vLLM engine stage, verification) on the same traces, from
     the start of the Ray Data execution (engine start included) to the last row.
 
+With ``--endpoint`` (a URL, or nothing: a vLLM OpenAI-compatible server started here with the
+same model) the two sides are (a) a client that sends the job's own request bodies straight to
+the server, ``--endpoint-concurrency`` at a time, and (b) the translate stage through the
+endpoint translator (``translate.endpoint``) at the same concurrency:
+
+    .venv/bin/python bench/translate_throughput.py --endpoint                 # CPU, tiny model
+    .venv/bin/python bench/translate_throughput.py --endpoint http://host:8000/v1 --served-model M
+
 The ratio with start compares (b) with (a) start-included (both pay for one engine start, but
 (b) also starts a Ray actor that imports vLLM: a fixed cost that small runs cannot hide). The
 marginal ratio compares the steady state: (b) runs twice, on half the traces and on all of
@@ -127,6 +135,127 @@ def pipeline(cfg, llm_cfg, traces: list[dict]) -> dict:
             "tok_s": round(tokens / wall, 1)}
 
 
+def start_server(model: str, args) -> tuple[object, str]:
+    """vLLM's OpenAI-compatible server with ``model`` on a free loopback port."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+               "--served-model-name", "bench", "--dtype", "bfloat16", "--host", "127.0.0.1",
+               "--port", str(port), "--max-model-len", str(args.max_model_len)]
+    if args.device == "cpu":
+        command.append("--enforce-eager")
+    if args.preset:
+        command += ["--load-format", "dummy"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return server, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the vLLM server did not start") from None
+            time.sleep(1)
+
+
+def direct(endpoint_cfg, traces: list[dict]) -> dict:
+    """The job's own request bodies sent straight to the server, ``concurrency`` at a time."""
+    import asyncio
+
+    import aiohttp
+
+    from translate.prompts import translation_prompt
+
+    bodies = [json.dumps(endpoint_cfg.request(t["id"], translation_prompt(t))) for t in traces]
+    headers = {"Content-Type": "application/json"}
+    if endpoint_cfg.api_key():
+        headers["Authorization"] = f"Bearer {endpoint_cfg.api_key()}"
+
+    failed: list[str] = []
+
+    async def run() -> int:
+        queue = list(reversed(bodies))
+        tokens = 0
+
+        async def worker(session) -> None:
+            nonlocal tokens
+            while queue:
+                body = queue.pop()
+                async with session.post(endpoint_cfg.chat_url, data=body, headers=headers) as answer:
+                    usage = (await answer.json()).get("usage")
+                    if usage is None:
+                        failed.append(str(answer.status))
+                    else:
+                        tokens += usage["completion_tokens"]
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+            await asyncio.gather(*(worker(session) for _ in range(endpoint_cfg.policy.concurrency)))
+        return tokens
+
+    started = time.perf_counter()
+    tokens = asyncio.run(run())
+    wall = time.perf_counter() - started
+    return {"wall_s": round(wall, 2), "output_tokens": tokens, "tok_s": round(tokens / wall, 1),
+            "failed": len(failed)}
+
+
+def endpoint_main(args, model: str) -> dict:
+    """(a) a direct client and (b) the job's translate stage, against one server."""
+    import ray
+
+    from jobs.config import JobConfig
+
+    server, url = (None, args.endpoint) if args.endpoint != "local" else start_server(model, args)
+    try:
+        cfg = JobConfig()
+        t = cfg.translate
+        t.translator, t.endpoint = "llm", url
+        t.model = args.served_model if args.endpoint != "local" else "bench"
+        t.max_tokens, t.endpoint_concurrency = args.output_tokens, args.endpoint_concurrency
+        t.endpoint_seed = args.device != "cpu"  # vLLM's CPU backend dies of per-request seeds
+        # fixed output lengths, as on the engine side (a vLLM/SGLang extension)
+        t.endpoint_body = json.dumps({"ignore_eos": True})
+        endpoint_cfg = t.endpoint_settings(seed=0)
+        print(f"tracing {args.prompts} programs for prompts ...", flush=True)
+        traces = collect_traces(args.prompts, args.dev)
+        if server is not None:  # the prompts that fit the server's context, as on the engine side
+            from translate.llm import LLMSettings, prompt_token_ids
+
+            tokenizer_cfg = LLMSettings(model=model)
+            room = args.max_model_len - args.output_tokens
+            traces = [tr for tr in traces if len(prompt_token_ids(tr, tokenizer_cfg)) <= room]
+        direct(endpoint_cfg, traces)  # warm the server up (its first pass is much slower)
+        first = direct(endpoint_cfg, traces)
+        print("direct client:", first, flush=True)
+        ray.init(num_cpus=(os.cpu_count() or 1) + 6, include_dashboard=False, configure_logging=False)
+        half = pipeline(cfg, None, traces[: len(traces) // 2])
+        print("pipeline, half the prompts:", half, flush=True)
+        piped = pipeline(cfg, None, traces)
+        print("pipeline:", piped, flush=True)
+        ray.shutdown()
+        second = direct(endpoint_cfg, traces)
+        print("direct client again:", second, flush=True)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(60)
+    extra_s = piped["wall_s"] - half["wall_s"]
+    piped["marginal_tok_s"] = round((piped["output_tokens"] - half["output_tokens"]) / extra_s, 1) \
+        if extra_s > 0 else None
+    bare_tok_s = (first["tok_s"] + second["tok_s"]) / 2
+    return {"endpoint": "local vLLM server" if server is not None else url, "device": args.device,
+            "prompts": len(traces), "output_tokens_each": args.output_tokens,
+            "concurrency": args.endpoint_concurrency, "direct": [first, second], "pipeline": piped,
+            "ratio": round(piped["tok_s"] / bare_tok_s, 3),
+            "ratio_marginal": (round(piped["marginal_tok_s"] / bare_tok_s, 3)
+                               if piped["marginal_tok_s"] else None)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,10 +268,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="rows per engine batch (pipeline)")
     parser.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "data" / "pyedu_dev.jsonl")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--endpoint", nargs="?", const="local",
+                        help="through an OpenAI-compatible server: its URL, or none to start one here")
+    parser.add_argument("--served-model", help="the model name the --endpoint URL serves")
+    parser.add_argument("--endpoint-concurrency", type=int, default=8)
     args = parser.parse_args()
     if args.device == "cpu":
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if args.endpoint:
+        with tempfile.TemporaryDirectory() as folder:
+            model = args.model or str(make_model(Path(folder) / "model", args.preset))
+            result = endpoint_main(args, model)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return
 
     import ray
 

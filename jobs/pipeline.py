@@ -351,6 +351,10 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
         if any(_inside(f, cfg.output) for f in files):
             raise OutputExistsError(f"the output folder holds this job's input: write the {job} "
                                     "output to another folder")
+    if cfg.translate.endpoint and job not in ("trace", "build"):
+        # one request before the output is touched: a wrong URL, key or model is one line
+        print(f"groundtrace: {check_endpoint(cfg.translate.endpoint_settings(cfg.trace.seed))}",
+              flush=True)
     lease = OutputLease(ShardWriter(cfg.output), cfg.ray.lease_timeout_s,
                         what=f"groundtrace {job} --input {cfg.input}")
     try:
@@ -366,10 +370,6 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
 def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, ...],
                 kinds: tuple[str, ...], tasks: tuple[str, ...], lease: OutputLease) -> dict:
     """run_job's part that writes the output, while this run holds its lease."""
-    if cfg.translate.endpoint and job not in ("trace", "build"):
-        # one request before the output is touched: a wrong URL, key or model is one line
-        print(f"groundtrace: {check_endpoint(cfg.translate.endpoint_settings(cfg.trace.seed))}",
-              flush=True)
     init_ray(cfg)
     waiting = engine_wait(cfg, job)  # before the output is touched: a refusal leaves it as it was
     health = None

@@ -14,7 +14,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 # `make test-fast`: tests that need no sandbox, no Ray, no engine and no server. A test is fast
 # unless it is marked slow, uses one of these fixtures (directly or through another), or its
 # module starts a sandbox or a process of its own.
-HEAVY_FIXTURES = {"sandbox", "ray_local", "tiny_model", "s3_server", "tracer", "proxy"}
+HEAVY_FIXTURES = {"sandbox", "ray_local", "tiny_model", "s3_server", "tracer", "proxy",
+                  "openai_server"}
 HEAVY_MODULES = {"test_adversarial", "test_bench", "test_call_format", "test_checked_tasks",
                  "test_cli", "test_fast_snoop", "test_job_submit", "test_sandbox",
                  "test_trace_policy", "test_pipeline", "test_report"}
@@ -189,6 +190,56 @@ def s3_server(tmp_path_factory):
         server.terminate()
         try:
             server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    pytest.importorskip("vllm")
+    from translate.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+OPENAI_KEY = "groundtrace-test-endpoint-key-5678"
+
+
+@pytest.fixture(scope="session")
+def openai_server(tiny_model, tmp_path_factory):
+    """vLLM's OpenAI-compatible server (its CPU build) with the tiny model on loopback, checking
+    the key ``OPENAI_KEY``; thinking split out by the qwen3 reasoning parser, as teams serve
+    Qwen3. Yields its base URL (``http://127.0.0.1:PORT/v1``); the served model is ``tiny``."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("openai-server") / "server.log", "wb")
+    # the module, not the `vllm` script: the CPU build's script looks up a package it lacks
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_model,
+         "--served-model-name", "tiny", "--dtype", "bfloat16", "--enforce-eager",
+         "--max-model-len", "2048", "--host", "127.0.0.1", "--port", str(port),
+         "--api-key", OPENAI_KEY, "--reasoning-parser", "qwen3"],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the vLLM server did not start: see {log.name}") from None
+                time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()

@@ -25,14 +25,6 @@ TRACE_ROW = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    pytest.importorskip("vllm")
-    from translate.tiny_model import build_tiny_model
-
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
-
-
 def _read(folder: Path) -> list[dict]:
     files = sorted(folder.glob("*.parquet"))
     return [row for f in files for row in pq.read_table(f).to_pylist()]

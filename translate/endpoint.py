@@ -105,12 +105,16 @@ def make_preprocess(cfg: EndpointSettings):
 def generation_of(answer: dict) -> str | None:
     """The generated text of a chat completion, thinking first: servers that split thinking out
     (vLLM's and SGLang's reasoning parsers) answer ``reasoning``/``reasoning_content``, and a
-    thinking that did not finish leaves ``content`` empty."""
-    message = ((answer.get("choices") or [{}])[0] or {}).get("message") or {}
+    thinking that did not finish leaves ``content`` empty. None: not a chat completion."""
+    choices = answer.get("choices")
+    message = choices[0].get("message") if isinstance(choices, list) and choices else None
+    if not isinstance(message, dict):
+        return None
     content = message.get("content")
-    thinking = message.get("reasoning_content") or message.get("reasoning")
+    thinking = next((message[k] for k in ("reasoning_content", "reasoning")
+                     if isinstance(message.get(k), str)), None)
     if thinking is None:
-        return content
+        return content or ""  # a model may stop at once: empty text, which verify rejects
     return f"<think>\n{thinking}" + ("" if content is None else f"\n</think>\n\n{content}")
 
 
@@ -125,7 +129,7 @@ def postprocess(row: dict) -> dict:
         except (ValueError, AttributeError, TypeError) as exc:
             reject = f"endpoint_error:HTTP 200 with an answer that is not a chat completion ({exc})"
         if text is None and not reject:
-            reject = "endpoint_error:HTTP 200 with no generated text"
+            reject = "endpoint_error:HTTP 200 with an answer that is not a chat completion"
     else:
         tries = result.get("attempts") or 1
         reject = f"endpoint_error:{result.get('error')}" + (f" (after {tries} attempts)" if tries > 1 else "")

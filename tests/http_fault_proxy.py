@@ -1,0 +1,82 @@
+"""A fault-injecting HTTP proxy on loopback, in front of the tests' OpenAI-compatible server.
+
+Every request is forwarded to the server unless ``plan(prompt, attempt)`` says otherwise for
+that prompt's ``attempt``-th request (1, 2, ...): ``"429"`` (with ``Retry-After: 1``), ``"500"``,
+``"stall"`` (the request is held and never answered). It records every chat request (its
+prompt, when it came, what it was answered), so a test can tell what the job sent, how often,
+and how long it waited between tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from aiohttp import ClientSession, web
+
+Plan = Callable[[str, int], str]
+
+
+class HttpFaultProxy:
+    def __init__(self, target: str, plan: Plan | None = None):
+        self.target = target.rstrip("/")
+        self.plan: Plan = plan or (lambda prompt, attempt: "pass")
+        self.requests: list[tuple[str, float, str]] = []  # (prompt, time, what was answered)
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.checks = 0  # the job's one-token request before it starts
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def chat_requests(self, prompt: str | None = None) -> list[tuple[str, float, str]]:
+        return [r for r in self.requests if prompt is None or r[0] == prompt]
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.path.endswith("/chat/completions"):
+            sent = json.loads(body)
+            if sent.get("max_tokens") == 1:
+                self.checks += 1
+            else:
+                prompt = sent["messages"][-1]["content"]
+                self.attempts[prompt] += 1
+                action = self.plan(prompt, self.attempts[prompt])
+                self.requests.append((prompt, time.monotonic(), action))
+                if action == "429":
+                    return web.json_response({"error": {"message": "slow down"}}, status=429,
+                                             headers={"Retry-After": "1"})
+                if action == "500":
+                    return web.json_response({"error": {"message": "injected failure"}}, status=500)
+                if action == "stall":
+                    await asyncio.sleep(3600)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with ClientSession() as session:
+            async with session.request(request.method, self.target + request.path_qs, data=body,
+                                       headers=headers) as answer:
+                return web.Response(body=await answer.read(), status=answer.status,
+                                    content_type=answer.content_type)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
