@@ -471,3 +471,32 @@ def test_aarch64_nodes_get_a_filter_of_their_own_and_other_machines_none(monkeyp
     with pytest.raises(SandboxError, match="--allow-unfiltered-arch"):
         check_arch(allowed=False)
     check_arch(allowed=True)
+
+
+def test_a_venv_under_tmp_is_seen_by_the_jail_under_another_path(tmp_path, sandbox):
+    """A project cloned under /tmp keeps its venv there, where the jail mounts its scratch: the
+    jail sees it elsewhere. (A link under /tmp to this venv is a venv under /tmp to Python.)"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    link = tmp_path / "venv"
+    link.symlink_to(Path(sys.prefix))
+    script = (
+        "import json, sys\n"
+        "from trace_workers.sandbox import Sandbox, SandboxSettings\n"
+        "box = Sandbox(SandboxSettings())\n"
+        "try:\n"
+        "    result = box.run('def main_solution(a):\\n    return a * 2\\n', 'main_solution',\n"
+        "                     json.dumps({'a': 21}), 1)\n"
+        "finally:\n"
+        "    box.close()\n"
+        "print(json.dumps([sys.prefix, result['status'], result.get('returned')]))\n")
+    done = subprocess.run([str(link / "bin" / "python"), "-c", script], capture_output=True,
+                          text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    prefix, status, returned = json.loads(done.stdout.strip().splitlines()[-1])
+    assert prefix.startswith("/tmp/") and (status, returned) == ("returned", "42")

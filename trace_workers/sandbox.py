@@ -132,6 +132,31 @@ def python_roots() -> list[Path]:
     return sorted(r for r in roots if not str(r).startswith("/usr"))
 
 
+# the jail's own writable places: an environment under one of them would be hidden by the
+# scratch mounted there, so the jail sees it under JAIL_ENVS instead
+SCRATCH_MOUNTS = ("/tmp", "/dev/shm")
+JAIL_ENVS = "/groundtrace-env"
+
+
+def jail_python_roots() -> dict[Path, Path]:
+    """Each Python root, and where the jail sees it: where it is, unless the jail's scratch
+    would hide it there (a project cloned under /tmp, its venv with it)."""
+    mapped = {}
+    for number, root in enumerate(python_roots()):
+        hidden = any(str(root) == top or str(root).startswith(top + "/") for top in SCRATCH_MOUNTS)
+        mapped[root] = Path(JAIL_ENVS) / str(number) if hidden else root
+    return mapped
+
+
+def jail_executable(roots: dict[Path, Path]) -> str:
+    """This interpreter's path inside the jail (under its root's jail path, if it moved)."""
+    executable = Path(sys.executable)
+    for root, inside in roots.items():
+        if executable.is_relative_to(root):
+            return str(inside / executable.relative_to(root))
+    return str(executable)
+
+
 class UidSlot:
     """An unprivileged uid held for the life of one sandbox, by an flock on a slot file."""
 
@@ -186,11 +211,7 @@ class Sandbox:
     def _command(self, seccomp_fd: int | None) -> list[str]:
         assert self._workdir is not None
         scratch = self.settings.limits.scratch_mb << 20
-        hidden = [str(root) for root in python_roots() if str(root).startswith("/tmp/")]
-        if hidden:
-            raise SandboxError(
-                f"the Python environment at {', '.join(hidden)} lies under /tmp, which the "
-                "sandbox replaces with the run's private scratch: put the venv elsewhere")
+        roots = jail_python_roots()
         argv = [
             bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns",
             # the zygote is the jail's PID 1: no bwrap init beside it for a run to write into,
@@ -205,8 +226,8 @@ class Sandbox:
                 argv += ["--ro-bind", top, top]
         for name in ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf"):
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        for root in python_roots():
-            argv += ["--ro-bind", str(root), str(root)]
+        for root, inside in roots.items():
+            argv += ["--ro-bind", str(root), str(inside)]
         for name in JAIL_FILES:
             argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_FOLDER}/{name}"]
         argv += [
@@ -227,7 +248,7 @@ class Sandbox:
         for key, value in env.items():
             argv += ["--setenv", key, value]
         argv += [
-            sys.executable, "-s", "-B", JAIL_ZYGOTE,
+            jail_executable(roots), "-s", "-B", JAIL_ZYGOTE,
             json.dumps(self.settings.limits.for_zygote()), json.dumps(list(self.settings.preload)),
         ]
         return argv
