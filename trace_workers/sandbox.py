@@ -227,7 +227,7 @@ class Sandbox:
         for name in ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf"):
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for root, inside in roots.items():
-            argv += ["--ro-bind", str(root), str(inside)]
+            argv += ["--ro-bind", str(root.resolve()), str(inside)]
         for name in JAIL_FILES:
             argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_FOLDER}/{name}"]
         argv += [
