@@ -43,8 +43,9 @@ from trace_workers.code_tokens import code_tokens
 from trace_workers.contamination import BenchmarkIndex, item_code, item_id
 from trace_workers.near_dup import BandHasher, NearDupSettings
 from trace_workers.raw_filter import RawFilterConfig, filter_program
-from trace_workers.records import Program, Reject, input_lines, parse_record
+from trace_workers.records import Program, input_lines, parse_record
 from trace_workers.stats import StageStats
+from trace_workers.stream import PROGRAM, Reject
 
 SCREEN_DIR = "_screen"
 DONE_FILE = f"{SCREEN_DIR}/done.json"
@@ -163,7 +164,7 @@ def fingerprint(text: str, where: str, block: str, cfg: ScreenSettings,
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return rows  # the program filter rejects it
     worked = filter_program(parsed, cfg.raw_filter, StageStats(), tree)
-    if not any(row["kind"] == "program" for row in worked):
+    if not any(row["kind"] == PROGRAM for row in worked):
         return rows
     tokens = code_tokens(parsed.refcode, tree)
     if index is not None and (match := index.match(tokens)) is not None:

@@ -15,63 +15,22 @@ import posixpath
 from collections.abc import Iterable
 from typing import Any
 
-import pyarrow as pa
 from ray.data.block import Block, BlockAccessor
 from ray.data.datasource import Datasink, WriteResult
 
 from jobs.ledger import LEDGER_DIR, RUN_LEVEL, Entry, block_runs, entry_name, shard_stem
 from jobs.storage import ShardWriter
-from trace_workers.records import stream_rows, table_from_rows, utf8_safe
 from trace_workers.stats import StageStats
-from translate.export import MESSAGES_DIR, PARQUET_DIR
+from trace_workers.stream import (
+    EXAMPLE,
+    MESSAGES_DIR,
+    OUTPUT_KINDS,
+    STATS,
+    stream_rows,
+    table_from_rows,
+    utf8_safe,
+)
 
-TRACE_SCHEMA = pa.schema([
-    ("id", pa.string()), ("problem_id", pa.string()), ("problem_description", pa.string()),
-    ("io_requirements", pa.string()), ("refcode", pa.string()), ("funcname", pa.string()),
-    ("input", pa.string()), ("expected_output", pa.string()), ("returned", pa.string()),
-    ("trace", pa.string()), ("trace_lines", pa.int32()), ("status", pa.string()),
-    # "json": input/expected_output/returned are JSON (PyEdu); "python": an argument list and
-    # Python literals (the call format)
-    ("value_format", pa.string()),
-    # JSON list of [input, expected output] texts: every pair chosen for the program
-    ("program_pairs", pa.string()),
-])
-REJECT_SCHEMA = pa.schema([
-    ("id", pa.string()), ("problem_id", pa.string()), ("stage", pa.string()),
-    ("reason", pa.string()), ("detail", pa.string()),
-])
-TRANSLATION_SCHEMA = pa.schema([
-    ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()),
-    # what the training prompt is made of, so that `groundtrace build` needs nothing else
-    ("problem_description", pa.string()), ("io_requirements", pa.string()),
-    ("refcode", pa.string()), ("funcname", pa.string()), ("input", pa.string()),
-    ("value_format", pa.string()), ("question", pa.string()),  # question: variable task
-    ("translator", pa.string()), ("model", pa.string()), ("reasoning", pa.string()),
-    ("answer_text", pa.string()), ("final_answer", pa.string()), ("returned", pa.string()),
-    ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),
-    # the step check (translate/steps.py): steps read and right, share of value changes stated
-    ("steps_checked", pa.int32()), ("steps_right", pa.int32()), ("step_coverage", pa.float32()),
-])
-# a verified rewrite (rewrite task): a new PyEdu program, a valid input for another run
-REWRITE_SCHEMA = pa.schema([
-    ("problem_id", pa.string()), ("origin_id", pa.string()), ("origin_problem_id", pa.string()),
-    ("problem_description", pa.string()), ("io_requirements", pa.string()),
-    ("refcode", pa.string()), ("funcname", pa.string()), ("ios", pa.string()),
-])
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
-EXAMPLE_SCHEMA = pa.schema([
-    ("id", pa.string()), ("problem_id", pa.string()), ("task", pa.string()),
-    ("messages", pa.list_(MESSAGE)), ("tokens", pa.int32()),
-])
-# stream kind -> (name in the manifest's counts, folder, schema).
-# Training examples are also written as LLaMA-Factory JSONL under MESSAGES_DIR.
-OUTPUT_KINDS = {
-    "trace": ("traces", "traces", TRACE_SCHEMA),
-    "translation": ("translations", "translations", TRANSLATION_SCHEMA),
-    "example": ("training", PARQUET_DIR, EXAMPLE_SCHEMA),
-    "reject": ("rejects", "rejects", REJECT_SCHEMA),
-    "rewrite": ("rewrites", "rewrites", REWRITE_SCHEMA),
-}
 OUTPUT_DIRS = ("traces", "translations", "training", "rejects", "rewrites", LEDGER_DIR)
 # shard folder -> its label in the manifest's counts (the messages JSONL repeat the Parquet)
 LABEL_OF_FOLDER = {folder: label for label, folder, _ in OUTPUT_KINDS.values()}
@@ -99,7 +58,7 @@ class StreamSink(Datasink):
         writer = ShardWriter(self.output, self.retry_s)
         for kind in self.kinds:
             writer.ensure_dir(OUTPUT_KINDS[kind][1])
-        if "example" in self.kinds:
+        if EXAMPLE in self.kinds:
             writer.ensure_dir(MESSAGES_DIR)
         writer.ensure_dir(LEDGER_DIR)
 
@@ -110,7 +69,7 @@ class StreamSink(Datasink):
             table = BlockAccessor.for_block(block).to_arrow()
             for kind, payload, origin in stream_rows(table):
                 origin = origin or RUN_LEVEL
-                if kind == "stats":
+                if kind == STATS:
                     stats.setdefault(origin, StageStats()).merge(json.loads(payload))
                 elif kind in rows:
                     rows[kind].append((origin, json.loads(payload)))
@@ -128,7 +87,7 @@ class StreamSink(Datasink):
             runs = block_runs([origin for origin, _ in kind_rows])
             table = table_from_rows([row for _, row in kind_rows], schema)
             files[writer.write(f"{sub}/{stem}.parquet", table)] = runs
-            if kind == "example":
+            if kind == EXAMPLE:
                 lines = "".join(json.dumps({"messages": utf8_safe(row["messages"])},
                                            ensure_ascii=False) + "\n" for _, row in kind_rows)
                 files[writer.write_text(f"{MESSAGES_DIR}/{stem}.jsonl", lines)] = runs

@@ -12,8 +12,9 @@ from jobs import cli
 from trace_workers.actor import Tracer, TraceStageConfig
 from trace_workers.canonical import python_values_match
 from trace_workers.raw_filter import RawFilterConfig, filter_program
-from trace_workers.records import ProgramWork, Reject, parse_call_arguments, parse_record
+from trace_workers.records import ProgramWork, parse_call_arguments, parse_record
 from trace_workers.stats import StageStats
+from trace_workers.stream import Reject
 from translate.answer import verify
 from translate.prompts import training_prompt
 from translate.render import render_reasoning

@@ -17,11 +17,12 @@ from jobs.sink import StreamSink
 from trace_workers.actor import TraceStageConfig
 from trace_workers.records import parse_record
 from trace_workers.stats import StageStats
+from trace_workers.stream import CHECK
 from translate.answer import proposed_input
 from translate.export import BuildSettings
 from translate.prompts import training_prompt
 from translate.sandbox_check import CheckActor
-from translate.stage import CHECK, VerifySettings, start_check
+from translate.stage import VerifySettings, start_check
 from translate.tasks import TaskSettings, task_items
 
 CODE = ("def main_solution(a, b):\n"

@@ -19,8 +19,9 @@ from trace_workers.raw_filter import (
     size_violation,
     snoop_depth,
 )
-from trace_workers.records import ProgramWork, parse_record, stream_rows
+from trace_workers.records import ProgramWork, parse_record
 from trace_workers.stats import StageStats
+from trace_workers.stream import stream_rows
 from trace_workers.trace_filter import trace_problem
 
 

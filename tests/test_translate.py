@@ -11,9 +11,10 @@ import pytest
 from conftest import ROOT, program, write_jsonl
 
 from jobs import cli
+from trace_workers.stream import REQUEST
 from translate.llm import LLMSettings, make_preprocess
 from translate.prompts import training_prompt, translation_prompt
-from translate.stage import PASSTHROUGH, PROMPT_REJECT, REQUEST
+from translate.stage import PASSTHROUGH, PROMPT_REJECT
 
 TRACE_ROW = {
     "id": "abc-0", "problem_id": "abc", "problem_description": "Add two numbers.",

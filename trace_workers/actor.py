@@ -13,24 +13,16 @@ from __future__ import annotations
 import ast
 import json
 import resource
-import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from trace_workers.canonical import python_values_match, values_match
 from trace_workers.raw_filter import jail_for, snoop_depth
-from trace_workers.records import (
-    ProgramWork,
-    Reject,
-    Run,
-    in_block,
-    parse_literal_output,
-    stream_rows,
-    stream_table,
-)
+from trace_workers.records import ProgramWork, Run, parse_literal_output
 from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
 from trace_workers.stats import BlockStats, StageStats
+from trace_workers.stream import PROGRAM, TRACE, map_stream, reject, row
 from trace_workers.trace_filter import trace_problem
 
 # jail name -> the libraries its zygote imports once (snoop always)
@@ -84,8 +76,7 @@ class Tracer:
             if skip_reason or (quota and kept >= quota):
                 reason, detail = skip_reason or (
                     "not_sampled", f"problem already has {kept} kept trace(s)")
-                stats.reject("trace", reason)
-                rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
+                rows.append(reject(stats, "trace", reason, run.id, work.problem_id, detail))
                 continue
             verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
                                   call_format=work.call_format,
@@ -119,20 +110,17 @@ class Tracer:
                     f"trace budget, each after {self.cfg.trace_limit_streak_s} s or more, "
                     "and none of its runs returned"))
             if status != "ok":
-                stats.reject("trace", reason)
-                rows.append(Reject(run.id, work.problem_id, "trace", reason, detail).row())
+                rows.append(reject(stats, "trace", reason, run.id, work.problem_id, detail))
                 continue
             stats.keep("trace")
             stats.see("trace_filter")
             problem = trace_problem(verdict["trace"], work.funcname, self.cfg.limits.max_trace_lines)
             if problem:
-                stats.reject("trace_filter", problem[0])
-                rows.append(Reject(run.id, work.problem_id, "trace_filter", *problem).row())
+                rows.append(reject(stats, "trace_filter", problem[0], run.id, work.problem_id, problem[1]))
                 continue
             kept += 1
             stats.keep("trace_filter")
-            rows.append({"kind": "trace", "payload": json.dumps(
-                self._trace_row(work, run, verdict), ensure_ascii=False)})
+            rows.append(row(TRACE, self._trace_row(work, run, verdict)))
         return self._sample_kept(rows, work, stats) if self.cfg.trace_all else rows
 
     def check(self, code: str, funcname: str, input_text: str, expected_output: str,
@@ -192,16 +180,15 @@ class Tracer:
         if not quota:
             return rows
         out, kept = [], 0
-        for row in rows:
-            if row["kind"] == "trace" and kept >= quota:
-                run_id = json.loads(row["payload"])["id"]
+        for out_row in rows:
+            if out_row["kind"] == TRACE and kept >= quota:
+                run_id = json.loads(out_row["payload"])["id"]
                 stats.kept["trace_filter"] -= 1
-                stats.reject("trace_filter", "not_sampled")
-                out.append(Reject(run_id, work.problem_id, "trace_filter", "not_sampled",
-                                  f"problem already has {quota} kept trace(s)").row())
+                out.append(reject(stats, "trace_filter", "not_sampled", run_id, work.problem_id,
+                                  f"problem already has {quota} kept trace(s)"))
                 continue
-            kept += row["kind"] == "trace"
-            out.append(row)
+            kept += out_row["kind"] == TRACE
+            out.append(out_row)
         return out
 
 
@@ -212,22 +199,17 @@ class TraceActor:
         self.tracer = Tracer(cfg)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        stats = BlockStats()
-        started = time.perf_counter()
-        rows: list[dict] = []
-        for kind, payload, block in stream_rows(batch):
-            if kind == "program":
-                rows += in_block(self.tracer.trace_program(ProgramWork.from_payload(payload),
-                                                           stats.of(block)), block)
-            else:
-                rows.append({"kind": kind, "payload": payload, "block": block})
-        info = self.tracer.jails["stdlib"].info
-        stats.run.note("sandbox_isolation", info.get("identity", "unknown"), 0)
-        stats.run.note("seccomp_filter", info.get("seccomp_filter", "unknown"), 0)
-        stats.run.time("trace_actor_s", time.perf_counter() - started)
-        stats.run.peak("trace_actor_peak_rss_mb",
-                       resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        return stream_table(rows + stats.rows())
+        def trace(payload: str, block_stats: StageStats, _: int) -> list[dict]:
+            return self.tracer.trace_program(ProgramWork.from_payload(payload), block_stats)
+
+        def finish(stats: BlockStats) -> None:
+            info = self.tracer.jails["stdlib"].info
+            stats.run.note("sandbox_isolation", info.get("identity", "unknown"), 0)
+            stats.run.note("seccomp_filter", info.get("seccomp_filter", "unknown"), 0)
+            stats.run.peak("trace_actor_peak_rss_mb",
+                           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+        return map_stream(batch, trace, kinds=(PROGRAM,), time_as="trace_actor_s", finish=finish)
 
     def __del__(self) -> None:
         tracer = getattr(self, "tracer", None)

@@ -7,8 +7,9 @@ from typing import Protocol
 import pyarrow as pa
 
 from trace_workers.raw_filter import RawFilterConfig, filter_program
-from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, parse_record, stream_table
+from trace_workers.records import input_lines, note_block_sizes, parse_record
 from trace_workers.stats import BlockStats, StageStats
+from trace_workers.stream import Reject, in_block, reject, stream_table
 
 # the stages that apply the screen's decisions (jobs.screen), in funnel order
 SCREEN_STAGES = ("dedup", "decontaminate")
@@ -35,11 +36,10 @@ def screened(parsed, where: str, decision: dict | None, counts: StageStats) -> l
     for stage in SCREEN_STAGES:
         counts.see(stage)
         if decision is not None and decision["stage"] == stage:
-            counts.reject(stage, decision["reason"])
             if decision.get("benchmark"):
                 counts.note("contaminated_by", decision["benchmark"])
-            return [Reject(where, parsed.problem_id, stage, decision["reason"],
-                           decision["detail"] or "").row()]
+            return [reject(counts, stage, decision["reason"], where, parsed.problem_id,
+                           decision["detail"] or "")]
         counts.keep(stage)
     return None
 
@@ -54,15 +54,12 @@ def expand_record(text: str, where: str, cfg: RawFilterConfig, stats: StageStats
         counts.see("read")
         parsed = parse_record(text, where, cfg.input_format)
         if isinstance(parsed, Reject):
-            counts.reject("read", parsed.reason)
-            rows = [parsed.row()]
+            rows = [reject(counts, "read", parsed.reason, parsed.id, parsed.problem_id, parsed.detail)]
         else:
             counts.keep("read")
             rows = screened(parsed, where, decision, counts) or filter_program(parsed, cfg, counts)
     except Exception as exc:  # noqa: BLE001 - the record is untrusted input
         stats.see("read")
-        stats.reject("read", "unreadable_record")
-        detail = f"{type(exc).__name__}: {exc}"[:300]
-        return [Reject(where, "", "read", "unreadable_record", detail).row()]
+        return [reject(stats, "read", "unreadable_record", where, "", f"{type(exc).__name__}: {exc}"[:300])]
     stats.merge(counts.to_dict())
     return rows

@@ -20,7 +20,6 @@ from trace_workers.canonical import canonical_json
 from trace_workers.records import (
     Program,
     ProgramWork,
-    Reject,
     Run,
     call_argument_nodes,
     is_invalid,
@@ -29,6 +28,7 @@ from trace_workers.records import (
     run_id,
 )
 from trace_workers.stats import StageStats
+from trace_workers.stream import reject
 
 # Qualified names whose use makes a program's output depend on more than its input.
 NONDETERMINISTIC_MODULES = ("random", "secrets", "uuid", "numpy.random", "torch.random")
@@ -274,8 +274,7 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats,
     stats.see("program_filter")
 
     def reject_program(reason: str, detail: str) -> list[dict]:
-        stats.reject("program_filter", reason)
-        return [Reject(pid, pid, "program_filter", reason, detail).row()]
+        return [reject(stats, "program_filter", reason, pid, pid, detail)]
 
     if len(program.refcode.encode("utf-8", "surrogatepass")) > cfg.max_code_bytes:
         return reject_program("code_too_large", f"more than {cfg.max_code_bytes} bytes")
@@ -299,8 +298,7 @@ def filter_program(program: Program, cfg: RawFilterConfig, stats: StageStats,
     stats.see("pair_filter", len(program.pairs))
 
     def reject_pair(index: int, reason: str, detail: str) -> None:
-        stats.reject("pair_filter", reason)
-        rows.append(Reject(run_id(pid, index), pid, "pair_filter", reason, detail).row())
+        rows.append(reject(stats, "pair_filter", reason, run_id(pid, index), pid, detail))
 
     for pair in program.pairs:
         if program.call_format:

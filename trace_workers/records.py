@@ -1,12 +1,5 @@
-"""PyEdu raw records: parsing, stable ids, and the rows that flow between stages.
-
-The stream between stages is a tagged union: every row is ``{"kind": ..., "payload": <JSON>,
-"block": ...}`` with kind ``program`` (work for the trace actors), ``trace`` (a kept run),
-``reject`` (a row that left, with its stage and reason) or ``stats`` (counters, summed by the
-sink). ``block`` names the input block the row comes from (see :mod:`jobs.ledger`: a resumed
-run skips the blocks already written whole). One stable schema lets rejects and counters travel
-with the work through Ray Data, so nothing needs a side channel and nothing is dropped silently.
-"""
+"""PyEdu raw records: parsing, stable ids, and the work units of the trace stage (the rows
+they travel in are :mod:`trace_workers.stream`'s)."""
 
 from __future__ import annotations
 
@@ -19,54 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from trace_workers.stats import BLOCK_RECORDS, BlockStats
-
-STREAM_SCHEMA = pa.schema([("kind", pa.string()), ("payload", pa.string()), ("block", pa.string())])
-
-
-def stream_rows(batch: pa.Table) -> list[tuple[str, str, str | None]]:
-    """(kind, payload, block) of every row of a stream batch."""
-    blocks = (batch.column("block").to_pylist() if "block" in batch.column_names
-              else [None] * batch.num_rows)
-    return list(zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist(), blocks,
-                    strict=True))
-
-
-def stream_table(rows: list[dict]) -> pa.Table:
-    return table_from_rows(rows, STREAM_SCHEMA)
-
-
-def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    """``pa.Table.from_pylist``, for text that UTF-8 cannot hold as it is too (see
-    ``utf8_safe``)."""
-    try:
-        return pa.Table.from_pylist(rows, schema=schema)
-    except UnicodeEncodeError:
-        return pa.Table.from_pylist(utf8_safe(rows), schema=schema)
-
-
-def utf8_safe(value: Any) -> Any:
-    """``value`` (a str, or lists and dicts of them) with each lone surrogate written as its
-    escape: ``"\\ud800"``. JSON's ``"\\ud800"`` is a valid string that Python holds but
-    UTF-8 (Arrow, Parquet, a tokenizer) cannot; in a JSON text the escape is the very same
-    value again, elsewhere it reads as what it is."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
-    if isinstance(value, list):
-        return [utf8_safe(item) for item in value]
-    if isinstance(value, dict):
-        return {key: utf8_safe(item) for key, item in value.items()}
-    return value
-
-
-def in_block(rows: list[dict], block: str | None) -> list[dict]:
-    """The rows, each marked as coming from input block ``block``."""
-    for row in rows:
-        row["block"] = block
-    return rows
+from trace_workers.stream import PROGRAM, Reject, row
 
 
 def input_lines(batch: pa.Table) -> list[tuple[str, str, str | None]]:
@@ -110,18 +56,6 @@ class Program:
 
 
 @dataclass
-class Reject:
-    id: str
-    problem_id: str
-    stage: str
-    reason: str
-    detail: str = ""
-
-    def row(self) -> dict:
-        return {"kind": "reject", "payload": json.dumps(asdict(self), ensure_ascii=False)}
-
-
-@dataclass
 class Run:
     """One program call: the unit the trace actors work on."""
 
@@ -145,7 +79,7 @@ class ProgramWork:
     call_format: bool = False
 
     def row(self) -> dict:
-        return {"kind": "program", "payload": json.dumps(asdict(self), ensure_ascii=False)}
+        return row(PROGRAM, asdict(self))
 
     @classmethod
     def from_payload(cls, payload: str) -> ProgramWork:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 
+STATS = "stats"  # the row kind of counters (trace_workers.stream names every kind)
+
 # Every stage, in funnel order, with the unit it counts. A job runs a sub-sequence of them;
 # a stage whose unit is the one before's must see exactly what that stage kept.
 STAGES: dict[str, str] = {
@@ -69,7 +71,7 @@ class StageStats:
         }
 
     def row(self) -> dict:
-        return {"kind": "stats", "payload": json.dumps(self.to_dict())}
+        return {"kind": STATS, "payload": json.dumps(self.to_dict())}
 
     def merge(self, data: dict) -> None:
         self.seen.update(data.get("seen", {}))

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from trace_workers.records import Reject
+from trace_workers.stream import Reject
 from translate.prompts import training_prompt
-
-MESSAGES_DIR = "training/messages"  # JSONL shards, one {"messages": [...]} per line
-PARQUET_DIR = "training/parquet"  # the same examples, for datasets.load_dataset("parquet")
 
 
 @dataclass

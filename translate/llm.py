@@ -23,10 +23,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from trace_workers.records import utf8_safe
+from trace_workers.stream import REQUEST, utf8_safe
 from translate.export import load_tokenizer
 from translate.prompts import translation_prompt
-from translate.stage import PASSTHROUGH, PROMPT_REJECT, REQUEST
+from translate.stage import PASSTHROUGH, PROMPT_REJECT
 
 # Rows must all have the same fields, or Arrow fills the missing ones with nulls, and a null
 # __inference_error__ would read as an error.

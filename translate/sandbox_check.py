@@ -19,11 +19,12 @@ import json
 import pyarrow as pa
 
 from trace_workers.actor import Tracer, TraceStageConfig
-from trace_workers.records import Reject, in_block, problem_id_for, stream_rows, stream_table
-from trace_workers.stats import BlockStats, StageStats
+from trace_workers.records import problem_id_for
+from trace_workers.stats import StageStats
+from trace_workers.stream import CHECK, REWRITE, map_stream, reject, row
 from translate.answer import Verdict
 from translate.export import BuildSettings
-from translate.stage import CHECK, accepted
+from translate.stage import accepted
 from translate.tasks import is_rewrite
 
 
@@ -53,33 +54,24 @@ class CheckActor:
                                 f"{status}: {detail}")[:400]
         return None
 
-    def check(self, payload: str, stats: StageStats) -> list[dict]:
+    def check(self, payload: str, stats: StageStats, _: int = 0) -> list[dict]:
         check = json.loads(payload)
         item, proposed = check["item"], check["proposed"]
         failed = self._rewrite(item, proposed) if is_rewrite(item) else self._input(item, proposed)
         stats.note("sandbox_checks", f"{item['task']}:{'failed' if failed else 'ok'}")
         if failed:
-            stats.reject("verify", failed[0])
-            return [Reject(item["id"], item["problem_id"], "verify", *failed).row()]
+            return [reject(stats, "verify", failed[0], item["id"], item["problem_id"], failed[1])]
         stats.keep("verify")
         verdict = Verdict(True, answer_text=check["answer_text"], final_answer=proposed)
         rows = accepted(item, check["generation"], verdict, check["translator"], item["returned"],
                         self.build_cfg, stats)
         if is_rewrite(item):
             stats.note("rewrites", "kept")
-            rows.append({"kind": "rewrite", "payload": json.dumps(rewrite_program(item, proposed),
-                                                                  ensure_ascii=False)})
+            rows.append(row(REWRITE, rewrite_program(item, proposed)))
         return rows
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        stats = BlockStats()
-        out: list[dict] = []
-        for kind, payload, block in stream_rows(batch):
-            if kind == CHECK:
-                out += in_block(self.check(payload, stats.of(block)), block)
-            else:
-                out.append({"kind": kind, "payload": payload, "block": block})
-        return stream_table(out + stats.rows())
+        return map_stream(batch, self.check, kinds=(CHECK,))
 
     def __del__(self) -> None:
         tracer = getattr(self, "tracer", None)

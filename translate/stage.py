@@ -14,22 +14,32 @@ that come out are verified and built by :func:`verify_batch`. Other rows pass th
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from trace_workers.records import Reject, in_block, input_lines, note_block_sizes, stream_rows, stream_table
+from trace_workers.records import input_lines, note_block_sizes
 from trace_workers.stats import BlockStats, StageStats
+from trace_workers.stream import (
+    CHECK,
+    EXAMPLE,
+    REQUEST,
+    TRACE,
+    TRANSLATION,
+    Reject,
+    in_block,
+    map_stream,
+    reject,
+    row,
+    stream_table,
+)
 from translate.answer import Verdict, proposed_input, proposed_program, verify
 from translate.export import BuildSettings, training_example
 from translate.render import render_reasoning
 from translate.steps import check_steps
 from translate.tasks import TaskSettings, expected_answer, is_input, is_rewrite, task_items
 
-REQUEST = "request"  # a task item on its way to the LLM
-CHECK = "check"  # a proposed input or program on its way to the sandbox
 # What a training prompt is made of: translations carry them, so `build` needs nothing else.
 PROMPT_FIELDS = ("problem_description", "io_requirements", "refcode", "funcname", "input",
                  "value_format", "task", "question")
@@ -88,13 +98,11 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
     verdict = verify(generation, expected, thinking=verify_cfg.thinking,
                      rel_tol=verify_cfg.float_rel_tol, python=python)
     if not verdict.ok:
-        stats.reject("verify", verdict.reason)
-        return [Reject(trace["id"], trace["problem_id"], "verify", verdict.reason, verdict.detail).row()]
+        return [reject(stats, "verify", verdict.reason, trace["id"], trace["problem_id"], verdict.detail)]
     reason, detail, steps = step_verdict(trace, verdict, verify_cfg, stats,
                                          translator.get("translator"))
     if reason:
-        stats.reject("verify", reason)
-        return [Reject(trace["id"], trace["problem_id"], "verify", reason, detail[:500]).row()]
+        return [reject(stats, "verify", reason, trace["id"], trace["problem_id"], detail[:500])]
     stats.keep("verify")
     return accepted(trace, generation, verdict, {**translator, **steps}, expected, build_cfg, stats)
 
@@ -114,8 +122,7 @@ def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str
         "steps_right": translator.get("steps_right"),
         "step_coverage": translator.get("step_coverage"),
     }
-    return [{"kind": "translation", "payload": json.dumps(translation, ensure_ascii=False)},
-            build_row(item, verdict.answer_text, build_cfg, stats)]
+    return [row(TRANSLATION, translation), build_row(item, verdict.answer_text, build_cfg, stats)]
 
 
 def start_check(item: dict, generation: str, translator: dict[str, Any],
@@ -131,23 +138,21 @@ def start_check(item: dict, generation: str, translator: dict[str, Any],
                                  python=item.get("value_format") == "python",
                                  funcname=item["funcname"])
     if not verdict.ok:
-        stats.reject("verify", verdict.reason)
-        return Reject(item["id"], item["problem_id"], "verify", verdict.reason, verdict.detail).row()
+        return reject(stats, "verify", verdict.reason, item["id"], item["problem_id"], verdict.detail)
     check = {"item": item, "generation": generation, "translator": translator,
              "answer_text": verdict.answer_text, "proposed": verdict.final_answer}
-    return {"kind": CHECK, "payload": json.dumps(check, ensure_ascii=False)}
+    return row(CHECK, check)
 
 
-def build_row(row: dict, answer_text: str, build_cfg: BuildSettings, stats: StageStats) -> dict:
+def build_row(item: dict, answer_text: str, build_cfg: BuildSettings, stats: StageStats) -> dict:
     """The build stage for one verified reasoning: a training example, or a reject."""
     stats.see("build")
-    example = training_example(row, answer_text, build_cfg)
+    example = training_example(item, answer_text, build_cfg)
     if isinstance(example, Reject):
-        stats.reject("build", example.reason)
-        return example.row()
+        return reject(stats, "build", example.reason, example.id, example.problem_id, example.detail)
     stats.keep("build")
-    stats.note("task_examples", row.get("task") or "output")
-    return {"kind": "example", "payload": json.dumps(example, ensure_ascii=False)}
+    stats.note("task_examples", item.get("task") or "output")
+    return row(EXAMPLE, example)
 
 
 def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSettings,
@@ -156,33 +161,27 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
     (to be written) and each of their task items gains its translation, example or rejects."""
     task_cfg = task_cfg or TaskSettings()
     stats = BlockStats()
-    started = time.perf_counter()
     # the renderer does not think: its whole text is the answer
     render_verify = VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol,
                                    check_steps=verify_cfg.check_steps,
                                    min_step_coverage=verify_cfg.min_step_coverage)
-    out: list[dict] = []
-    for kind, payload, block in stream_rows(batch):
-        if kind != "trace" or keep_traces:
-            out.append({"kind": kind, "payload": payload, "block": block})
-        if kind != "trace":
-            continue
-        block_stats = stats.of(block)
+
+    def translate(payload: str, block_stats: StageStats, _: int) -> list[dict]:
+        out = []
         for item in task_items(json.loads(payload), task_cfg, block_stats):
             block_stats.see("translate")
             try:
                 generation = render_reasoning(item)
             except Exception as exc:  # a trace the renderer cannot read is a reject
-                block_stats.reject("translate", "render_failed")
-                out += in_block([Reject(item["id"], item["problem_id"], "translate",
-                                        "render_failed", f"{type(exc).__name__}: {exc}"[:300]
-                                        ).row()], block)
+                out.append(reject(block_stats, "translate", "render_failed", item["id"],
+                                  item["problem_id"], f"{type(exc).__name__}: {exc}"[:300]))
                 continue
             block_stats.keep("translate")
-            out += in_block(finish_translation(item, generation, {"translator": "render"},
-                                               render_verify, build_cfg, block_stats), block)
-    stats.run.time("translate_s", time.perf_counter() - started)
-    return stream_table(out + stats.rows())
+            out += finish_translation(item, generation, {"translator": "render"}, render_verify,
+                                      build_cfg, block_stats)
+        return out
+
+    return map_stream(batch, translate, keep=keep_traces, stats=stats, time_as="translate_s")
 
 
 def to_requests_batch(batch: pa.Table, keep_traces: bool = True,
@@ -190,15 +189,9 @@ def to_requests_batch(batch: pa.Table, keep_traces: bool = True,
     """Before the LLM: each task item of a trace row becomes a request (and the trace row
     stays, to be written, when ``keep_traces``)."""
     task_cfg = task_cfg or TaskSettings()
-    stats = BlockStats()
-    out: list[dict] = []
-    for kind, payload, block in stream_rows(batch):
-        if kind != "trace" or keep_traces:
-            out.append({"kind": kind, "payload": payload, "block": block})
-        if kind == "trace":
-            out += [{"kind": REQUEST, "payload": json.dumps(item, ensure_ascii=False), "block": block}
-                    for item in task_items(json.loads(payload), task_cfg, stats.of(block))]
-    return stream_table(out + stats.rows())
+    return map_stream(batch, lambda payload, block_stats, _: [
+        row(REQUEST, item) for item in task_items(json.loads(payload), task_cfg, block_stats)],
+        keep=keep_traces)
 
 
 TRACE_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "returned", "trace")
@@ -206,34 +199,32 @@ TRANSLATION_FIELDS = ("id", "problem_id", "refcode", "funcname", "input", "answe
 
 
 def _read_rows(batch: pa.Table, stage: str, required: tuple[str, ...], block_stats: BlockStats):
-    """(row, reject, block) per record of an earlier run's shards; row or reject is None."""
+    """(record, reject row, block) per record of an earlier run's shards; one is None."""
     note_block_sizes(batch, block_stats)
     for where, text, block in input_lines(batch):
         stats = block_stats.of(block)
         stats.see(stage)
         try:
-            row = json.loads(text)
+            record = json.loads(text)
         except ValueError as exc:
-            stats.reject(stage, "invalid_json")
-            yield None, Reject(where, "", stage, "invalid_json", str(exc)[:300]), block
+            yield None, reject(stats, stage, "invalid_json", where, "", str(exc)[:300]), block
             continue
-        missing = [f for f in required if not isinstance(row, dict) or not isinstance(row.get(f), str)]
+        fields = record if isinstance(record, dict) else {}
+        missing = [f for f in required if not isinstance(fields.get(f), str)]
         if missing:
-            stats.reject(stage, "missing_field")
-            row_id = row.get("id") if isinstance(row, dict) and isinstance(row.get("id"), str) else where
-            yield None, Reject(row_id, "", stage, "missing_field", ", ".join(missing)), block
+            row_id = fields["id"] if isinstance(fields.get("id"), str) else where
+            yield None, reject(stats, stage, "missing_field", row_id, "", ", ".join(missing)), block
             continue
         stats.keep(stage)
-        yield row, None, block
+        yield record, None, block
 
 
 def traces_from_records(batch: pa.Table) -> pa.Table:
     """Trace rows of an earlier run (read as JSON records) back into the stream."""
     stats = BlockStats()
     out: list[dict] = []
-    for row, reject, block in _read_rows(batch, "read_traces", TRACE_FIELDS, stats):
-        out += in_block([reject.row() if reject else
-                         {"kind": "trace", "payload": json.dumps(row, ensure_ascii=False)}], block)
+    for record, rejected, block in _read_rows(batch, "read_traces", TRACE_FIELDS, stats):
+        out += in_block([rejected or row(TRACE, record)], block)
     return stream_table(out + stats.rows())
 
 
@@ -241,9 +232,9 @@ def build_from_records(batch: pa.Table, build_cfg: BuildSettings) -> pa.Table:
     """The build stage alone: verified translations of an earlier run to training examples."""
     stats = BlockStats()
     out: list[dict] = []
-    for row, reject, block in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
-        out += in_block([reject.row() if reject else
-                         build_row(row, row["answer_text"], build_cfg, stats.of(block))], block)
+    for record, rejected, block in _read_rows(batch, "read_translations", TRANSLATION_FIELDS, stats):
+        out += in_block([rejected or build_row(record, record["answer_text"], build_cfg,
+                                               stats.of(block))], block)
     return stream_table(out + stats.rows())
 
 
@@ -256,41 +247,29 @@ def _column(batch: pa.Table, name: str, default: Any = None) -> list:
 def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
                  build_cfg: BuildSettings) -> pa.Table:
     """After the LLM: generations verified and built; the rows it passed through restored."""
-    stats = BlockStats()
-    out: list[dict] = []
     errors = _column(batch, "__inference_error__", "")
     # the endpoint translator's own verdict on a request it could not answer (translate.endpoint)
     rejects = _column(batch, "translate_reject", "")
     texts = _column(batch, "generated_text")
     prompt_tokens = _column(batch, "num_input_tokens")
     generated_tokens = _column(batch, "num_generated_tokens")
-    for i, (kind, payload, block) in enumerate(stream_rows(batch)):
-        error = errors[i] or rejects[i] or ""
-        if kind != REQUEST:
-            out.append({"kind": kind, "payload": payload, "block": block})
-            continue
-        trace, block_stats = json.loads(payload), stats.of(block)
-        block_stats.see("translate")
+
+    def verify_one(payload: str, stats: StageStats, i: int) -> list[dict]:
+        item, error = json.loads(payload), errors[i] or rejects[i] or ""
+        stats.see("translate")
         if error.startswith(PROMPT_REJECT):
             reason, _, detail = error[len(PROMPT_REJECT):].partition(":")
-            block_stats.reject("translate", reason)
-            out += in_block([Reject(trace["id"], trace["problem_id"], "translate", reason,
-                                    detail).row()], block)
-            continue
+            return [reject(stats, "translate", reason, item["id"], item["problem_id"], detail)]
         if error or texts[i] is None:
-            block_stats.reject("translate", "engine_error")
-            out += in_block([Reject(trace["id"], trace["problem_id"], "translate", "engine_error",
-                                    (error or "no generated text")[:300]).row()], block)
-            continue
-        block_stats.keep("translate")
-        block_stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
-        block_stats.note("tokens", "generated", int(generated_tokens[i] or 0))
+            return [reject(stats, "translate", "engine_error", item["id"], item["problem_id"],
+                           (error or "no generated text")[:300])]
+        stats.keep("translate")
+        stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
+        stats.note("tokens", "generated", int(generated_tokens[i] or 0))
         translator = {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
                       "generated_tokens": generated_tokens[i]}
-        if is_input(trace) or is_rewrite(trace):
-            out += in_block([start_check(trace, texts[i], translator, verify_cfg, block_stats)],
-                            block)
-        else:
-            out += in_block(finish_translation(trace, texts[i], translator, verify_cfg, build_cfg,
-                                               block_stats), block)
-    return stream_table(out + stats.rows())
+        if is_input(item) or is_rewrite(item):
+            return [start_check(item, texts[i], translator, verify_cfg, stats)]
+        return finish_translation(item, texts[i], translator, verify_cfg, build_cfg, stats)
+
+    return map_stream(batch, verify_one, kinds=(REQUEST,))
