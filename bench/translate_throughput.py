@@ -169,7 +169,7 @@ def direct(endpoint_cfg, traces: list[dict]) -> dict:
 
     import aiohttp
 
-    from translate.prompts import translation_prompt
+    from translate.tasks import translation_prompt
 
     bodies = [json.dumps(endpoint_cfg.request(t["id"], translation_prompt(t))) for t in traces]
     headers = {"Content-Type": "application/json"}

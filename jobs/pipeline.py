@@ -36,6 +36,7 @@ from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import SandboxError, bwrap_path, check_arch
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
+from trace_workers.stream import EXAMPLE
 from translate.endpoint import build_endpoint_processor, check_endpoint
 from translate.export import dataset_info
 from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
@@ -48,7 +49,12 @@ from translate.stage import (
     traces_from_records,
     verify_batch,
 )
-from translate.tasks import parse_tasks
+from translate.tasks import REGISTRY, parse_tasks
+
+
+def runs_proposals(tasks: tuple[str, ...]) -> bool:
+    """Do some of these tasks run an LLM's proposal in the sandbox (translate.sandbox_check)?"""
+    return any(REGISTRY[task].runs_proposal for task in tasks)
 
 JOBS = {
     "trace": (TRACE_STAGES, ("trace", "reject")),
@@ -187,7 +193,7 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
     ds = ds.map_batches(verify_batch, fn_kwargs={
         "model": model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
         batch_format="pyarrow", batch_size=None)
-    if {"input", "rewrite"} & set(task_cfg.tasks):  # proposals run in the sandbox
+    if runs_proposals(task_cfg.tasks):
         ds = ds.map_batches(CheckActor, fn_constructor_kwargs={
             "cfg": cfg.trace.stage(), "build_cfg": build_cfg}, batch_format="pyarrow",
             batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1,
@@ -326,7 +332,7 @@ def _what_differs(before: dict, now: dict) -> str:
 
 def needs_sandbox(job: str, tasks: tuple[str, ...]) -> bool:
     """A job that traces, or checks an LLM's proposed inputs or programs, runs programs."""
-    return job not in READS_FROM or bool({"input", "rewrite"} & set(tasks))
+    return job not in READS_FROM or runs_proposals(tasks)
 
 
 def run_job(cfg: JobConfig, job: str = "trace") -> dict:
@@ -336,8 +342,8 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
     cfg.validate()  # a bad setting fails before anything starts
     os.environ[BUDGET_ENV] = str(cfg.ray.storage_retry_s)  # this process's storage retries
     tasks = parse_tasks(cfg.translate.tasks)
-    if "rewrite" in tasks and "example" in kinds:
-        kinds = (*kinds, "rewrite")
+    if EXAMPLE in kinds:  # rows some tasks write of their own (the rewrite task's programs)
+        kinds = (*kinds, *(REGISTRY[t].output_kind for t in tasks if REGISTRY[t].output_kind))
     if needs_sandbox(job, tasks):
         bwrap_path()  # fail before starting Ray when the sandbox cannot exist
         check_arch(cfg.trace.allow_unfiltered_arch)

@@ -20,10 +20,9 @@ from trace_workers.stats import StageStats
 from trace_workers.stream import CHECK
 from translate.answer import proposed_input
 from translate.export import BuildSettings
-from translate.prompts import training_prompt
 from translate.sandbox_check import CheckActor
 from translate.stage import VerifySettings, start_check
-from translate.tasks import TaskSettings, task_items
+from translate.tasks import TaskSettings, task_items, training_prompt
 
 CODE = ("def main_solution(a, b):\n"
         "    if b == 0:\n"

@@ -13,8 +13,8 @@ from conftest import ROOT, program, write_jsonl
 from jobs import cli
 from trace_workers.stream import REQUEST
 from translate.llm import LLMSettings, make_preprocess
-from translate.prompts import training_prompt, translation_prompt
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
+from translate.tasks import training_prompt, translation_prompt
 
 TRACE_ROW = {
     "id": "abc-0", "problem_id": "abc", "problem_description": "Add two numbers.",

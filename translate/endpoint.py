@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 from trace_workers.stream import REQUEST, utf8_safe
 from translate.http_session import EndpointSessionFactory, RequestPolicy, outcome
 from translate.llm import row_seed
-from translate.prompts import translation_prompt
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
+from translate.tasks import translation_prompt
 
 # the rows the endpoint must not see keep every field too: Arrow wants one schema
 _EMPTY = {"__inference_error__": "", "stream_payload": ""}

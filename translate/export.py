@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from trace_workers.stream import Reject
-from translate.prompts import training_prompt
+from translate.tasks import training_prompt
 
 
 @dataclass

@@ -25,8 +25,8 @@ from typing import Any
 
 from trace_workers.stream import REQUEST, utf8_safe
 from translate.export import load_tokenizer
-from translate.prompts import translation_prompt
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
+from translate.tasks import translation_prompt
 
 # Rows must all have the same fields, or Arrow fills the missing ones with nulls, and a null
 # __inference_error__ would read as an error.

@@ -267,15 +267,26 @@ def render_steps(trace: str, source: str = "") -> list[str]:
     return renderer.finish()
 
 
-def render_reasoning(row: dict) -> str:
-    """Step-by-step reasoning for one task item (a kept trace row, or a variable question with
-    the part of the trace that answers it), ending in a ``Final answer:`` line."""
+def render_reasoning(item: dict) -> str:
+    """The renderer's reasoning for one task item, ending in a ``Final answer:`` line (its
+    task says how: :mod:`translate.tasks`)."""
+    from translate.tasks import task_of  # the tasks use this module's walks
+
+    return task_of(item).render(item)
+
+
+def render_variable(row: dict) -> str:
+    """A variable question, walked through the part of the trace that answers it."""
+    answer = row["answer"]
+    head = f"Let's follow the code step by step on the input {shown_input(row)}."
+    return "\n".join([head, "", *render_steps(row["trace"], row.get("refcode") or ""), "",
+                      f"So, to the question \"{row['question']}\": {answer}.", "",
+                      f"{FINAL_ANSWER_MARK} {answer}"])
+
+
+def render_output(row: dict) -> str:
+    """The output task: the whole trace walked, and the returned value."""
     steps = render_steps(row["trace"], row.get("refcode") or "")
-    if row.get("task") == "variable":
-        answer = row["answer"]
-        head = f"Let's follow the code step by step on the input {shown_input(row)}."
-        return "\n".join([head, "", *steps, "", f"So, to the question \"{row['question']}\": "
-                          f"{answer}.", "", f"{FINAL_ANSWER_MARK} {answer}"])
     if is_python(row):
         answer = row["returned"]  # the value's repr, checked by the trace stage
     else:

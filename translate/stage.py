@@ -34,11 +34,10 @@ from trace_workers.stream import (
     row,
     stream_table,
 )
-from translate.answer import Verdict, proposed_input, proposed_program, verify
+from translate.answer import Verdict, verify
 from translate.export import BuildSettings, training_example
-from translate.render import render_reasoning
 from translate.steps import check_steps
-from translate.tasks import TaskSettings, expected_answer, is_input, is_rewrite, task_items
+from translate.tasks import TaskSettings, expected_answer, task_items, task_of
 
 # What a training prompt is made of: translations carry them, so `build` needs nothing else.
 PROMPT_FIELDS = ("problem_description", "io_requirements", "refcode", "funcname", "input",
@@ -59,8 +58,6 @@ class VerifySettings:
     min_step_coverage: float = 0.0  # share of the trace's value changes right steps must state
 
 
-# the tasks whose reasoning walks the trace (input and rewrite prompts show no trace)
-STEP_TASKS = ("output", "variable")
 COVERAGE_BINS = 10
 
 
@@ -69,14 +66,14 @@ def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings, stats: Stage
     """(reason, detail, counts) of the step check of a reasoning whose answer is right:
     reason "" when it passes. Counted per task whatever the outcome (the run's step
     correctness is the model's, not only the kept rows')."""
-    task = item.get("task") or "output"
+    task = task_of(item)
     translator = "render" if translator_name == "render" else "llm"
-    if translator not in cfg.check_steps or task not in STEP_TASKS or not item.get("trace"):
+    if translator not in cfg.check_steps or not task.walks_trace or not item.get("trace"):
         return "", "", {}
     check = check_steps(verdict.answer_text or "", item["trace"], item.get("refcode") or "",
                         item.get("funcname") or "", cfg.float_rel_tol)
-    stats.note("steps_checked", task, check.checked)
-    stats.note("steps_right", task, check.right)
+    stats.note("steps_checked", task.name, check.checked)
+    stats.note("steps_right", task.name, check.right)
     stats.note("step_coverage", f"{min(int(check.coverage * COVERAGE_BINS), COVERAGE_BINS - 1)}")
     counts = {"steps_checked": check.checked, "steps_right": check.right,
               "step_coverage": round(check.coverage, 4)}
@@ -130,13 +127,7 @@ def start_check(item: dict, generation: str, translator: dict[str, Any],
     """Input and rewrite tasks: a reject when no input (program) can be read from the
     generation, else a ``check`` row, which translate.sandbox_check runs in the sandbox."""
     stats.see("verify")
-    if is_rewrite(item):
-        verdict = proposed_program(generation, item["funcname"], item["refcode"],
-                                   thinking=verify_cfg.thinking)
-    else:
-        verdict = proposed_input(generation, thinking=verify_cfg.thinking,
-                                 python=item.get("value_format") == "python",
-                                 funcname=item["funcname"])
+    verdict = task_of(item).read_proposal(generation, item, verify_cfg.thinking)
     if not verdict.ok:
         return reject(stats, "verify", verdict.reason, item["id"], item["problem_id"], verdict.detail)
     check = {"item": item, "generation": generation, "translator": translator,
@@ -151,7 +142,7 @@ def build_row(item: dict, answer_text: str, build_cfg: BuildSettings, stats: Sta
     if isinstance(example, Reject):
         return reject(stats, "build", example.reason, example.id, example.problem_id, example.detail)
     stats.keep("build")
-    stats.note("task_examples", item.get("task") or "output")
+    stats.note("task_examples", task_of(item).name)
     return row(EXAMPLE, example)
 
 
@@ -171,7 +162,7 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
         for item in task_items(json.loads(payload), task_cfg, block_stats):
             block_stats.see("translate")
             try:
-                generation = render_reasoning(item)
+                generation = task_of(item).render(item)
             except Exception as exc:  # a trace the renderer cannot read is a reject
                 out.append(reject(block_stats, "translate", "render_failed", item["id"],
                                   item["problem_id"], f"{type(exc).__name__}: {exc}"[:300]))
@@ -268,7 +259,7 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
         stats.note("tokens", "generated", int(generated_tokens[i] or 0))
         translator = {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
                       "generated_tokens": generated_tokens[i]}
-        if is_input(item) or is_rewrite(item):
+        if task_of(item).runs_proposal:
             return [start_check(item, texts[i], translator, verify_cfg, stats)]
         return finish_translation(item, texts[i], translator, verify_cfg, build_cfg, stats)
 
