@@ -156,7 +156,7 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
     """(outcome, seconds) of each run's call under the dry run, one fork per run."""
     import importlib
 
-    from trace_workers import zygote
+    from trace_workers import jail_dry_run
     from trace_workers.sandbox import DEFAULT_PRELOAD, SandboxLimits
 
     for name in DEFAULT_PRELOAD:
@@ -169,11 +169,11 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
         if pid == 0:  # the child: never returns
             os.close(read_fd)
             try:
-                _floor_child(work, index, write_fd, limits, zygote)
+                _floor_child(work, index, write_fd, limits)
             finally:
                 os._exit(0)
         os.close(write_fd)
-        message, ready = _read_dry_run(read_fd, limits["timeout_s"], zygote.MORE_TIME)
+        message, ready = _read_dry_run(read_fd, limits["timeout_s"], jail_dry_run.MORE_TIME)
         if not ready:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -205,21 +205,25 @@ def _read_dry_run(read_fd: int, timeout_s: float, more_time: bytes) -> tuple[dic
     return (json.loads(data) if data.strip() else {}), True
 
 
-def _floor_child(work: ProgramWork, index: int, result_fd: int, limits: dict, zygote) -> None:
+def _floor_child(work: ProgramWork, index: int, result_fd: int, limits: dict) -> None:
     """The program as a run's child sets it up, then the zygote's own dry run (which sends its
     outcome and marks to ``result_fd`` and exits)."""
+    from trace_workers import jail_dry_run, jail_tracing
+    from trace_workers.jail_protocol import PROGRAM_FILENAME, _parse_call
+
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    zygote._set_program_lines(work.refcode)
-    namespace = {"__name__": "program", "__file__": zygote.PROGRAM_FILENAME}
-    exec(compile(work.refcode, zygote.PROGRAM_FILENAME, "exec"), namespace)
+    jail_tracing._set_program_lines(work.refcode)
+    namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME}
+    exec(compile(work.refcode, PROGRAM_FILENAME, "exec"), namespace)
     given = work.runs[index].input
-    args, kwargs = zygote._parse_call(given, namespace) if work.call_format else ((), json.loads(given))
-    zygote._current_buffer = zygote.TraceBuffer(result_fd, limits["max_trace_lines"],
-                                                limits["max_trace_bytes"])
+    args, kwargs = _parse_call(given, namespace) if work.call_format else ((), json.loads(given))
+    jail_tracing._current_buffer = jail_tracing.TraceBuffer(result_fd, limits["max_trace_lines"],
+                                                            limits["max_trace_bytes"])
     marks = {"called": time.monotonic()}
-    zygote._dry_run(namespace[work.funcname], args, kwargs, work.depth, limits, result_fd, marks)
+    jail_dry_run._dry_run(namespace[work.funcname], args, kwargs, work.depth, limits, result_fd,
+                          marks)
 
 
 def floor(runs: list[tuple[ProgramWork, int]], workers: int) -> dict:

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trace_workers import seccomp
-from trace_workers.zygote import RESTART_EXIT_CODE
+from trace_workers.jail_protocol import RESTART_EXIT_CODE
 
 # the files the jail runs: the zygote and the tracer it imports, copied out of the checkout
-JAIL_FILES = ("zygote.py", "fast_snoop.py")
+# what the jail holds in JAIL_FOLDER (copied there as a set; nothing else of the project)
+JAIL_FILES = ("zygote.py", "jail_protocol.py", "jail_limits.py", "jail_tracing.py",
+              "jail_dry_run.py", "jail_child.py", "jail_supervisor.py", "jail_preload.py",
+              "fast_snoop.py")
 JAIL_FOLDER = "/opt/groundtrace"
 JAIL_ZYGOTE = f"{JAIL_FOLDER}/zygote.py"
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "scipy.optimize", "pandas", "z3")

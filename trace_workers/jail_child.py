@@ -1,0 +1,107 @@
+"""One run, in the forked child (runs inside the jail): drop the protocol pipes, set the
+limits, compile the program under its fixed file name, call the function under snoop (or the
+dry run's counter) and write one JSON result to the private pipe. Never returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+try:  # in the jail these modules lie side by side; on the host they are trace_workers'
+    import jail_tracing as tracing
+    from jail_dry_run import _dry_run
+    from jail_limits import MAX_FD, _set_limits
+    from jail_protocol import (
+        PROGRAM_FILENAME,
+        OutputSink,
+        _classify_exception,
+        _json_default,
+        _literal_text,
+        _parse_call,
+        _send,
+    )
+    from jail_tracing import PROGRAMS, TraceBuffer, _set_program_lines
+except ImportError:
+    from trace_workers import jail_tracing as tracing
+    from trace_workers.jail_dry_run import _dry_run
+    from trace_workers.jail_limits import MAX_FD, _set_limits
+    from trace_workers.jail_protocol import (
+        PROGRAM_FILENAME,
+        OutputSink,
+        _classify_exception,
+        _json_default,
+        _literal_text,
+        _parse_call,
+        _send,
+    )
+    from trace_workers.jail_tracing import PROGRAMS, TraceBuffer, _set_program_lines
+
+
+def _child(request: dict, result_fd: int, limits: dict) -> None:
+    """Runs in the forked child; never returns."""
+    marks = {"child_start": time.monotonic()}
+    # the zygote made fds 0 and 1 /dev/null, its sys.stdin reads fd 0, its cwd is the scratch
+    os.dup2(0, 2)
+    os.closerange(3, result_fd)  # close_range(2): the protocol pipes and the rest
+    os.closerange(result_fd + 1, MAX_FD)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in any Python (see main)
+    sink = OutputSink(result_fd, limits["max_stdout_bytes"])
+    sys.stdout = sys.stderr = sink
+    buffer = TraceBuffer(result_fd, limits["max_trace_lines"], limits["max_trace_bytes"])
+    started = time.perf_counter()
+    result: dict = {}
+    marks["setup"] = time.monotonic()
+    try:
+        _set_limits(limits)
+        tracing._current_buffer = buffer
+        marks["config"] = time.monotonic()
+        code = request["code"]
+        _set_program_lines(code)
+        namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME, "__builtins__": __builtins__}
+        compiled = PROGRAMS.compiled_for(code)
+        buffer.notes["cached"] = PROGRAMS.holds if compiled else ""
+        exec(compiled or compile(code, PROGRAM_FILENAME, "exec"), namespace)
+        if "call" in request:  # call format: literals, or expressions run in the program's namespace
+            args, kwargs = _parse_call(request["call"], namespace)
+        else:
+            args, kwargs = (), json.loads(request["kwargs"])
+        marks["exec"] = time.monotonic()
+        function = namespace.get(request["funcname"])
+        if not callable(function):
+            result = {"status": "error", "reason": "missing_function",
+                      "detail": f"{request['funcname']!r} is not defined by the program"}
+        elif request.get("phase") == "dry_run":
+            _dry_run(function, args, kwargs, request["depth"], limits, result_fd, marks)
+        else:
+            returned = tracing.TRACER(depth=request["depth"])(function)(*args, **kwargs)
+            try:
+                if "call" in request:
+                    encoded = _literal_text(returned)
+                else:
+                    encoded = json.dumps(returned, default=_json_default, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                result = {"status": "error", "reason": "unserializable_return", "detail": str(exc)[:500]}
+            else:
+                result = {"status": "returned", "returned": encoded}
+    except BaseException as exc:  # the program is untrusted: anything may escape it
+        status, reason = _classify_exception(exc)
+        result = {"status": status, "reason": reason,
+                  "detail": f"{type(exc).__name__}: {exc}"[:500]}
+        if reason == "missing_module":
+            result["module"] = getattr(exc, "name", None)
+    result["trace"] = buffer.text()
+    result["trace_lines"] = buffer.lines
+    result.update(buffer.notes)
+    result["run_s"] = time.perf_counter() - started
+    marks["done"] = time.monotonic()
+    result["marks"] = marks
+    try:
+        _send(result_fd, result)
+    except BaseException:
+        os._exit(71)
+    os._exit(0)
