@@ -11,34 +11,19 @@ import signal
 import sys
 import time
 
-try:  # in the jail these modules lie side by side; on the host they are trace_workers'
-    import jail_tracing as tracing
-    from jail_dry_run import _dry_run
-    from jail_limits import MAX_FD, _set_limits
-    from jail_protocol import (
-        PROGRAM_FILENAME,
-        OutputSink,
-        _classify_exception,
-        _json_default,
-        _literal_text,
-        _parse_call,
-        _send,
-    )
-    from jail_tracing import PROGRAMS, TraceBuffer, _set_program_lines
-except ImportError:
-    from trace_workers import jail_tracing as tracing
-    from trace_workers.jail_dry_run import _dry_run
-    from trace_workers.jail_limits import MAX_FD, _set_limits
-    from trace_workers.jail_protocol import (
-        PROGRAM_FILENAME,
-        OutputSink,
-        _classify_exception,
-        _json_default,
-        _literal_text,
-        _parse_call,
-        _send,
-    )
-    from trace_workers.jail_tracing import PROGRAMS, TraceBuffer, _set_program_lines
+from trace_workers import jail_tracing as tracing
+from trace_workers.jail_dry_run import _dry_run
+from trace_workers.jail_limits import MAX_FD, _set_limits
+from trace_workers.jail_protocol import (
+    PROGRAM_FILENAME,
+    OutputSink,
+    _classify_exception,
+    _json_default,
+    _literal_text,
+    _parse_call,
+    _send,
+)
+from trace_workers.jail_tracing import PROGRAMS, TraceBuffer, _set_program_lines
 
 
 def _child(request: dict, result_fd: int, limits: dict) -> None:

@@ -15,13 +15,8 @@ import signal
 import sys
 import time
 
-try:  # in the jail these modules lie side by side; on the host they are trace_workers'
-    import jail_tracing as tracing
-    from jail_protocol import PROGRAM_FILENAME, OutputSink, _send
-except ImportError:
-    from trace_workers import jail_tracing as tracing
-    from trace_workers.jail_protocol import PROGRAM_FILENAME, OutputSink, _send
-
+from trace_workers import jail_tracing as tracing
+from trace_workers.jail_protocol import PROGRAM_FILENAME, OutputSink, _send
 
 # snoop does not count comprehension frames as calls when it measures depth (generator
 # expressions do count); the floor counts no line of either kind of frame (snoop prints a

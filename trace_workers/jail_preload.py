@@ -10,12 +10,8 @@ import os
 import sys
 import sysconfig
 
-try:  # in the jail these modules lie side by side; on the host they are trace_workers'
-    import jail_tracing as tracing
-    from jail_tracing import TraceBuffer, _set_program_lines, _source_cache
-except ImportError:
-    from trace_workers import jail_tracing as tracing
-    from trace_workers.jail_tracing import TraceBuffer, _set_program_lines, _source_cache
+from trace_workers import jail_tracing as tracing
+from trace_workers.jail_tracing import TraceBuffer, _set_program_lines, _source_cache
 
 
 def _preload(modules: list[str]) -> tuple[dict, dict]:

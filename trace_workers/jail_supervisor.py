@@ -10,18 +10,11 @@ import select
 import signal
 import time
 
-try:  # in the jail these modules lie side by side; on the host they are trace_workers'
-    from jail_child import _child
-    from jail_dry_run import DRY_RUN_SHARE, MORE_TIME
-    from jail_limits import MEMORY_CHECK_S, WRITABLE, _note_own_size, _over_limits
-    from jail_protocol import _drain, _parse_result
-    from jail_tracing import PROGRAMS
-except ImportError:
-    from trace_workers.jail_child import _child
-    from trace_workers.jail_dry_run import DRY_RUN_SHARE, MORE_TIME
-    from trace_workers.jail_limits import MEMORY_CHECK_S, WRITABLE, _note_own_size, _over_limits
-    from trace_workers.jail_protocol import _drain, _parse_result
-    from trace_workers.jail_tracing import PROGRAMS
+from trace_workers.jail_child import _child
+from trace_workers.jail_dry_run import DRY_RUN_SHARE, MORE_TIME
+from trace_workers.jail_limits import MEMORY_CHECK_S, WRITABLE, _note_own_size, _over_limits
+from trace_workers.jail_protocol import _drain, _parse_result
+from trace_workers.jail_tracing import PROGRAMS
 
 
 class ScratchNotWiped(RuntimeError):

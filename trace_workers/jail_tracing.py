@@ -13,10 +13,7 @@ import linecache
 import os
 import pprint
 
-try:  # in the jail these modules lie side by side; on the host they are trace_workers'
-    from jail_protocol import ADDRESS, PROGRAM_FILENAME, _send
-except ImportError:
-    from trace_workers.jail_protocol import ADDRESS, PROGRAM_FILENAME, _send
+from trace_workers.jail_protocol import ADDRESS, PROGRAM_FILENAME, _send
 
 
 class TraceBuffer:
@@ -169,9 +166,6 @@ def _snoop_tracer(fast: bool = True):
 
 
 def _fast_snoop():
-    """The module beside this file (in the jail), or the package's copy (outside it)."""
-    try:
-        import fast_snoop
-    except ImportError:
-        from trace_workers import fast_snoop
+    from trace_workers import fast_snoop
+
     return fast_snoop

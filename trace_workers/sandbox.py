@@ -31,8 +31,11 @@ from trace_workers.jail_protocol import RESTART_EXIT_CODE
 JAIL_FILES = ("zygote.py", "jail_protocol.py", "jail_limits.py", "jail_tracing.py",
               "jail_dry_run.py", "jail_child.py", "jail_supervisor.py", "jail_preload.py",
               "fast_snoop.py")
+# the jail sees them as the package trace_workers (an empty __init__.py beside them) under
+# JAIL_FOLDER, its one PYTHONPATH entry
 JAIL_FOLDER = "/opt/groundtrace"
-JAIL_ZYGOTE = f"{JAIL_FOLDER}/zygote.py"
+JAIL_PACKAGE = f"{JAIL_FOLDER}/trace_workers"
+JAIL_ZYGOTE = f"{JAIL_PACKAGE}/zygote.py"
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "scipy.optimize", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
 
@@ -231,8 +234,8 @@ class Sandbox:
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for root, inside in roots.items():
             argv += ["--ro-bind", str(root.resolve()), str(inside)]
-        for name in JAIL_FILES:
-            argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_FOLDER}/{name}"]
+        for name in ("__init__.py", *JAIL_FILES):
+            argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_PACKAGE}/{name}"]
         argv += [
             "--proc", "/proc", "--dev", "/dev",
             # the only writable places: the scratch and /dev/shm, each a bounded tmpfs that
@@ -245,6 +248,7 @@ class Sandbox:
         env = {
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
             "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "PYTHONPATH": JAIL_FOLDER,
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg",
         }
@@ -264,6 +268,8 @@ class Sandbox:
             self._workdir.chmod(0o755)
             for name in JAIL_FILES:
                 shutil.copyfile(Path(__file__).with_name(name), self._workdir / name)
+            (self._workdir / "__init__.py").write_text("")  # not the host's: nothing imported
+            for name in ("__init__.py", *JAIL_FILES):
                 (self._workdir / name).chmod(0o644)
         log = open(self._workdir / "jail.log", "w+b")
         program = seccomp.filter_program()

@@ -28,26 +28,18 @@ import os
 import signal
 import sys
 
-try:  # in the jail these modules lie side by side; on the host they are trace_workers'
-    import jail_tracing as tracing
-    from jail_limits import SCRATCH, _note_own_size
-    from jail_preload import _load_lazy_parts, _preload, _untraced_directories, _warm_up, _zero_filled_empty
-    from jail_protocol import INT_DIGITS, RESTART_EXIT_CODE, _send
-    from jail_supervisor import ScratchNotWiped, _undumpable, finish_run, run_request
-    from jail_tracing import PROGRAMS, _snoop_tracer
-except ImportError:
-    from trace_workers import jail_tracing as tracing
-    from trace_workers.jail_limits import SCRATCH, _note_own_size
-    from trace_workers.jail_preload import (
-        _load_lazy_parts,
-        _preload,
-        _untraced_directories,
-        _warm_up,
-        _zero_filled_empty,
-    )
-    from trace_workers.jail_protocol import INT_DIGITS, RESTART_EXIT_CODE, _send
-    from trace_workers.jail_supervisor import ScratchNotWiped, _undumpable, finish_run, run_request
-    from trace_workers.jail_tracing import PROGRAMS, _snoop_tracer
+from trace_workers import jail_tracing as tracing
+from trace_workers.jail_limits import SCRATCH, _note_own_size
+from trace_workers.jail_preload import (
+    _load_lazy_parts,
+    _preload,
+    _untraced_directories,
+    _warm_up,
+    _zero_filled_empty,
+)
+from trace_workers.jail_protocol import INT_DIGITS, RESTART_EXIT_CODE, _send
+from trace_workers.jail_supervisor import ScratchNotWiped, _undumpable, finish_run, run_request
+from trace_workers.jail_tracing import PROGRAMS, _snoop_tracer
 
 
 def main() -> None:
