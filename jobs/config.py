@@ -35,61 +35,73 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
 
 
+def settings_from(cls: type, config: Any, **given: Any) -> Any:
+    """The settings object ``cls`` a part of the job takes: each of its fields from the config's
+    field of the same name (``given``: the ones the config names otherwise), never copied by
+    hand, so a setting added to both is carried without another line."""
+    names = {f.name for f in dataclasses.fields(cls)} - set(given)
+    return cls(**{name: getattr(config, name) for name in names if hasattr(config, name)}, **given)
+
+
+SHARED = object()  # a default written once, in the settings class whose field has this name
+
+
+def defaults_from(*classes: type):
+    """A field whose default is SHARED takes the default of the field of the same name in the
+    first of ``classes`` that has one (put it under ``@dataclass``): the classes that use a
+    setting hold its default, and the config, its file format and ``--help`` show it."""
+    def apply(cls: type) -> type:
+        for name, value in list(vars(cls).items()):
+            if isinstance(value, dataclasses.Field) and value.default is SHARED:
+                owner = next(c for c in classes if name in {f.name for f in dataclasses.fields(c)})
+                value.default = next(f.default for f in dataclasses.fields(owner) if f.name == name)
+        return cls
+    return apply
+
+
 @dataclass
+@defaults_from(RawFilterConfig, TraceStageConfig, SandboxLimits)
 class TraceConfig:
-    input_format: str = _opt("auto", "pyedu (refcode, funcname, ios), call (code, input: a Python "
+    input_format: str = _opt(SHARED, "pyedu (refcode, funcname, ios), call (code, input: a Python "
                                      "argument list, output: a Python literal), or auto: by each "
                                      "record's fields")
-    ios_per_program: int = _opt(10, "input/output pairs traced per program at most (seeded sample; 0: all)")
-    samples_per_problem: int = _opt(1, "kept traces per problem (seeded; 0 keeps all)")
-    trace_all: bool = _opt(False, "run every pair even when a problem already has its samples "
+    ios_per_program: int = _opt(SHARED, "input/output pairs traced per program at most (seeded "
+                                        "sample; 0: all)")
+    samples_per_problem: int = _opt(SHARED, "kept traces per problem (seeded; 0 keeps all)")
+    trace_all: bool = _opt(SHARED, "run every pair even when a problem already has its samples "
                                   "(slower; gives full status counts)")
     seed: int = _opt(0, "seed for every sample")
-    max_trace_lines: int = _opt(300, "traces must have fewer lines; a run is stopped when it reaches this")
-    max_trace_bytes: int = _opt(262_144, "a run is stopped when its trace passes this many characters")
-    timeout_s: float = _opt(5.0, "wall-clock limit of one run, seconds")
-    timeout_streak: int = _opt(2, "after this many timeouts in a row, a program's other runs are "
+    max_trace_lines: int = _opt(SHARED, "traces must have fewer lines; a run is stopped when it reaches this")
+    max_trace_bytes: int = _opt(SHARED, "a run is stopped when its trace passes this many characters")
+    timeout_s: float = _opt(SHARED, "wall-clock limit of one run, seconds")
+    timeout_streak: int = _opt(SHARED, "after this many timeouts in a row, a program's other runs are "
                                   "rejected as timeout_streak without running (0: never)")
-    trace_limit_streak: int = _opt(2, "after this many runs in a row whose trace passed the line "
+    trace_limit_streak: int = _opt(SHARED, "after this many runs in a row whose trace passed the line "
                                       "budget, each after --trace-limit-streak-s or more, a "
                                       "program none of whose runs returned has its other runs "
                                       "rejected as trace_limit_streak without running (0: never)")
-    trace_limit_streak_s: float = _opt(0.3, "sandbox seconds from which a run over the line budget "
+    trace_limit_streak_s: float = _opt(SHARED, "sandbox seconds from which a run over the line budget "
                                             "counts toward --trace-limit-streak")
     plain_snoop: bool = _opt(False, "trace with snoop's own tracer instead of fast_snoop's "
                                     "(the same trace, byte for byte, but slower)")
-    allow_unfiltered_arch: bool = _opt(False, "trace on a node whose architecture has no seccomp "
+    allow_unfiltered_arch: bool = _opt(SHARED, "trace on a node whose architecture has no seccomp "
                                               "filter for the jail (x86_64 and aarch64 have one)")
-    memory_mb: int = _opt(1024, "memory a run may allocate, all its processes together, MiB")
-    max_procs: int = _opt(32, "processes and threads per sandbox (holds fork bombs)")
-    scratch_mb: int = _opt(64, "size of the run's private /tmp, MiB")
-    float_rel_tol: float = _opt(1e-6, "relative tolerance when comparing floats with the expected output")
-    max_items: int = _opt(20, "inputs with a container of this many items or more are dropped")
-    max_str_chars: int = _opt(100, "inputs with a string of this many characters or more are dropped")
-    max_value_bytes: int = _opt(1024, "inputs with a value of this many JSON bytes or more are dropped")
+    memory_mb: int = _opt(SHARED, "memory a run may allocate, all its processes together, MiB")
+    max_procs: int = _opt(SHARED, "processes and threads per sandbox (holds fork bombs)")
+    scratch_mb: int = _opt(SHARED, "size of the run's private /tmp, MiB")
+    float_rel_tol: float = _opt(SHARED, "relative tolerance when comparing floats with the expected output")
+    max_items: int = _opt(SHARED, "inputs with a container of this many items or more are dropped")
+    max_str_chars: int = _opt(SHARED, "inputs with a string of this many characters or more are dropped")
+    max_value_bytes: int = _opt(SHARED, "inputs with a value of this many JSON bytes or more are dropped")
 
     def raw_filter(self) -> RawFilterConfig:
         if self.input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format must be one of {', '.join(INPUT_FORMATS)}")
-        return RawFilterConfig(
-            input_format=self.input_format,
-            ios_per_program=self.ios_per_program, seed=self.seed, max_items=self.max_items,
-            max_str_chars=self.max_str_chars, max_value_bytes=self.max_value_bytes,
-        )
+        return settings_from(RawFilterConfig, self)
 
     def stage(self) -> TraceStageConfig:
-        return TraceStageConfig(
-            samples_per_problem=self.samples_per_problem, trace_all=self.trace_all,
-            float_rel_tol=self.float_rel_tol, timeout_streak=self.timeout_streak,
-            trace_limit_streak=self.trace_limit_streak,
-            trace_limit_streak_s=self.trace_limit_streak_s,
-            limits=SandboxLimits(
-                timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_procs=self.max_procs,
-                scratch_mb=self.scratch_mb, max_trace_lines=self.max_trace_lines,
-                max_trace_bytes=self.max_trace_bytes, fast_tracer=not self.plain_snoop,
-                allow_unfiltered_arch=self.allow_unfiltered_arch,
-            ),
-        )
+        limits = settings_from(SandboxLimits, self, fast_tracer=not self.plain_snoop)
+        return settings_from(TraceStageConfig, self, limits=limits)
 
 
 @dataclass
@@ -129,32 +141,33 @@ TRANSLATORS = ("auto", "render", "llm")
 
 
 @dataclass
+@defaults_from(LLMSettings)
 class TranslateConfig:
     translator: str = _opt("auto", "render: the LLM-free renderer; llm: vLLM with --model; "
                                    "auto: llm when a model is given, else render")
     model: str | None = _opt(None, "the translating model: a local folder or a model id")
-    device: str = _opt("gpu", "where vLLM runs: gpu, or cpu (vLLM's CPU backend)")
+    device: str = _opt(SHARED, "where vLLM runs: gpu, or cpu (vLLM's CPU backend)")
     max_model_len: int | None = _opt(None, "context of the engine in tokens (default: the model's "
                                            "own, from its config); longer prompts are rejected")
-    max_tokens: int = _opt(16384, "most tokens generated per translation")
-    min_new_tokens: int = _opt(256, "a prompt must leave this many tokens for the generation")
-    temperature: float = _opt(0.6, "sampling temperature")
-    top_p: float = _opt(0.95, "nucleus sampling")
-    top_k: int = _opt(20, "top-k sampling")
-    min_p: float = _opt(0.0, "min-p sampling")
-    enable_thinking: bool = _opt(True, "chat template with thinking on; a generation must then "
+    max_tokens: int = _opt(SHARED, "most tokens generated per translation")
+    min_new_tokens: int = _opt(SHARED, "a prompt must leave this many tokens for the generation")
+    temperature: float = _opt(SHARED, "sampling temperature")
+    top_p: float = _opt(SHARED, "nucleus sampling")
+    top_k: int = _opt(SHARED, "top-k sampling")
+    min_p: float = _opt(SHARED, "min-p sampling")
+    enable_thinking: bool = _opt(SHARED, "chat template with thinking on; a generation must then "
                                        "finish its thinking (</think>)")
-    dtype: str = _opt("auto", "engine dtype (auto, bfloat16, float16)")
-    tensor_parallel_size: int = _opt(1, "GPUs per engine (tensor parallel)")
-    pipeline_parallel_size: int = _opt(1, "pipeline stages per engine")
-    max_num_seqs: int = _opt(256, "sequences an engine runs at once")
-    gpu_memory_utilization: float = _opt(0.9, "share of GPU memory the engine may take")
-    enforce_eager: bool = _opt(False, "no CUDA graphs (faster start, slower decode)")
+    dtype: str = _opt(SHARED, "engine dtype (auto, bfloat16, float16)")
+    tensor_parallel_size: int = _opt(SHARED, "GPUs per engine (tensor parallel)")
+    pipeline_parallel_size: int = _opt(SHARED, "pipeline stages per engine")
+    max_num_seqs: int = _opt(SHARED, "sequences an engine runs at once")
+    gpu_memory_utilization: float = _opt(SHARED, "share of GPU memory the engine may take")
+    enforce_eager: bool = _opt(SHARED, "no CUDA graphs (faster start, slower decode)")
     load_format: str | None = _opt(None, "weights format; 'dummy' = random weights (benchmarks)")
     accelerator_type: str | None = _opt(None, "Ray accelerator type for the engine (e.g. H100)")
-    replicas: int = _opt(1, "engine replicas (data parallel)")
-    llm_batch_size: int = _opt(64, "rows per batch sent to an engine")
-    max_engine_restarts: int = _opt(3, "an engine replica that dies (its process killed, a CUDA "
+    replicas: int = _opt(SHARED, "engine replicas (data parallel)")
+    llm_batch_size: int = _opt(LLMSettings.batch_size, "rows per batch sent to an engine")
+    max_engine_restarts: int = _opt(SHARED, "an engine replica that dies (its process killed, a CUDA "
                                        "error) is started again at most this many times; past "
                                        "that the job stops, resumable, with one line")
     tasks: str = _opt("output", "what each kept trace becomes, comma-separated: output (predict "
@@ -226,40 +239,29 @@ class TranslateConfig:
             raise ValueError("--endpoint-concurrency must be 1 or more")
         policy = RequestPolicy(concurrency=self.endpoint_concurrency, qps=self.endpoint_qps,
                                timeout_s=self.endpoint_timeout_s, retries=self.endpoint_retries)
-        return EndpointSettings(
-            url=str(self.endpoint), model=str(self.model), key_env=self.endpoint_key_env,
-            max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
-            seed=seed if self.endpoint_seed else None, enable_thinking=self.enable_thinking, body=body,
+        return settings_from(
+            EndpointSettings, self, url=str(self.endpoint), model=str(self.model),
+            key_env=self.endpoint_key_env, seed=seed if self.endpoint_seed else None, body=body,
             batch_size=max(1, self.endpoint_concurrency), actors=actors, policy=policy)
 
     def llm(self, seed: int) -> LLMSettings:
         if self.device not in ("gpu", "cpu"):
             raise ValueError(f"device must be gpu or cpu, not {self.device!r}")
-        return LLMSettings(
-            model=str(self.model), device=self.device,
-            max_model_len=resolve_max_model_len(str(self.model), self.max_model_len),
-            max_tokens=self.max_tokens, min_new_tokens=self.min_new_tokens,
-            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
-            seed=seed, enable_thinking=self.enable_thinking, dtype=self.dtype,
-            tensor_parallel_size=self.tensor_parallel_size,
-            pipeline_parallel_size=self.pipeline_parallel_size, max_num_seqs=self.max_num_seqs,
-            gpu_memory_utilization=self.gpu_memory_utilization, enforce_eager=self.enforce_eager,
-            load_format=self.load_format, accelerator_type=self.accelerator_type,
-            replicas=self.replicas, batch_size=self.llm_batch_size,
-            max_engine_restarts=self.max_engine_restarts,
-        )
+        return settings_from(
+            LLMSettings, self, model=str(self.model), seed=seed, batch_size=self.llm_batch_size,
+            max_model_len=resolve_max_model_len(str(self.model), self.max_model_len))
 
 
 @dataclass
+@defaults_from(BuildSettings)
 class BuildConfig:
     trained_tokenizer: str | None = _opt(None, "tokenizer (folder or model id) of the model to be "
                                                "trained; enables the token cap")
-    max_training_tokens: int = _opt(8192, "training examples longer than this (in tokens of "
+    max_training_tokens: int = _opt(SHARED, "training examples longer than this (in tokens of "
                                           "--trained-tokenizer) are rejected")
 
     def settings(self) -> BuildSettings:
-        return BuildSettings(trained_tokenizer=self.trained_tokenizer,
-                             max_training_tokens=self.max_training_tokens)
+        return settings_from(BuildSettings, self)
 
 
 @dataclass

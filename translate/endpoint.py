@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from trace_workers.stream import REQUEST, utf8_safe
 from translate.http_session import EndpointSessionFactory, RequestPolicy, outcome
-from translate.llm import row_seed
+from translate.llm import LLMSettings, row_seed
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
 from translate.tasks import translation_prompt
 
@@ -44,11 +44,11 @@ class EndpointSettings:
     url: str  # the API's base (http://host:8000/v1) or its chat-completions URL
     model: str  # the served model's name
     key_env: str = "OPENAI_API_KEY"
-    max_tokens: int = 16384
-    temperature: float = 0.6
-    top_p: float = 0.95
+    max_tokens: int = LLMSettings.max_tokens
+    temperature: float = LLMSettings.temperature
+    top_p: float = LLMSettings.top_p
     seed: int | None = 0  # None: no seed sent
-    enable_thinking: bool = True
+    enable_thinking: bool = LLMSettings.enable_thinking
     body: dict[str, Any] = field(default_factory=dict)  # more request fields (top_k, chat_template_kwargs...)
     batch_size: int = 32
     actors: int = 1
