@@ -135,6 +135,25 @@ def pipeline(cfg, llm_cfg, traces: list[dict]) -> dict:
             "tok_s": round(tokens / wall, 1)}
 
 
+def half_then_whole(cfg, llm_cfg, traces: list[dict]) -> dict:
+    """The pipeline on half the traces, then on all (a local Ray of its own): the whole run's
+    figures, with the marginal tokens/s of the second half (fixed costs cancel)."""
+    import ray
+
+    ray.init(num_cpus=(os.cpu_count() or 1) + 6, include_dashboard=False, configure_logging=False)
+    try:
+        half = pipeline(cfg, llm_cfg, traces[: len(traces) // 2])
+        print("pipeline, half the prompts:", half, flush=True)
+        piped = pipeline(cfg, llm_cfg, traces)
+        print("pipeline:", piped, flush=True)
+    finally:
+        ray.shutdown()
+    extra_s = piped["wall_s"] - half["wall_s"]
+    piped["marginal_tok_s"] = (round((piped["output_tokens"] - half["output_tokens"]) / extra_s, 1)
+                               if extra_s > 0 else None)
+    return piped
+
+
 def start_server(model: str, args) -> tuple[object, str]:
     """vLLM's OpenAI-compatible server with ``model`` on a free loopback port."""
     import socket
@@ -206,7 +225,6 @@ def direct(endpoint_cfg, traces: list[dict]) -> dict:
 
 def endpoint_main(args, model: str) -> dict:
     """(a) a direct client and (b) the job's translate stage, against one server."""
-    import ray
 
     from jobs.config import JobConfig
 
@@ -232,21 +250,13 @@ def endpoint_main(args, model: str) -> dict:
         direct(endpoint_cfg, traces)  # warm the server up (its first pass is much slower)
         first = direct(endpoint_cfg, traces)
         print("direct client:", first, flush=True)
-        ray.init(num_cpus=(os.cpu_count() or 1) + 6, include_dashboard=False, configure_logging=False)
-        half = pipeline(cfg, None, traces[: len(traces) // 2])
-        print("pipeline, half the prompts:", half, flush=True)
-        piped = pipeline(cfg, None, traces)
-        print("pipeline:", piped, flush=True)
-        ray.shutdown()
+        piped = half_then_whole(cfg, None, traces)
         second = direct(endpoint_cfg, traces)
         print("direct client again:", second, flush=True)
     finally:
         if server is not None:
             server.terminate()
             server.wait(60)
-    extra_s = piped["wall_s"] - half["wall_s"]
-    piped["marginal_tok_s"] = round((piped["output_tokens"] - half["output_tokens"]) / extra_s, 1) \
-        if extra_s > 0 else None
     bare_tok_s = (first["tok_s"] + second["tok_s"]) / 2
     return {"endpoint": "local vLLM server" if server is not None else url, "device": args.device,
             "prompts": len(traces), "output_tokens_each": args.output_tokens,
@@ -285,7 +295,6 @@ def main() -> None:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         return
 
-    import ray
 
     from jobs.config import JobConfig
     from translate.llm import prompt_token_ids
@@ -314,15 +323,7 @@ def main() -> None:
         bare = bare_vllm(llm_cfg, prompts)
         print("bare vLLM:", bare, flush=True)
 
-        ray.init(num_cpus=(os.cpu_count() or 1) + 6, include_dashboard=False, configure_logging=False)
-        half = pipeline(cfg, llm_cfg, traces[: len(traces) // 2])
-        print("pipeline, half the prompts:", half, flush=True)
-        piped = pipeline(cfg, llm_cfg, traces)
-        print("pipeline:", piped, flush=True)
-        extra_s = piped["wall_s"] - half["wall_s"]
-        piped["marginal_tok_s"] = round((piped["output_tokens"] - half["output_tokens"]) / extra_s, 1) \
-            if extra_s > 0 else None
-        ray.shutdown()
+        piped = half_then_whole(cfg, llm_cfg, traces)
 
     result = {
         "device": args.device, "preset": args.preset, "prompts": len(prompts),
