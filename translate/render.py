@@ -270,7 +270,7 @@ def render_steps(trace: str, source: str = "") -> list[str]:
 def render_reasoning(item: dict) -> str:
     """The renderer's reasoning for one task item, ending in a ``Final answer:`` line (its
     task says how: :mod:`translate.tasks`)."""
-    from translate.tasks import task_of  # the tasks use this module's walks
+    from translate.tasks import task_of  # not at the top: the tasks import this module
 
     return task_of(item).render(item)
 

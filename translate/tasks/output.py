@@ -11,6 +11,7 @@ from translate.prompts import (
     strip_addresses,
     value_kind,
 )
+from translate.render import render_output
 from translate.tasks.base import Task
 
 
@@ -61,6 +62,4 @@ final output. End with a line `{FINAL_ANSWER_MARK} <value>`, the output written 
 """
 
     def render(self, item: dict) -> str:
-        from translate.render import render_output
-
         return render_output(item)

@@ -12,6 +12,7 @@ from translate.prompts import (
     shown_input,
     strip_addresses,
 )
+from translate.render import render_variable
 from translate.tasks.base import Task, TaskSettings
 from translate.variable import sample_questions
 
@@ -84,6 +85,4 @@ Given the following input:
 """
 
     def render(self, item: dict) -> str:
-        from translate.render import render_variable
-
         return render_variable(item)
