@@ -102,7 +102,9 @@ def test_the_whole_job_through_the_endpoint_rejects_gibberish_with_reasons(
     out = tmp_path / "out"
     code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "1",
                      "--endpoint", openai_server, *SERVED, "--tasks", "output,variable,input",
-                     "--samples-per-problem", "0"])
+                     "--samples-per-problem", "0",
+                     # vLLM's own field: exactly 16 tokens each, however the random model samples
+                     "--endpoint-body", '{"ignore_eos": true}'])
     manifest = json.loads((out / "manifest.json").read_text())
     assert code == 0 and manifest["accounting_ok"], manifest["checks"]
     counts = manifest["counts"]
