@@ -189,11 +189,15 @@ class TranslateConfig:
                                       "the job; --model is then the served model's name")
     endpoint_key_env: str = _opt("OPENAI_API_KEY", "the environment variable that holds the "
                                                    "endpoint's API key (none set: no key sent)")
-    endpoint_concurrency: int = _opt(32, "requests to the endpoint in flight at once")
+    endpoint_concurrency: int = _opt(RequestPolicy.concurrency, "requests to the endpoint in "
+                                                                "flight at once")
     endpoint_qps: float | None = _opt(None, "requests started per second at most (default: no limit)")
-    endpoint_timeout_s: float = _opt(600.0, "seconds one request may take before it is tried again")
-    endpoint_retries: int = _opt(6, "tries after the first of a request answered 429 or 5xx (after "
-                                    "its Retry-After), timed out or cut; then endpoint_error")
+    endpoint_timeout_s: float = _opt(RequestPolicy.timeout_s, "seconds one request may take "
+                                                              "before it is tried again")
+    endpoint_retries: int = _opt(RequestPolicy.retries, "tries after the first of a request "
+                                                        "answered 429 or 5xx (after its "
+                                                        "Retry-After), timed out or cut; then "
+                                                        "endpoint_error")
     endpoint_seed: bool = _opt(True, "send each request a seed of its own (repeatable runs where "
                                      "the server honours seeds; vLLM's CPU backend dies of them)")
     endpoint_body: str | None = _opt(None, "JSON object of more request fields, e.g. "

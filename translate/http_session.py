@@ -32,7 +32,9 @@ class RequestPolicy:
     concurrency: int = 32  # requests in flight at once
     qps: float | None = None  # requests started per second, at most
     timeout_s: float = 600.0  # one attempt, connection to last byte
-    retries: int = 6  # attempts after the first, for 429/5xx, timeouts and lost connections
+    # attempts after the first, for 429/5xx, timeouts and lost connections: with the backoff,
+    # up to about 4 minutes (2 on average), which a server's restart fits in
+    retries: int = 8
     backoff_s: float = 1.0  # the first wait; doubled per attempt, with full jitter
     max_wait_s: float = 120.0  # the longest wait, Retry-After included
 
