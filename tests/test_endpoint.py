@@ -73,6 +73,23 @@ def test_thinking_the_server_split_out_is_put_back_in_front():
     assert generation_of(answer(content="<think>x</think>y")) == "<think>x</think>y"
     assert generation_of(answer(content=None)) == ""  # stopped at once: verify rejects it
     assert generation_of({"error": "x"}) is None and generation_of({"choices": []}) is None
+    # content as a list of parts (some servers): its text
+    assert generation_of(answer(content=[{"type": "text", "text": "a"}, {"text": "b"}])) == "ab"
+
+
+def test_an_answer_that_is_not_a_chat_completion_is_one_endpoint_error():
+    from translate.endpoint import postprocess
+    from translate.http_session import outcome
+
+    def post(body: str, status: int = 200) -> dict:
+        return postprocess({"kind": "request", "stream_payload": "{}", "block": "b",
+                            "http_response": outcome(status, body=body, error="HTTP 503: down")})
+
+    for body in ("[1, 2]", "not json", '{"choices": "x"}'):
+        assert post(body)["translate_reject"].startswith("groundtrace:reject:endpoint_error:"), body
+    odd = post('{"choices": [{"message": {"content": "hi"}}], "usage": "many"}')
+    assert odd["generated_text"] == "hi" and odd["num_input_tokens"] is None
+    assert "HTTP 503: down" in post("", 503)["translate_reject"]
 
 
 def test_retry_after_in_seconds_or_as_a_date():

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,12 +110,25 @@ def generation_of(answer: dict) -> str | None:
     message = choices[0].get("message") if isinstance(choices, list) and choices else None
     if not isinstance(message, dict):
         return None
-    content = message.get("content")
+    content = _text(message.get("content"))
     thinking = next((message[k] for k in ("reasoning_content", "reasoning")
                      if isinstance(message.get(k), str)), None)
     if thinking is None:
         return content or ""  # a model may stop at once: empty text, which verify rejects
     return f"<think>\n{thinking}" + ("" if content is None else f"\n</think>\n\n{content}")
+
+
+def _text(content) -> str | None:
+    """A message's content as text: a string, or the text parts of a list of parts."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def postprocess(row: dict) -> dict:
@@ -125,7 +138,7 @@ def postprocess(row: dict) -> dict:
     if result.get("status") == 200:
         try:
             answer = json.loads(result["body"])
-            text, usage = generation_of(answer), answer.get("usage") or {}
+            text, usage = generation_of(answer), answer.get("usage")
         except (ValueError, AttributeError, TypeError) as exc:
             reject = f"endpoint_error:HTTP 200 with an answer that is not a chat completion ({exc})"
         if text is None and not reject:
@@ -133,10 +146,11 @@ def postprocess(row: dict) -> dict:
     else:
         tries = result.get("attempts") or 1
         reject = f"endpoint_error:{result.get('error')}" + (f" (after {tries} attempts)" if tries > 1 else "")
+    usage = usage if isinstance(usage, dict) else {}
     return {"kind": row["kind"], "payload": row["stream_payload"], "block": row.get("block"),
             "generated_text": text, "translate_reject": f"{PROMPT_REJECT}{reject}"[:500] if reject else "",
-            "num_input_tokens": usage.get("prompt_tokens"),
-            "num_generated_tokens": usage.get("completion_tokens")}
+            "num_input_tokens": _count(usage.get("prompt_tokens")),
+            "num_generated_tokens": _count(usage.get("completion_tokens"))}
 
 
 def processor_config(cfg: EndpointSettings, api_key: str | None = None):
@@ -150,9 +164,7 @@ def processor_config(cfg: EndpointSettings, api_key: str | None = None):
 def _share(cfg: EndpointSettings) -> RequestPolicy:
     """Each actor's part of the job's concurrency and rate."""
     p, n = cfg.policy, max(1, cfg.actors)
-    return RequestPolicy(concurrency=max(1, -(-p.concurrency // n)),
-                         qps=p.qps / n if p.qps else None, timeout_s=p.timeout_s,
-                         retries=p.retries, backoff_s=p.backoff_s, max_wait_s=p.max_wait_s)
+    return replace(p, concurrency=max(1, -(-p.concurrency // n)), qps=p.qps / n if p.qps else None)
 
 
 def build_endpoint_processor(cfg: EndpointSettings):
