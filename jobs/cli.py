@@ -79,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from jobs.lease import OutputBusy
     from jobs.manifest import summary_lines
-    from jobs.pipeline import EngineDied, EngineUnavailable, OutputExistsError, StorageError, run_job
+    from jobs.pipeline import (
+        EngineDied,
+        EngineUnavailable,
+        OutputExistsError,
+        StorageError,
+        run_job,
+        stop_ray,
+    )
     from jobs.retry import StorageUnavailable
     from jobs.screen import BenchmarkError
     from trace_workers.sandbox import SandboxError
@@ -89,19 +96,24 @@ def main(argv: list[str] | None = None) -> int:
         manifest = run_job(cfg, args.command)
     except (OutputExistsError, FileNotFoundError, SandboxError, StorageError, BenchmarkError,
             OutputBusy, EngineUnavailable, EndpointRefused) as exc:
-        print(f"groundtrace: {exc}", file=sys.stderr)
-        return 2
+        return _stop(f"groundtrace: {exc}", 2, stop_ray)
     except StorageUnavailable as exc:
-        print(f"groundtrace: object storage unavailable: {exc}; the same command resumes "
-              "where this run stopped", file=sys.stderr)
-        return 3
+        return _stop(f"groundtrace: object storage unavailable: {exc}; the same command resumes "
+                     "where this run stopped", 3, stop_ray)
     except EngineDied as exc:
-        print(f"groundtrace: {exc}", file=sys.stderr)
-        return 3
+        return _stop(f"groundtrace: {exc}", 3, stop_ray)
     for line in summary_lines(manifest):
         print(line)
     print(f"output: {cfg.output}")
     return 0 if manifest["accounting_ok"] else 1
+
+
+def _stop(line: str, code: int, stop_ray) -> int:
+    """A job that cannot go on ends in one line, the last one: Ray, which may still be
+    forwarding its processes' logs to this terminal, is stopped first."""
+    stop_ray()
+    print(line, file=sys.stderr, flush=True)
+    return code
 
 
 def _report(output: str) -> int:

@@ -82,15 +82,27 @@ class StorageError(RuntimeError):
     """An input or output place that cannot be read or written (credentials, endpoint...)."""
 
 
+def stop_ray() -> None:
+    """Disconnect from (or stop) the Ray this process started, so that nothing Ray still
+    forwards to the terminal comes after a job's last line (an error's one line)."""
+    if _RAY_STARTED_HERE and ray.is_initialized():
+        ray.shutdown()
+        _RAY_STARTED_HERE.clear()
+
+
 def cluster_address(cfg: JobConfig) -> str | None:
     """``--address``, else RAY_ADDRESS; None means a local Ray."""
     return cfg.ray.address or os.environ.get("RAY_ADDRESS")
+
+
+_RAY_STARTED_HERE = []  # a Ray this process connected to or started (not one it was given)
 
 
 def init_ray(cfg: JobConfig) -> None:
     """Connect to a cluster or start a local Ray."""
     if ray.is_initialized():
         return
+    _RAY_STARTED_HERE.append(True)
     address = cluster_address(cfg)
     # the retry budget reaches every worker that touches storage (jobs.retry)
     runtime_env = {"env_vars": {BUDGET_ENV: str(cfg.ray.storage_retry_s)}}
