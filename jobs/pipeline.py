@@ -36,7 +36,7 @@ from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.sandbox import SandboxError, bwrap_path, check_arch
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
-from trace_workers.stream import EXAMPLE
+from trace_workers.stream import EXAMPLE, REJECT, TRACE, TRANSLATION
 from translate.endpoint import build_endpoint_processor, check_endpoint
 from translate.export import dataset_info
 from translate.llm import LLMSettings, build_llm_processor  # ray.data.llm loads when called
@@ -51,16 +51,12 @@ from translate.stage import (
 )
 from translate.tasks import REGISTRY, parse_tasks
 
-
-def runs_proposals(tasks: tuple[str, ...]) -> bool:
-    """Do some of these tasks run an LLM's proposal in the sandbox (translate.sandbox_check)?"""
-    return any(REGISTRY[task].runs_proposal for task in tasks)
-
+# job -> (its stages, the output kinds it writes)
 JOBS = {
-    "trace": (TRACE_STAGES, ("trace", "reject")),
-    "run": (TRACE_STAGES + TRANSLATE_STAGES, ("trace", "translation", "example", "reject")),
-    "translate": (("read_traces",) + TRANSLATE_STAGES, ("translation", "example", "reject")),
-    "build": (("read_translations", "build"), ("example", "reject")),
+    "trace": (TRACE_STAGES, (TRACE, REJECT)),
+    "run": (TRACE_STAGES + TRANSLATE_STAGES, (TRACE, TRANSLATION, EXAMPLE, REJECT)),
+    "translate": (("read_traces",) + TRANSLATE_STAGES, (TRANSLATION, EXAMPLE, REJECT)),
+    "build": (("read_translations", "build"), (EXAMPLE, REJECT)),
 }
 # where a job that starts from an earlier run reads inside that run's folder
 READS_FROM = {"translate": "traces", "build": "translations"}
@@ -82,20 +78,20 @@ class StorageError(RuntimeError):
     """An input or output place that cannot be read or written (credentials, endpoint...)."""
 
 
+def cluster_address(cfg: JobConfig) -> str | None:
+    """``--address``, else RAY_ADDRESS; None means a local Ray."""
+    return cfg.ray.address or os.environ.get("RAY_ADDRESS")
+
+
+_RAY_STARTED_HERE: list[bool] = []  # a Ray this process connected to or started, not one it was given
+
+
 def stop_ray() -> None:
     """Disconnect from (or stop) the Ray this process started, so that nothing Ray still
     forwards to the terminal comes after a job's last line (an error's one line)."""
     if _RAY_STARTED_HERE and ray.is_initialized():
         ray.shutdown()
         _RAY_STARTED_HERE.clear()
-
-
-def cluster_address(cfg: JobConfig) -> str | None:
-    """``--address``, else RAY_ADDRESS; None means a local Ray."""
-    return cfg.ray.address or os.environ.get("RAY_ADDRESS")
-
-
-_RAY_STARTED_HERE = []  # a Ray this process connected to or started (not one it was given)
 
 
 def init_ray(cfg: JobConfig) -> None:
@@ -196,11 +192,11 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
                                                       "task_cfg": task_cfg},
                         batch_format="pyarrow", batch_size=None)
     if cfg.translate.endpoint and llm is None:
-        processor, model = build_endpoint_processor(cfg.translate.endpoint_settings(cfg.trace.seed)), \
-            cfg.translate.model
+        model = str(cfg.translate.model)
+        processor = build_endpoint_processor(cfg.translate.endpoint_settings(cfg.trace.seed))
     else:
         llm = llm or cfg.translate.llm(cfg.trace.seed)
-        processor, model = build_llm_processor(llm), llm.model
+        model, processor = llm.model, build_llm_processor(llm)
     ds = processor(ds)
     ds = ds.map_batches(verify_batch, fn_kwargs={
         "model": model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
@@ -342,6 +338,11 @@ def _what_differs(before: dict, now: dict) -> str:
     return "other settings"
 
 
+def runs_proposals(tasks: tuple[str, ...]) -> bool:
+    """Do some of these tasks run an LLM's proposal in the sandbox (translate.sandbox_check)?"""
+    return any(REGISTRY[task].runs_proposal for task in tasks)
+
+
 def needs_sandbox(job: str, tasks: tuple[str, ...]) -> bool:
     """A job that traces, or checks an LLM's proposed inputs or programs, runs programs."""
     return job not in READS_FROM or runs_proposals(tasks)
@@ -430,7 +431,7 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
     sink.stats.merge(resumed.stats.to_dict())
     for label, n in resumed.written.items():
         sink.written[label] = sink.written.get(label, 0) + n
-    if "example" in kinds:
+    if EXAMPLE in kinds:
         writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
     manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages,
                               cluster_address(cfg) or "local")
