@@ -104,7 +104,6 @@ class Reject:
         return row(REJECT, asdict(self))
 
 
-
 def reject(stats: StageStats, stage: str, reason: str, row_id: str, problem_id: str = "",
            detail: str = "") -> dict:
     """Count a reject at ``stage`` and return its row."""

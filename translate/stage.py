@@ -14,7 +14,7 @@ that come out are verified and built by :func:`verify_batch`. Other rows pass th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -151,11 +151,7 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
     """Translate with the LLM-free renderer; trace rows stay in the stream when ``keep_traces``
     (to be written) and each of their task items gains its translation, example or rejects."""
     task_cfg = task_cfg or TaskSettings()
-    stats = BlockStats()
-    # the renderer does not think: its whole text is the answer
-    render_verify = VerifySettings(thinking=False, float_rel_tol=verify_cfg.float_rel_tol,
-                                   check_steps=verify_cfg.check_steps,
-                                   min_step_coverage=verify_cfg.min_step_coverage)
+    render_verify = replace(verify_cfg, thinking=False)  # the renderer's whole text is the answer
 
     def translate(payload: str, block_stats: StageStats, _: int) -> list[dict]:
         out = []
@@ -172,7 +168,7 @@ def render_batch(batch: pa.Table, verify_cfg: VerifySettings, build_cfg: BuildSe
                                       build_cfg, block_stats)
         return out
 
-    return map_stream(batch, translate, keep=keep_traces, stats=stats, time_as="translate_s")
+    return map_stream(batch, translate, keep=keep_traces, time_as="translate_s")
 
 
 def to_requests_batch(batch: pa.Table, keep_traces: bool = True,
