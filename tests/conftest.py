@@ -62,13 +62,18 @@ def ray_local():
     ray.shutdown()
 
 
-def output_rows(out: Path) -> dict[str, list[tuple]]:
-    """(id, stage, reason) of every row of each output folder, and the messages lines."""
+def read_rows(folder: Path) -> list[dict]:
+    """Every row of the Parquet shards in ``folder`` (none when it has none), shard by shard."""
     import pyarrow.parquet as pq
 
+    return [row for f in sorted(folder.glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+
+
+def output_rows(out: Path) -> dict[str, list[tuple]]:
+    """(id, stage, reason) of every row of each output folder, and the messages lines."""
     found = {}
     for sub in ("traces", "translations", "training/parquet", "rejects"):
-        rows = [r for f in sorted((out / sub).glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+        rows = read_rows(out / sub)
         found[sub] = sorted((r["id"], r.get("stage"), r.get("reason")) for r in rows)
     found["messages"] = sorted(line for f in sorted((out / "training/messages").glob("*.jsonl"))
                                for line in f.read_text().splitlines())

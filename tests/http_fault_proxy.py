@@ -42,6 +42,7 @@ class HttpFaultProxy:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=1)
@@ -68,8 +69,9 @@ class HttpFaultProxy:
                                              headers={"Retry-After": "1"})
                 if action == "500":
                     return web.json_response({"error": {"message": "injected failure"}}, status=500)
-                if action == "stall":
-                    await asyncio.sleep(3600)
+                if action == "stall":  # held until the proxy closes
+                    await self._closing.wait()
+                    return web.Response(status=503)
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
         async with ClientSession() as session:
             async with session.request(request.method, self.target + request.path_qs, data=body,
@@ -78,5 +80,6 @@ class HttpFaultProxy:
                                     content_type=answer.content_type)
 
     def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._closing.set)  # stalled requests end first
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -5,7 +5,6 @@ wrote."""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import signal
@@ -14,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-from conftest import OPENAI_KEY, ROOT, program, write_jsonl
+from conftest import OPENAI_KEY, ROOT, program, read_rows, write_jsonl
 from http_fault_proxy import HttpFaultProxy
 
 from jobs import cli
@@ -26,11 +24,6 @@ from translate.http_session import EndpointSessionFactory, RequestPolicy, retry_
 
 # vLLM's CPU backend dies of per-request seeds ("CPU Generator does not use offset")
 SERVED = ["--model", "tiny", "--max-tokens", "16", "--no-endpoint-seed", "--progress-s", "0"]
-
-
-def _read(folder: Path) -> list[dict]:
-    files = sorted(glob.glob(str(folder / "*.parquet")))
-    return pq.read_table(files).to_pylist() if files else []
 
 
 def _programs() -> list[dict]:
@@ -165,9 +158,9 @@ def test_429_500_and_a_stall_are_retried_and_a_request_that_keeps_failing_is_one
     assert code == 0 and manifest["accounting_ok"], manifest["checks"]
     counts = manifest["counts"]
     assert counts["translate"]["reasons"] == {"endpoint_error": 1}, [
-        r["detail"] for r in _read(out / "rejects") if r["reason"] == "endpoint_error"]
+        r["detail"] for r in read_rows(out / "rejects") if r["reason"] == "endpoint_error"]
     assert counts["verify"]["seen"] == counts["translate"]["seen"] - 1
-    [failed] = [r for r in _read(out / "rejects") if r["reason"] == "endpoint_error"]
+    [failed] = [r for r in read_rows(out / "rejects") if r["reason"] == "endpoint_error"]
     assert "HTTP 500" in failed["detail"] and "after 4 attempts" in failed["detail"], failed
     answered = {p for p, _, action in proxy.requests if action == "pass"}
     assert len(answered) == counts["translate"]["seen"] - 1  # every other prompt got through
@@ -251,5 +244,5 @@ def test_a_resumed_run_does_not_ask_again_for_answers_it_wrote(tmp_path, openai_
     total = manifest["counts"]["translate"]["seen"]
     # the second run asked exactly for what the first had not written
     assert len(proxy.requests) - sent_before == total - answered_before
-    ids = [r["id"] for r in _read(out / "rejects") if r["stage"] in ("translate", "verify")]
+    ids = [r["id"] for r in read_rows(out / "rejects") if r["stage"] in ("translate", "verify")]
     assert len(ids) == len(set(ids)) == total  # every item once (all gibberish: all rejects)

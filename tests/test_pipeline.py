@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from conftest import ROOT, program, write_jsonl
+from conftest import ROOT, program, read_rows, write_jsonl
 
 from jobs import cli
 from jobs.config import JobConfig, RayConfig, TraceConfig
@@ -45,16 +45,11 @@ def _config(tmp_path: Path, source: Path, **trace) -> JobConfig:
                      trace=TraceConfig(timeout_s=2.0, **trace), ray=RayConfig(actors=2))
 
 
-def _read(out: Path, kind: str) -> list[dict]:
-    files = sorted((out / kind).glob("*.parquet"))
-    return pa.concat_tables([pq.read_table(f) for f in files]).to_pylist() if files else []
-
-
 def test_every_pair_is_kept_or_rejected_with_a_reason(tmp_path, ray_local):
     source = write_jsonl(tmp_path / "in.jsonl", MIXED)
     manifest = run_trace(_config(tmp_path, source, samples_per_problem=0))
     out = tmp_path / "out"
-    traces, rejects = _read(out, "traces"), _read(out, "rejects")
+    traces, rejects = read_rows(out / "traces"), read_rows(out / "rejects")
     assert manifest["accounting_ok"], manifest["checks"]
     assert json.loads((out / "manifest.json").read_text())["counts"] == manifest["counts"]
 
@@ -138,7 +133,7 @@ def test_a_file_that_breaks_off_is_read_up_to_the_break_and_the_rest_is_one_reje
     read = manifest["counts"]["read"]
     assert read["reasons"] == {"damaged_file": 3, "invalid_json": 1}
     assert 0 < read["kept"] < 80 and manifest["accounting_ok"]
-    damaged = [r for r in _read(tmp_path / "out", "rejects") if r["reason"] == "damaged_file"]
+    damaged = [r for r in read_rows(tmp_path / "out" / "rejects") if r["reason"] == "damaged_file"]
     assert sorted(r["id"].split(":")[0] for r in damaged) == ["a.jsonl.gz", "b.jsonl.zst",
                                                               "c.parquet"]
     assert all("the rest is lost" in r["detail"] for r in damaged)
@@ -192,7 +187,7 @@ def test_values_that_utf8_or_pythons_default_int_limit_cannot_hold_are_traced_no
     source = write_jsonl(tmp_path / "in.jsonl", [surrogates, factorial])
     manifest = run_trace(_config(tmp_path, source, samples_per_problem=0))
     assert manifest["accounting_ok"] and manifest["counts"]["trace_filter"]["kept"] == 4
-    traces = {(t["input"], t["returned"]): t for t in _read(tmp_path / "out", "traces")}
+    traces = {(t["input"], t["returned"]): t for t in read_rows(tmp_path / "out" / "traces")}
     returned = {json.loads(i)["s" if "s" in i else "n"]: json.loads(r) for i, r in traces}
     assert returned == {"a": "a\ud800", "\udfff": "\udfff\ud800", 2000: math.factorial(2000),
                         5: 120}

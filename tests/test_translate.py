@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, program, write_jsonl
+from conftest import ROOT, program, read_rows, write_jsonl
 
 from jobs import cli
 from trace_workers.stream import REQUEST
@@ -24,11 +23,6 @@ TRACE_ROW = {
     "trace": " >>> Call to main_solution\n ...... node = <Node object at 0x7f12ab34cd>\n"
              "    1 | def main_solution(a, b):\n <<< Return value from main_solution: 3\n",
 }
-
-
-def _read(folder: Path) -> list[dict]:
-    files = sorted(folder.glob("*.parquet"))
-    return [row for f in files for row in pq.read_table(f).to_pylist()]
 
 
 def test_the_translation_prompt_has_question_input_code_and_trace_without_addresses():
@@ -97,25 +91,25 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     assert counts["translate"]["seen"] == counts["make_tasks"]["kept"] == 2 + variable_items + 2 + 2
     assert counts["translate"]["reasons"]["prompt_too_long"] >= 1
     assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}
-    variable_rejects = [r for r in _read(out / "rejects") if ":v" in r["id"]]
+    variable_rejects = [r for r in read_rows(out / "rejects") if ":v" in r["id"]]
     assert len(variable_rejects) == variable_items
     assert {r["reason"] for r in variable_rejects} <= {"prompt_too_long", "unfinished_thinking"}
     # input prediction: the prompt has no trace, so both fit; gibberish proposes no input
     assert manifest["tasks"]["input"] == {"items": 2, "examples": 0}
-    input_rejects = {r["id"]: (r["stage"], r["reason"]) for r in _read(out / "rejects")
+    input_rejects = {r["id"]: (r["stage"], r["reason"]) for r in read_rows(out / "rejects")
                      if r["id"].endswith(":i")}
     assert set(input_rejects.values()) == {("verify", "unfinished_thinking")}
     assert len(input_rejects) == 2
     # rewrites: no program in gibberish, so none is run, kept or written as a new program
     assert manifest["tasks"]["rewrite"] == {"items": 2, "examples": 0}
-    assert {r["reason"] for r in _read(out / "rejects") if r["id"].endswith(":r")} == {
+    assert {r["reason"] for r in read_rows(out / "rejects") if r["id"].endswith(":r")} == {
         "unfinished_thinking"}
     assert manifest["written"]["rewrites"] == 0 and manifest["checks"]["rewrites_written_equal_kept"]
     assert manifest["translation"] == {**manifest["translation"], "translator": "llm",
                                        "model": tiny_model, "verified_fraction": 0.0}
-    rejects = {(r["stage"], r["reason"]) for r in _read(out / "rejects")}
+    rejects = {(r["stage"], r["reason"]) for r in read_rows(out / "rejects")}
     assert {("translate", "prompt_too_long"), ("verify", "unfinished_thinking")} <= rejects
-    assert len(_read(out / "traces")) == 2  # the traces are written whatever the translator says
+    assert len(read_rows(out / "traces")) == 2  # the traces are written whatever the translator says
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +150,19 @@ def test_run_with_the_renderer_makes_training_data_llama_factory_and_datasets_ca
 def test_translate_and_build_alone_on_an_earlier_run_give_the_same_examples(rendered_run, tmp_path):
     out = rendered_run
     kept = json.loads((out / "manifest.json").read_text())["counts"]["trace_filter"]["kept"]
-    first = {r["id"]: r["messages"] for r in _read(out / "training" / "parquet")}
+    first = {r["id"]: r["messages"] for r in read_rows(out / "training" / "parquet")}
 
     again = tmp_path / "again"
     assert cli.main(["translate", "--input", str(out), "--output", str(again)]) == 0
     manifest = json.loads((again / "manifest.json").read_text())
     assert manifest["counts"]["read_traces"]["kept"] == kept and manifest["accounting_ok"]
-    assert {r["id"]: r["messages"] for r in _read(again / "training" / "parquet")} == first
+    assert {r["id"]: r["messages"] for r in read_rows(again / "training" / "parquet")} == first
 
     rebuilt = tmp_path / "rebuilt"
     assert cli.main(["build", "--input", str(out), "--output", str(rebuilt)]) == 0
     manifest = json.loads((rebuilt / "manifest.json").read_text())
     assert manifest["counts"]["read_translations"]["kept"] == kept and manifest["accounting_ok"]
-    assert {r["id"]: r["messages"] for r in _read(rebuilt / "training" / "parquet")} == first
+    assert {r["id"]: r["messages"] for r in read_rows(rebuilt / "training" / "parquet")} == first
     # never into the folder it reads from
     assert cli.main(["translate", "--input", str(out), "--output", str(out), "--overwrite"]) == 2
 
