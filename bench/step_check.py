@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from trace_workers.raw_filter import snoop_depth  # noqa: E402
 from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings  # noqa: E402
 from translate.answer import verify  # noqa: E402
-from translate.render import render_reasoning  # noqa: E402
 from translate.steps import check_steps  # noqa: E402
+from translate.tasks import render_reasoning  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "pyedu_dev.jsonl"
 

@@ -16,8 +16,7 @@ from trace_workers.records import ProgramWork, parse_call_arguments, parse_recor
 from trace_workers.stats import StageStats
 from trace_workers.stream import Reject
 from translate.answer import verify
-from translate.render import render_reasoning
-from translate.tasks import training_prompt
+from translate.tasks import render_reasoning, training_prompt
 
 
 def call(code: str, arguments: str, output: str, **extra) -> str:

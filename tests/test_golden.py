@@ -15,8 +15,8 @@ import json
 import pytest
 from conftest import GOLDEN
 
-from translate.render import render_reasoning
 from translate.steps import check_steps
+from translate.tasks import render_reasoning
 from translate.variable import candidate_questions
 
 PROGRAMS = {

@@ -13,8 +13,8 @@ from trace_workers.raw_filter import RawFilterConfig, filter_program
 from trace_workers.records import ProgramWork, parse_record
 from trace_workers.stats import StageStats
 from translate.answer import verify
-from translate.render import render_reasoning, render_steps
-from translate.tasks import TaskSettings, expected_answer, task_items
+from translate.render import render_steps
+from translate.tasks import TaskSettings, expected_answer, render_reasoning, task_items
 
 GCD = "def main_solution(a, b):\n    while b:\n        a, b = b, a % b\n    return abs(a)\n"
 

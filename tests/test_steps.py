@@ -13,9 +13,9 @@ from conftest import run_code
 from trace_workers.raw_filter import snoop_depth
 from trace_workers.stats import StageStats
 from translate.export import BuildSettings
-from translate.render import render_reasoning
 from translate.stage import VerifySettings, finish_translation
 from translate.steps import check_steps
+from translate.tasks import render_reasoning
 
 LOOP = ("def main_solution(numbers):\n"       # 1
         "    total = 0\n"                     # 2

@@ -11,8 +11,7 @@ from conftest import ROOT, run_code
 from jobs import cli
 from trace_workers.stats import StageStats
 from translate.answer import verify
-from translate.render import render_reasoning
-from translate.tasks import TaskSettings, parse_tasks, task_items
+from translate.tasks import TaskSettings, parse_tasks, render_reasoning, task_items
 from translate.variable import candidate_questions, sample_questions
 
 LOOP = ("def main_solution(n):\n"      # 1

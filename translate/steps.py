@@ -1,244 +1,97 @@
-"""Checking every step of a reasoning against the trace, not only its final answer.
+"""Checking every step of a reasoning against the trace, each at its place in the run.
 
-A translation that reaches the right answer through a wrong step ("`total` becomes 12" where
-the program held 11, a loop said to run three times that ran four) teaches the very error the
-method exists to remove. The prompt asks the model to write each value change in a fixed,
-natural form ("`name` = value", "`name` becomes value", "`name` is set to value") and the
-number of times a loop runs as "runs N times"; this module reads those statements, in order,
-and compares them with the trace:
+A translation that reaches the right answer through a wrong step (a loop counter one too
+high, an update it forgot, a branch it took the wrong way) teaches the very error the method
+exists to remove. The reasoning's claims (:mod:`translate.step_text`) are walked in text
+order with a position in the run (the trace's events, :mod:`translate.trace_model`):
 
-- a value step is *right* when the variable held that value (compared as Python values, floats
-  within the answer's tolerance) at that point of the run or later: each variable's values,
-  in every frame the trace shows, form a history, and a step must not go back in it (a value
-  the variable held only before the previous step's is out of order); *wrong* when it never
-  held it there;
-- a loop count is right when some loop of the entry function ran that many times in one of
-  its runs (iterations = times the loop's header led into its body);
-- a statement about a name the trace does not show, or a value that is not a literal ("`s`
-  becomes the reversed string"), is not checked.
+- "Line N:" moves the position to the next run of line N; the statements after it (to the
+  next anchor or the end of the text line) are about that run;
+- a change ("`x` becomes v") must be the value of ``x``'s change on the anchored run when it
+  changes ``x`` there, else ``x``'s next change after the position; the position moves to it.
+  Stating the value it already had is right only right after that change was stated (a
+  restatement), never in place of the next one (a forgotten update);
+- a state ("`x` is v", "with `n` = 3") may also be the value ``x`` holds at the position, in
+  its frame or a frame still open under it (a recursive caller);
+- a statement whose sentence says it summarises ("after the loop", "finally", "after 3
+  iterations") may pass over ``x``'s changes, and must then equal its value at that point: where
+  a loop run the position is in (or the next one) ends, where its frame returns, or where
+  that iteration ends;
+- "`f` returns v" must be the next return of ``f``;
+- a branch's outcome ("we check `c`: it is true", "we skip its block", "the loop ends") is
+  checked at the condition it names (the anchored line, the code it quotes, else the next
+  condition the run evaluates): the line its frame runs next tells whether the block ran;
+- "the loop runs N times" is checked on the loop it names (its code or its line), in the run
+  the position is in (else the next run, else the last).
 
-``coverage`` is the share of the trace's value changes that right steps state.
+A statement about a name the trace never shows, or a value that is not a literal, is not
+checked. ``coverage`` is the share of the trace's printed value changes that right steps state.
+The first wrong step is named, with what the trace holds there, and its kind: ``value``,
+``branch`` or ``loop_count``.
 """
 
 from __future__ import annotations
 
 import ast
-import re
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 from typing import Any
 
 from trace_workers.canonical import python_values_match, values_match
-from trace_workers.records import parse_literal_output
-from translate.render import _ASSIGN, _CALL, _GENERATOR, _RETURN, _SOURCE, _YIELD
+from translate.step_text import (
+    Anchor,
+    BranchClaim,
+    LoopCountClaim,
+    ReturnClaim,
+    ValueClaim,
+    literal,
+    read_claims,
+)
+from translate.trace_model import (
+    CONDITION,
+    FOR,
+    LINE,
+    RETURN_EVENT,
+    YIELD_EVENT,
+    Change,
+    Event,
+    Trace,
+    block_ends,
+    enters_block,
+    parse_trace,
+)
 
-# "`total` becomes", "total =", "`x` is set to" (not "==", "<=", ">=", "!=", "+="): the verb
-# is found first (verbs are rare in a text, names are everywhere), then the name before it
-_VERB = re.compile(r"(?<![=<>!+\-*/%&|^@:])=(?!=)|\b(?:becomes|is set to|is now|changes to|"
-                   r"is updated to|is assigned)\b", re.IGNORECASE)
-_NAME_BEFORE = re.compile(r"(?:`([A-Za-z_]\w*)`|(?<![\w.`])([A-Za-z_]\w*))\s*$")
-# a source line that assigns a literal: snoop prints no value for it when the value reads
-# as the source does (``total = 0``), yet the variable holds it
-_LITERAL_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)\s*(.+?)\s*(#.*)?$")
-_NAME = re.compile(r"[A-Za-z_]\w*")
-_COUNT_WORDS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-                "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
-_LOOP_COUNT = re.compile(
-    r"\b(?:loop|body)\b[^.\n]{0,80}?\b(?:runs|iterates|repeats|executes|goes round|goes around|"
-    r"ran|iterated|repeated|executed)\s+(\d+|once|twice|one|two|three|four|five|six|seven|eight|"
-    r"nine|ten)(?:\s+times?)?\b", re.IGNORECASE)
+KINDS = ("value", "branch", "loop_count")
 
 
 @dataclass
 class StepCheck:
     checked: int = 0
     right: int = 0
-    changes: int = 0  # value changes in the trace
+    changes: int = 0  # printed value changes in the trace
     stated: int = 0  # of those, how many right steps state
     wrong: str = ""  # the first wrong step, in words
+    wrong_kind: str = ""  # its kind: value, branch or loop_count
+    checked_by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
     def coverage(self) -> float:
         return self.stated / self.changes if self.changes else 1.0
 
 
-_INT = re.compile(r"-?[1-9][\d_]*|-?0")
-_FLOAT = re.compile(r"-?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|-?\d+[eE][-+]?\d+")
-_CONSTANTS = {"True": True, "False": False, "None": None}
+@dataclass(slots=True)
+class _LoopRun:
+    frame: int
+    header: int  # the loop's line
+    start: int  # position of its first header run
+    end: int  # position of the first line its frame runs after it (or its frame's end)
+    iterations: int
+    iteration_ends: list[int]  # positions where each iteration ends
 
 
-def _literal(text: str) -> tuple[bool, Any]:
-    """``text`` read as a Python literal; numbers, constants and plain strings without the
-    parser (most values in a trace and its reasoning are, and a parse costs ~10 us)."""
-    if _INT.fullmatch(text):
-        return True, int(text)
-    if text in _CONSTANTS:
-        return True, _CONSTANTS[text]
-    if _FLOAT.fullmatch(text):
-        return True, float(text)
-    if (len(text) >= 2 and text[0] in "'\"" and text[-1] == text[0] and "\\" not in text
-            and text[0] not in text[1:-1]):
-        return True, text[1:-1]
-    try:
-        return True, parse_literal_output(text)
-    except ValueError:
-        return False, None
-
-
-_SCALAR = re.compile(r"-?(?:\d[\d_]*\.?\d*(?:[eE][-+]?\d+)?|\.\d+)|True\b|False\b|None\b")
-_OPEN = {"[": "]", "(": ")", "{": "}"}
-_SPECIAL = re.compile(r"[\[\](){}'\"\\]")
-
-
-def _extent(text: str) -> int:
-    """How many characters of ``text`` a literal at its start can span: a bracketed value up
-    to its matching bracket (strings inside skipped), a quoted string, or a scalar; 0 if none."""
-    if not text:
-        return 0
-    first = text[0]
-    if first in "'\"" or (first in "rRbBuU" and text[1:2] in ("'", '"')):
-        at = 1 if first in "'\"" else 2
-        quote = text[at - 1]
-        i = at
-        while i < len(text):
-            if text[i] == "\\":
-                i += 2
-                continue
-            if text[i] == quote:
-                return i + 1
-            i += 1
-        return 0
-    if first in _OPEN:
-        depth, quote, escaped = 0, "", -1
-        for special in _SPECIAL.finditer(text):  # only brackets, quotes and backslashes
-            at, ch = special.start(), special.group()
-            if at == escaped:
-                continue
-            if quote:
-                if ch == "\\":
-                    escaped = at + 1
-                elif ch == quote:
-                    quote = ""
-            elif ch in "'\"":
-                quote = ch
-            elif ch in "[({":
-                depth += 1
-            elif ch in "])}":
-                depth -= 1
-                if depth == 0:
-                    return at + 1
-        return 0
-    match = _SCALAR.match(text)
-    return match.end() if match else 0
-
-
-def stated_value(rest: str) -> tuple[bool, Any, str, int]:
-    """(read, value, its text, characters of ``rest`` it spans) of the value that starts
-    ``rest``: a backticked value, or the literal that starts it (a bracketed value, a string,
-    a number, True/False/None), read once; a value followed by an operator ("3 + 4 = 7") is
-    an expression, not checked."""
-    lead = len(rest) - len(rest.lstrip())
-    rest = rest.lstrip()
-    if rest.startswith("`"):
-        end = rest.find("`", 1)
-        if end > 1 and "..." not in rest[1:end]:
-            ok, value = _literal(rest[1:end])
-            return ok, value, rest[1:end], lead + end + 1
-        return False, None, "", lead
-    line = rest.split("\n", 1)[0]
-    end = _extent(line)
-    if not end:
-        return False, None, "", lead
-    spanned = lead + end
-    candidate = line[:end]
-    if candidate.endswith(".") and not candidate[:-1].endswith((".", "e", "E")):
-        candidate, end = candidate[:-1], end - 1  # the sentence's full stop, not a float's point
-    after = line[end:].lstrip()
-    if after[:1] and (after[0] in "+-*/%=<>([&|^@" or after[:1].isdigit()):
-        return False, None, "", spanned  # "3 + 4 = 7": an expression, not the value
-    if "..." in candidate or "\u2026" in candidate:
-        return False, None, "", spanned  # an abbreviated value says too little
-    ok, value = _literal(candidate)
-    return ok, value, candidate, spanned
-
-
-def value_histories(trace: str) -> dict[str, list[tuple[bool | None, Any, str, bool]]]:
-    """Each name's values in trace order, in every frame the trace shows (arguments included):
-    (read as a literal: None until a step asks, the value, its text, whether the trace printed
-    it as a change)."""
-    out: dict[str, list[tuple[bool | None, Any, str, bool]]] = {}
-    for raw in trace.split("\n"):
-        if (source := _SOURCE.match(raw)) and (plain := _LITERAL_ASSIGN.match(source.group(2))):
-            ok, value = _literal(plain.group(2))
-            if ok:
-                out.setdefault(plain.group(1), []).append((True, value, plain.group(2), False))
-            continue
-        match = _ASSIGN.match(raw)
-        if match and _NAME.fullmatch(match.group(1)):
-            text = match.group(2).strip()
-            out.setdefault(match.group(1), []).append((None, None, text, True))  # read when asked
-    return out
-
-
-def loop_counts(trace: str, code: str, funcname: str) -> set[int]:
-    """How many times each loop of the entry function ran, over each of its runs."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    entry = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                  and n.name == funcname), None)
-    if entry is None:
-        return set()
-    loops = [(n.lineno, n.body[0].lineno, max(b.end_lineno or b.lineno for b in n.body))
-             for n in ast.walk(entry) if isinstance(n, (ast.For, ast.While, ast.AsyncFor))]
-    if not loops:
-        return set()
-    lines = _entry_lines(trace, funcname)
-    counts: set[int] = set()
-    for header, body_first, body_last in loops:
-        active, count, previous = False, 0, None
-        for lineno in lines:
-            if lineno == header:
-                if not active:
-                    active, count = True, 0
-            elif active and body_first <= lineno <= body_last:
-                if previous == header:
-                    count += 1
-            elif active and not header < lineno <= body_last:
-                counts.add(count)
-                active = False
-            previous = lineno
-        if active:
-            counts.add(count)
-    return counts
-
-
-def _entry_lines(trace: str, funcname: str) -> list[int]:
-    """The line numbers the entry function's own frame ran, in order."""
-    depth, lines = 0, []
-    for raw in trace.split("\n"):
-        if (m := _CALL.match(raw)) or (m := _GENERATOR.match(raw)):
-            depth += 1
-        elif _RETURN.match(raw) or _YIELD.match(raw):
-            depth -= 1
-        elif (m := _SOURCE.match(raw)) and depth == 1:
-            lines.append(int(m.group(1)))
-    return lines
-
-
-_CODE_SPAN = re.compile(r"`([^`\n]+)`")
-
-
-def _prose(text: str) -> str:
-    """``text`` with its code spans that are code, not a name or a value, blanked out (a line
-    of the program such as `low, high = 0, len(items) - 1` or `total = 0` quotes the code,
-    whatever it holds)."""
-    def keep_or_blank(match: re.Match) -> str:
-        inner = match.group(1).strip()
-        if _NAME.fullmatch(inner) or (_extent(inner) == len(inner) and _literal(inner)[0]):
-            return match.group(0)
-        return " " * len(match.group(0))
-    return _CODE_SPAN.sub(keep_or_blank, text)
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _same(held: Any, stated: Any, rel_tol: float) -> bool:
@@ -252,94 +105,448 @@ def _same(held: Any, stated: Any, rel_tol: float) -> bool:
         return False
 
 
-def _holds(history: list, index: int, value: Any, rel_tol: float) -> bool:
-    """Did the variable hold ``value`` at ``index`` of its history (read the first time a
-    step asks: most of a trace's values are never stated)."""
-    ok, held, text, printed = history[index]
-    if ok is None:
-        ok, held = _literal(text) if "..." not in text else (False, None)
-        history[index] = (ok, held, text, printed)
-    return ok and _same(held, value, rel_tol)
+class _Run:
+    """The trace indexed for the walk: each name's changes, each line's runs, each frame's
+    lines, the open frames after each event; outcomes and loop runs worked out when asked."""
+
+    def __init__(self, trace: Trace, code: str, rel_tol: float) -> None:
+        self.trace, self.code, self.rel_tol = trace, code, rel_tol
+        self.by_name: dict[str, list[Change]] = {}
+        for change in trace.changes:
+            self.by_name.setdefault(change.name, []).append(change)
+        self.name_positions = {name: [c.position for c in changes]
+                               for name, changes in self.by_name.items()}
+        self.runs_of_line: dict[int, list[Event]] = {}
+        self.frame_lines: dict[int, list[Event]] = {}  # each frame's runs (no reprints)
+        self.event_positions: list[int] = []
+        self.stacks: list[tuple[int, ...]] = []  # the open frames after each event
+        self.returns: list[Event] = []
+        self.group: dict[int, int] = {}  # a change's position -> its owner's
+        stack: list[int] = []
+        for event in trace.events:
+            if event.kind == LINE:
+                self.runs_of_line.setdefault(event.lineno, []).append(event)
+                if not event.reprint and not event.in_comprehension:
+                    self.frame_lines.setdefault(event.frame, []).append(event)
+            if event.kind in ("call", "start", "resume"):
+                stack.append(event.frame)
+            elif event.kind in (RETURN_EVENT, YIELD_EVENT):
+                self.returns.append(event)
+                if stack:
+                    stack.pop()
+            self.event_positions.append(event.position)
+            self.stacks.append(tuple(stack))
+        for change in trace.changes:
+            self.group[change.position] = change.owner if change.owner >= 0 else change.position
+        self.values: dict[int, tuple[bool, Any]] = {}
+        self._ends: dict[int, int] | None = None
+        self._next_in_frame: dict[int, Event | None] | None = None
+        self._loops: list[tuple[int, int, int]] | None = None
+        self._loop_runs: list[_LoopRun] | None = None
+
+    # -- values ----------------------------------------------------------------------------
+    def value(self, change: Change) -> tuple[bool, Any]:
+        """A change's value, read the first time a step asks (most are never stated)."""
+        known = self.values.get(change.position)
+        if known is None:
+            known = literal(change.text) if "..." not in change.text else (False, None)
+            self.values[change.position] = known
+        return known
+
+    def holds(self, change: Change | None, stated: Any) -> bool:
+        if change is None:
+            return False
+        ok, held = self.value(change)
+        return ok and _same(held, stated, self.rel_tol)
+
+    def open_frames(self, position: int) -> tuple[int, ...]:
+        """The frames open at ``position``, the innermost last."""
+        at = bisect_right(self.event_positions, position) - 1
+        if at < 0:
+            return (0,)
+        event = self.trace.events[at]
+        stack = self.stacks[at]
+        if event.position != position and position in self.group:  # a change: its own frame
+            return stack
+        return stack or (event.frame,)
+
+    def frame_at(self, position: int) -> int:
+        frames = self.open_frames(position)
+        return frames[-1] if frames else 0
+
+    def last_change(self, name: str, before: int, frames: tuple[int, ...] | None) -> Change | None:
+        """``name``'s last change at a position below ``before``: in the innermost of
+        ``frames`` that has one (any frame when None)."""
+        changes = self.by_name.get(name, [])
+        at = bisect_left(self.name_positions.get(name, []), before) - 1
+        if frames is None:
+            return changes[at] if at >= 0 else None
+        for frame in reversed(frames):
+            for index in range(at, -1, -1):
+                if changes[index].frame == frame:
+                    return changes[index]
+        return None
+
+    def next_change(self, name: str, after: int, skip: set[int]) -> Change | None:
+        changes = self.by_name.get(name, [])
+        for index in range(bisect_right(self.name_positions.get(name, []), after), len(changes)):
+            if changes[index].position not in skip:
+                return changes[index]
+        return None
+
+    def group_start(self, position: int) -> int:
+        return self.group.get(position, position)
+
+    # -- lines, branches, loops ------------------------------------------------------------
+    def next_run(self, lineno: int, after: int) -> Event | None:
+        for event in self.runs_of_line.get(lineno, []):
+            if event.position > after:
+                return event
+        return None
+
+    def outcome(self, event: Event) -> bool | None:
+        """Whether the block (or loop body) ``event``'s line opens ran after it; None when its
+        frame ran no other line after it."""
+        if self._next_in_frame is None:
+            self._next_in_frame = {}
+            for lines in self.frame_lines.values():
+                for before, after in zip(lines, lines[1:] + [None], strict=True):
+                    self._next_in_frame[before.position] = after
+        following = self._next_in_frame.get(event.origin)
+        if following is None:
+            return None
+        if self._ends is None:
+            self._ends = block_ends(self.code) if self.code else {}
+        return enters_block(event, following, self._ends)
+
+    def loops(self) -> list[tuple[int, int, int]]:
+        """(header line, first and last line of the body) of every loop in the program."""
+        if self._loops is None:
+            self._loops = []
+            try:
+                tree = ast.parse(self.code)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                tree = None
+            for node in ast.walk(tree) if tree is not None else ():
+                if isinstance(node, (ast.For, ast.While, ast.AsyncFor)) and node.body:
+                    self._loops.append((node.lineno, node.body[0].lineno,
+                                        max(b.end_lineno or b.lineno for b in node.body)))
+        return self._loops
+
+    def loop_runs(self) -> list[_LoopRun]:
+        """Every run of every loop, in each frame (iterations = times the header led into the
+        body)."""
+        if self._loop_runs is not None:
+            return self._loop_runs
+        ends = {event.frame: event.position for event in self.returns}
+        runs: list[_LoopRun] = []
+        for frame, lines in self.frame_lines.items():
+            for header, first, last in self.loops():
+                active: _LoopRun | None = None
+                previous = None
+                for event in lines:
+                    lineno = event.lineno
+                    if lineno == header:
+                        if active is None:
+                            active = _LoopRun(frame, header, event.position, -1, 0, [])
+                        elif previous is not None and previous.lineno != header:
+                            active.iteration_ends.append(event.position)
+                    elif active is not None and first <= lineno <= last:
+                        if previous is not None and previous.lineno == header:
+                            active.iterations += 1
+                    elif active is not None and not header < lineno <= last:
+                        active.end = event.position
+                        if len(active.iteration_ends) < active.iterations:
+                            active.iteration_ends.append(event.position)
+                        runs.append(active)
+                        active = None
+                    previous = event
+                if active is not None:
+                    active.end = ends.get(frame, 1 << 60)
+                    if len(active.iteration_ends) < active.iterations:
+                        active.iteration_ends.append(active.end)
+                    runs.append(active)
+        runs.sort(key=lambda run: run.start)
+        self._loop_runs = runs
+        return runs
+
+    def run_for(self, position: int, headers: set[int] | None, frame: int | None) -> _LoopRun | None:
+        """The loop run ``position`` is in (the innermost), else the next, else the last."""
+        runs = [r for r in self.loop_runs() if (headers is None or r.header in headers)
+                and (frame is None or r.frame == frame)]
+        inside = [r for r in runs if r.start <= position < r.end]
+        if inside:
+            return max(inside, key=lambda r: r.start)
+        later = [r for r in runs if r.start > position]
+        if later:
+            return later[0]
+        return runs[-1] if runs else None
 
 
-_OPENERS = re.compile(r"[\[{(\"]")
-
-
-def _nested_spans(text: str) -> list[tuple[int, int]]:
-    """Bracketed and double-quoted spans of the text (a value shown whole, a call): a name and
-    an "=" inside one ("mask = 10" in a string of the input) state no step."""
-    spans: list[tuple[int, int]] = []
-    edge = 0
-    for match in _OPENERS.finditer(text):
-        at = match.start()
-        if at < edge:
+def _lines_named(run: _Run, quoted: list[str], loops_only: bool) -> set[int]:
+    """The lines whose condition, loop header or loop iterable is one of the quoted texts."""
+    wanted = {" ".join(q.split()) for q in quoted}
+    if not wanted:
+        return set()
+    found = set()
+    for lineno, events in run.runs_of_line.items():
+        code = events[0].code.strip()
+        if (m := CONDITION.match(code)) and not (loops_only and m.group(1) != "while"):
+            texts = {m.group(2), code.rstrip(":")}
+        elif m := FOR.match(code):
+            texts = {m.group(2), m.group(1), f"{m.group(1)} in {m.group(2)}", code.rstrip(":")}
+        else:
             continue
-        line_end = text.find("\n", at)
-        length = _extent(text[at:line_end if line_end >= 0 else len(text)])
-        if length:
-            spans.append((at, at + length))
-            edge = at + length
-    return spans
+        if wanted & {" ".join(t.split()) for t in texts}:
+            found.add(lineno)
+    return found
+
+
+def _line_class(event: Event) -> str:
+    code = event.code.strip()
+    if m := CONDITION.match(code):
+        return "while" if m.group(1) == "while" else "if"
+    return "for" if FOR.match(code) else ""
+
+
+class _Walk:
+    """One reasoning walked against one trace (see the module)."""
+
+    def __init__(self, run: _Run, result: StepCheck) -> None:
+        self.run, self.result = run, result
+        self.position = -1
+        self.anchor: Event | None = None
+        self.anchor_end = -1
+        self.used_changes: set[int] = set()
+        self.used_branches: set[int] = set()
+        self.last_stated: dict[str, int] = {}
+        self.stated: set[int] = set()
+
+    def move(self, position: int) -> None:
+        self.position = max(self.position, position)
+
+    def count(self, kind: str, right: bool, wrong: str) -> None:
+        self.result.checked += 1
+        self.result.checked_by_kind[kind] = self.result.checked_by_kind.get(kind, 0) + 1
+        if right:
+            self.result.right += 1
+        elif not self.result.wrong:
+            self.result.wrong, self.result.wrong_kind = wrong, kind
+
+    def take(self, change: Change, name: str) -> None:
+        self.used_changes.add(change.position)
+        self.last_stated[name] = change.position
+        if change.printed:
+            self.stated.add(change.position)
+        self.move(change.position)
+
+    # -- claims ----------------------------------------------------------------------------
+    def anchor_at(self, claim: Anchor) -> None:
+        self.anchor = self.run.next_run(claim.lineno, self.position)
+        self.anchor_end = claim.end
+        if self.anchor is not None:
+            self.move(self.anchor.position)
+
+    def value(self, claim: ValueClaim) -> None:
+        run, name = self.run, claim.name
+        if name not in run.by_name:
+            return
+        if claim.summary and self.summary(claim):
+            return
+        anchored = [c for c in self.anchor.changes if c.name == name] if self.anchor else []
+        if anchored:
+            match = next((c for c in anchored if run.holds(c, claim.value)), None)
+            if match is None and not claim.change:
+                held = run.last_change(name, self.anchor.position, run.open_frames(self.position))
+                if run.holds(held, claim.value):
+                    self.count("value", True, "")
+                    return
+            if match is not None:
+                self.take(match, name)
+            self.count("value", match is not None, self.wrong_value(
+                claim, anchored[0], f"at line {self.anchor.lineno}"))
+            return
+        start = run.group_start(self.position)
+        following = run.next_change(name, start, self.used_changes)
+        if run.holds(following, claim.value):
+            self.take(following, name)
+            self.count("value", True, "")
+            return
+        frames = run.open_frames(self.position)
+        held = run.last_change(name, self.position + 1, frames[-1:])
+        if claim.change:
+            # a restatement of the change just stated, not a value it had before
+            right = run.holds(held, claim.value) and self.last_stated.get(name, -2) >= start
+        else:
+            right = any(run.holds(run.last_change(name, self.position + 1, f), claim.value)
+                        for f in (frames[-1:], frames, None))
+        self.count("value", right, "" if right else self.wrong_value(claim, following, "", held))
+
+    def summary(self, claim: ValueClaim) -> bool:
+        """A summarised value: right when it is the value at one of the points its sentence
+        names (see the module); the position moves there."""
+        run = self.run
+        frame = run.frame_at(self.position)
+        points: list[int] = []
+        loop = run.run_for(self.position, None, frame)
+        if claim.summary == "iteration" and loop is not None and loop.iteration_ends:
+            n = claim.iteration
+            if n == -1 or n > len(loop.iteration_ends):
+                points.append(loop.iteration_ends[-1])
+            else:
+                points.append(loop.iteration_ends[n - 1])
+        elif claim.summary in ("loop", "end"):
+            points += [r.end for r in run.loop_runs() if r.frame == frame
+                       and r.start <= self.position < r.end]
+            if loop is not None:
+                points.append(loop.end)
+            ended = [r.end for r in run.loop_runs() if r.frame == frame and r.end <= self.position]
+            points += ended[-1:]
+            if claim.summary == "end":
+                points += [e.position for e in run.returns if e.frame in (frame, 0)]
+        for point in points:
+            held = run.last_change(claim.name, point, (frame,)) or \
+                run.last_change(claim.name, point, None)
+            if run.holds(held, claim.value):
+                self.count("value", True, "")
+                self.move(point - 1)
+                return True
+        if points and not self.plain_value_right(claim):
+            point = points[0]
+            held = run.last_change(claim.name, point, (frame,)) or \
+                run.last_change(claim.name, point, None)
+            where = {"iteration": "when that iteration ends", "loop": "when the loop ends",
+                     "end": "at the end"}[claim.summary]
+            self.count("value", False, f"`{claim.name}` = {claim.shown[:80]} {where}: the trace "
+                       f"has {held.text[:80] if held else 'no value'} there")
+            return True
+        return False
+
+    def plain_value_right(self, claim: ValueClaim) -> bool:
+        """Whether a summarised statement is right as a plain step (next change or held)."""
+        run = self.run
+        following = run.next_change(claim.name, run.group_start(self.position), self.used_changes)
+        held = run.last_change(claim.name, self.position + 1, run.open_frames(self.position))
+        return run.holds(following, claim.value) or run.holds(held, claim.value)
+
+    def wrong_value(self, claim: ValueClaim, following: Change | None, where: str,
+                    held: Change | None = None) -> str:
+        head = f"`{claim.name}` = {claim.shown[:80]}" + (f" {where}" if where else "")
+        if following is not None:
+            before = f"; it held {held.text[:80]} before" if held is not None else ""
+            return (f"{head}: the trace has {following.text[:80]} here (its next change"
+                    f"{self.line_of(following)}{before})")
+        if held is not None:
+            return f"{head}: the trace has {held.text[:80]} here (no later change)"
+        return f"{head}: the trace has no such value here"
+
+    def line_of(self, change: Change) -> str:
+        owner = next((e for e in self.run.trace.events if e.position == change.owner), None)
+        if owner is None or owner.kind != LINE:
+            return ""
+        nth = sum(1 for e in self.run.frame_lines.get(owner.frame, [])
+                  if e.lineno == owner.lineno and e.position <= owner.origin)
+        return f", at line {owner.lineno}'s {_ordinal(nth)} run"
+
+    def returned(self, claim: ReturnClaim) -> None:
+        event = next((e for e in self.run.returns if e.position > self.position
+                      and e.kind == RETURN_EVENT and e.name == claim.name), None)
+        if event is None:
+            return
+        ok, held = literal(event.value) if "..." not in event.value else (False, None)
+        if not ok:
+            return
+        right = _same(held, claim.value, self.run.rel_tol)
+        if right:
+            self.move(event.position)
+        self.count("value", right, f"`{claim.name}` returns {claim.shown[:80]}: the trace has it "
+                                   f"return {event.value[:80]}")
+
+    def branch(self, claim: BranchClaim) -> None:
+        run = self.run
+        classes = set()
+        if claim.condition:
+            classes |= {"if", "while"}
+        if claim.loop:
+            classes |= {"for", "while"}
+        start = run.group_start(self.position)
+        event = None
+        if self.anchor is not None and not self.anchor.in_comprehension \
+                and _line_class(self.anchor) in classes:
+            event = self.anchor
+        if event is None:
+            named = _lines_named(run, claim.quoted, loops_only=not claim.condition)
+            if claim.quoted and not named:
+                return  # it quotes code that is no condition: not a branch it names
+            event = self.next_branch(start, classes, named)
+        if event is None:
+            return
+        outcome = run.outcome(event)
+        if outcome is None:
+            return
+        right = all(said == outcome for said in claim.outcomes)
+        if right:
+            self.used_branches.add(event.origin)
+            self.move(event.position)
+        code = event.code.strip().rstrip(":")
+        self.count("branch", right, f"at line {event.lineno} (`{code[:80]}`) the text says "
+                   f"\"{claim.phrase}\", but the trace "
+                   + ("enters its block" if outcome else "does not enter its block"))
+
+    def next_branch(self, start: int, classes: set[str], lines: set[int]) -> Event | None:
+        """The first condition (of ``lines``, else of ``classes``) the run evaluates from
+        ``start`` on that no earlier claim was about."""
+        best = None
+        for lineno in lines or self.run.runs_of_line:
+            for event in self.run.runs_of_line[lineno]:
+                if not lines and _line_class(event) not in classes:
+                    break
+                if event.position < start or event.origin in self.used_branches \
+                        or event.in_comprehension:
+                    continue
+                if best is None or event.position < best.position:
+                    best = event
+                break
+        return best
+
+    def loop_count(self, claim: LoopCountClaim) -> None:
+        run = self.run
+        if not run.loops():
+            return
+        headers = {h for h, _, _ in run.loops()}
+        named = _lines_named(run, claim.quoted, loops_only=True) & headers
+        named |= set(claim.lines) & headers
+        if not named and self.anchor is not None and self.anchor.lineno in headers:
+            named = {self.anchor.lineno}
+        loop = run.run_for(self.position, named or None, None)
+        if loop is None:
+            return
+        self.count("loop_count", loop.iterations == claim.count,
+                   f"the loop at line {loop.header} said to run {claim.count} time(s): "
+                   f"it runs {loop.iterations} time(s) there")
 
 
 def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
                 rel_tol: float = 1e-6) -> StepCheck:
-    """Read the steps ``text`` states and check each against ``trace`` (see the module)."""
-    text = _prose(text)
-    histories = value_histories(trace)
-    result = StepCheck(changes=sum(entry[3] for h in histories.values() for entry in h))
-    position: dict[str, int] = {}  # each name: where in its history the last right step was
-    stated: set[tuple[str, int]] = set()
-    inside = 0  # the end of the last value read: "mask = 10" inside a string of it is no step
-    nested = _nested_spans(text)
-    span = 0
-    for verb in _VERB.finditer(text):
-        match = _NAME_BEFORE.search(text, max(0, verb.start() - 80), verb.start())
-        if match is None:
-            continue
-        while span < len(nested) and nested[span][1] <= match.start():
-            span += 1
-        if match.start() < inside or (span < len(nested) and nested[span][0] < match.start()):
-            continue
-        name = match.group(1) or match.group(2)
-        ok, value, shown, spanned = stated_value(text[verb.end():verb.end() + 4000])
-        inside = verb.end() + spanned
-        history = histories.get(name)
-        if not history or not ok:
-            continue
-        result.checked += 1
-        start = position.get(name, 0)
-
-        found = next((i for i in range(start, len(history)) if _holds(history, i, value, rel_tol)),
-                     None)
-        if found is not None:
-            result.right += 1
-            position[name] = found
-            if history[found][3]:
-                stated.add((name, found))
-            continue
-        if not result.wrong:
-            earlier = next((i for i in range(start) if _holds(history, i, value, rel_tol)), None)
-            # the value the trace holds next: the change after the last one stated
-            following = start + 1 if name in position else start
-            now = history[min(following, len(history) - 1)][2]
-            result.wrong = (f"`{name}` = {shown[:80]}: " + (
-                f"the variable held it earlier, not here (the trace has {now[:80]})"
-                if earlier is not None else
-                f"the variable never held it (the trace has {now[:80]})"))
-    result.stated = len(stated)
-    claims = [m for m in _LOOP_COUNT.finditer(text)]
-    if claims and code and funcname:
-        counts = loop_counts(trace, code, funcname)
-        for claim in claims:
-            word = claim.group(1).lower()
-            n = int(word) if word.isdigit() else _COUNT_WORDS[word]
-            if not counts:
-                continue
-            result.checked += 1
-            if n in counts:
-                result.right += 1
-            elif not result.wrong:
-                result.wrong = (f"a loop said to run {n} time(s): the entry function's loops ran "
-                                f"{', '.join(map(str, sorted(counts)))} time(s)")
+    """Read the steps ``text`` states and check each at its place in ``trace`` (see the
+    module). ``code`` is the program (for blocks and loops); ``funcname`` is kept for callers
+    that name the entry function."""
+    model = parse_trace(trace)
+    run = _Run(model, code, rel_tol)
+    result = StepCheck(changes=sum(1 for c in model.changes if c.printed))
+    walk = _Walk(run, result)
+    for claim in read_claims(text):
+        if walk.anchor is not None and claim.at >= walk.anchor_end:
+            walk.anchor = None
+        if isinstance(claim, Anchor):
+            walk.anchor_at(claim)
+        elif isinstance(claim, ValueClaim):
+            walk.value(claim)
+        elif isinstance(claim, ReturnClaim):
+            walk.returned(claim)
+        elif isinstance(claim, BranchClaim):
+            walk.branch(claim)
+        elif isinstance(claim, LoopCountClaim):
+            walk.loop_count(claim)
+    result.stated = len(walk.stated)
     return result

@@ -25,18 +25,7 @@ import re
 from dataclasses import dataclass
 
 from trace_workers.records import parse_literal_output
-from translate.render import (
-    _ASSIGN,
-    _CALL,
-    _COMPREHENSION,
-    _GENERATOR,
-    _ITERATING,
-    _RESULT,
-    _RETURN,
-    _SOURCE,
-    _VALUES_OF,
-    _YIELD,
-)
+from translate.trace_model import CALL_EVENT, LINE, RESUME, START, parse_trace
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 
@@ -74,58 +63,22 @@ def entry_events(trace: str, funcname: str) -> tuple[list[str], list[_Event], in
     (a call returning, a comprehension's result): that is not a new run of the line. Lines
     inside a comprehension belong to the comprehension's frame.
     """
-    lines = trace.split("\n")
-    stack: list[str] = []  # names of the open calls
-    events: list[_Event] = []
-    current: list[_Event | None] = []  # the current line event of each open frame
-    reprinted: set[int] = set()
-    last: list[str] | None = None
-    resumed, comprehensions = False, 0
-    end = len(lines)
-    for index, raw in enumerate(lines):
-        if m := _SOURCE.match(raw):
-            lineno = int(m.group(1))
-            frame_event = current[-1] if current else None
-            if comprehensions:
-                pass
-            elif resumed and frame_event is not None and frame_event.lineno == lineno:
-                reprinted.add(lineno)
-            else:
-                event = _Event(index, lineno, m.group(2).strip(), [])
-                if len(stack) == 1:
-                    events.append(event)
-                if current:
-                    current[-1] = event
-            resumed, last = False, None
-        elif (m := _CALL.match(raw)) or (m := _GENERATOR.match(raw)):
-            name = m.group(1) if m.re is _CALL else m.group(2)
-            if stack and name == funcname:
-                return None  # the entry function again
-            stack.append(name)
-            current.append(None)
-            resumed, last = False, None
-        elif _RETURN.match(raw) or _YIELD.match(raw):
-            if len(stack) == 1:
-                end = index
-            if stack:
-                stack.pop()
-                current.pop()
-            resumed, last = True, None
-        elif _COMPREHENSION.match(raw):
-            comprehensions, last = comprehensions + 1, None
-        elif _RESULT.match(raw):
-            comprehensions, resumed, last = max(0, comprehensions - 1), True, None
-        elif _VALUES_OF.match(raw) or _ITERATING.match(raw):
-            last = None
-        elif m := _ASSIGN.match(raw):
-            last = [m.group(1), m.group(2)]
-            if not comprehensions and current and current[-1] is not None:
-                current[-1].changes.append(last)
-        elif last is not None and raw.strip():
-            last[1] += "\n" + raw.strip()  # a value printed over several lines
-    if not events:
+    model = parse_trace(trace)
+    if any(e.kind in (CALL_EVENT, START, RESUME) and e.depth > 1 and e.name == funcname
+           for e in model.events):
+        return None  # the entry function again
+    runs = [e for e in model.events if e.kind == LINE and e.depth == 1 and not e.reprint
+            and not e.in_comprehension]
+    if not runs:
         return None
-    return lines, events, end, reprinted
+    changes: dict[int, list[list[str]]] = {}
+    for change in model.changes:
+        if change.printed and not change.in_comprehension and change.run >= 0:
+            changes.setdefault(change.run, []).append([change.name, change.text])
+    events = [_Event(e.at, e.lineno, e.code.strip(), changes.get(e.position, [])) for e in runs]
+    reprinted = {e.lineno for e in model.events if e.kind == LINE and e.reprint}
+    end = model.entry_end if model.entry_end >= 0 else len(model.lines)
+    return model.lines, events, end, reprinted
 
 
 def _literal(value: str) -> bool:

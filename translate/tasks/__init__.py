@@ -22,7 +22,8 @@ TASKS = tuple(REGISTRY)
 NEEDS_LLM = tuple(name for name, task in REGISTRY.items() if task.needs_llm)
 
 __all__ = ["NEEDS_LLM", "REGISTRY", "TASKS", "Task", "TaskSettings", "expected_answer",
-           "parse_tasks", "task_items", "task_of", "training_prompt", "translation_prompt"]
+           "parse_tasks", "render_reasoning", "task_items", "task_of", "training_prompt",
+           "translation_prompt"]
 
 
 def parse_tasks(text: str) -> tuple[str, ...]:
@@ -48,6 +49,11 @@ def expected_answer(item: dict) -> tuple[str, bool]:
 def translation_prompt(item: dict) -> str:
     """The prompt that asks an LLM for the item's reasoning."""
     return task_of(item).translation_prompt(item)
+
+
+def render_reasoning(item: dict) -> str:
+    """The renderer's reasoning for one task item, ending in a ``Final answer:`` line."""
+    return task_of(item).render(item)
 
 
 def training_prompt(item: dict) -> str:

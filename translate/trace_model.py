@@ -1,0 +1,263 @@
+"""One model of a snoop trace: its text read once into typed events in run order.
+
+snoop's lines, as the trace stage writes them (indentation = call depth):
+
+    >>> Call to f                       a call; the ``...... name = value`` lines that follow,
+    ...... n = 3                        before the first source line, are its arguments
+       12 |     total += n              a source line about to run (the program's line number)
+    .......... total = 3                a value that changed (or a new local)
+    List comprehension: / Iterating over <...> / Values of x: 1, 2 / Result: [...]
+    >>> Start generator g / >>> Re-enter generator g / <<< Yield value from g: v
+    <<< Return value from f: 6          the call returns
+
+Anything else is the continuation of a multi-line value.
+
+snoop prints a frame's current line again when the frame resumes after another frame (a call
+returning, a comprehension's result): that is not a new run of the line, and such an event is
+marked ``reprint`` with ``origin`` the run it continues. A variable assigned a literal that
+reads as its source (``total = 0``) is not printed by snoop; the model adds that change
+(``printed=False``) so that a reasoning stating it can be checked.
+
+The renderer (:mod:`translate.render`), the variable questions (:mod:`translate.variable`) and
+the step check (:mod:`translate.steps`) all read this model; none of them reads snoop's text.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+SOURCE = re.compile(r"^\s*(\d+) \| (.*)$")
+CALL = re.compile(r"^\s*>>> Call to (.+?)(?: in File .*)?$")
+RETURN = re.compile(r"^\s*<<< Return value from (.+?): (.*)$")
+YIELD = re.compile(r"^\s*<<< Yield value from (.+?): (.*)$")
+GENERATOR = re.compile(r"^\s*>>> (Start|Re-enter) generator (.+)$")
+VALUES_OF = re.compile(r"^\s*\.{3,} Values of (.+?): (.*)$")
+ITERATING = re.compile(r"^\s*\.{3,} Iterating over (.*)$")
+ASSIGN = re.compile(r"^\s*\.{3,} (.+?) = (.*)$")
+COMPREHENSION = re.compile(r"^\s*(List|Dict|Set) comprehension:$")
+RESULT = re.compile(r"^\s*Result: (.*)$")
+
+CONDITION = re.compile(r"^(if|elif|while)\s+(.*):\s*(#.*)?$")
+FOR = re.compile(r"^(?:async\s+)?for\s+(.+?)\s+in\s+(.*):\s*(#.*)?$")
+_LITERAL_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)\s*(.+?)\s*(#.*)?$")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+# event kinds
+CALL_EVENT, LINE, RETURN_EVENT, YIELD_EVENT, START, RESUME, COMPREHENSION_EVENT = (
+    "call", "line", "return", "yield", "start", "resume", "comprehension")
+
+
+@dataclass(slots=True)
+class Change:
+    """A value the trace shows a variable taking: printed by snoop after a call (an argument)
+    or a line (a change), or a literal assignment snoop leaves out (``printed`` False)."""
+
+    name: str
+    text: str  # the value as printed (lines of a multi-line value joined by "\n")
+    position: int  # its place in the run: events and changes share one count
+    frame: int
+    owner: int  # the event it was printed after (a call or a line), -1 if none
+    run: int = -1  # the run of its frame's current line when it was printed, -1 if none
+    printed: bool = True
+    in_comprehension: bool = False
+
+
+@dataclass(slots=True)
+class Event:
+    kind: str
+    position: int
+    frame: int  # the frame it runs in (a call, a return: the callee's)
+    depth: int  # open calls and generators, the comprehension blocks not counted
+    at: int  # its line in the trace's text
+    lineno: int = 0  # a line: the program's line number
+    code: str = ""  # a line: its source as printed
+    name: str = ""  # a call, return, yield or generator: the function's name
+    value: str = ""  # a return or yield: the value; a comprehension: its result
+    reprint: bool = False  # a line snoop printed again when its frame resumed
+    origin: int = -1  # a line: the run it belongs to (itself, or the one a reprint continues)
+    in_comprehension: bool = False  # a line inside a comprehension's block
+    comprehension: str = ""  # a comprehension: "list", "dict" or "set"
+    values_of: list[tuple[str, str]] = field(default_factory=list)  # a comprehension's
+    changes: list[Change] = field(default_factory=list)  # printed after it (args, changes)
+
+
+@dataclass
+class Trace:
+    """A trace's events in run order (see the module); ``lines`` is the text split in lines."""
+
+    lines: list[str]
+    events: list[Event]
+    changes: list[Change]
+    frame_names: dict[int, str]
+    entry_end: int = -1  # the trace line where the outermost frame last returns or yields
+
+    def line_events(self) -> list[Event]:
+        return [e for e in self.events if e.kind == LINE]
+
+
+def parse_trace(trace: str) -> Trace:
+    """Read snoop's text into events (see the module)."""
+    lines = trace.split("\n")
+    events: list[Event] = []
+    changes: list[Change] = []
+    frame_names: dict[int, str] = {}
+    stack: list[int] = []  # open frames (calls and generators)
+    current: list[Event | None] = []  # each open frame's current line run
+    suspended: dict[str, int] = {}  # a generator's frame, by name, while it is suspended
+    blocks: list[int] = [0]  # open comprehension blocks, per open frame (the last: the top)
+    comprehensions: list[Event] = []  # the open comprehension blocks, innermost last
+    owner: Event | None = None  # the call or line the next change belongs to
+    last: Change | None = None  # the change continuation lines extend
+    resumed = False
+    entry_end = -1
+    position = 0
+
+    def add(event: Event) -> Event:
+        nonlocal position
+        event.position = position
+        position += 1
+        events.append(event)
+        return event
+
+    def frame() -> int:
+        return stack[-1] if stack else -1
+
+    def close(run: Event | None) -> None:
+        """``total = 0`` holds 0 though snoop prints nothing for it: once its line's changes
+        are all read, the change is added (``printed`` False)."""
+        nonlocal position
+        if run is None or run.kind != LINE or run.reprint or run.in_comprehension:
+            return
+        plain = _LITERAL_ASSIGN.match(run.code)
+        if plain is None or any(c.name == plain.group(1) for c in run.changes):
+            return
+        if not _is_literal(plain.group(2)):
+            return
+        change = Change(plain.group(1), plain.group(2), position, run.frame, run.position,
+                        run.position, printed=False)
+        position += 1
+        run.changes.append(change)
+        changes.append(change)
+
+    for at, raw in enumerate(lines):
+        if m := SOURCE.match(raw):
+            close(owner)
+            lineno, code = int(m.group(1)), m.group(2)
+            run = current[-1] if current else None
+            event = Event(LINE, 0, frame(), len(stack), at, lineno, code,
+                          in_comprehension=blocks[-1] > 0)
+            if not blocks[-1] and resumed and run is not None and run.lineno == lineno:
+                event.reprint, event.origin = True, run.origin
+            add(event)
+            if not event.reprint:
+                event.origin = event.position
+                if not blocks[-1] and current:
+                    current[-1] = event
+            owner, last, resumed = event, None, False
+        elif (m := CALL.match(raw)) or (m := GENERATOR.match(raw)):
+            close(owner)
+            name = m.group(1) if m.re is CALL else m.group(2)
+            kind = CALL_EVENT if m.re is CALL else (START if m.group(1) == "Start" else RESUME)
+            number = suspended.pop(name, None) if kind == RESUME else None
+            if number is None:
+                number = len(frame_names)
+                frame_names[number] = name
+            stack.append(number)
+            blocks.append(0)
+            current.append(None)
+            event = add(Event(kind, 0, number, len(stack), at, name=name))
+            owner = event if kind == CALL_EVENT else None
+            last, resumed = None, False
+        elif (m := RETURN.match(raw)) or (m := YIELD.match(raw)):
+            close(owner)
+            kind = RETURN_EVENT if m.re is RETURN else YIELD_EVENT
+            add(Event(kind, 0, frame(), len(stack), at, name=m.group(1), value=m.group(2)))
+            if len(stack) == 1:
+                entry_end = at
+            if stack:
+                number = stack.pop()
+                if len(blocks) > 1:
+                    blocks.pop()
+                current.pop()
+                if kind == YIELD_EVENT:
+                    suspended[m.group(1)] = number
+            owner, last, resumed = None, None, True
+        elif m := COMPREHENSION.match(raw):
+            blocks[-1] += 1
+            comprehensions.append(Event(COMPREHENSION_EVENT, 0, frame(), len(stack), at,
+                                        comprehension=m.group(1).lower()))
+            last = None
+        elif m := VALUES_OF.match(raw):
+            if comprehensions:
+                comprehensions[-1].values_of.append((m.group(1), m.group(2)))
+            last = None
+        elif ITERATING.match(raw):
+            last = None
+        elif m := RESULT.match(raw):
+            if comprehensions:
+                comprehension = comprehensions.pop()
+                comprehension.value, comprehension.at = m.group(1), at
+                add(comprehension)
+            blocks[-1] = max(0, blocks[-1] - 1)
+            resumed, last = True, None
+        elif m := ASSIGN.match(raw):
+            run = current[-1] if current else None
+            last = Change(m.group(1), m.group(2), position, frame(),
+                          owner.position if owner else -1, run.position if run else -1,
+                          in_comprehension=blocks[-1] > 0)
+            position += 1
+            changes.append(last)
+            if owner is not None:
+                owner.changes.append(last)
+        elif last is not None and raw.strip():
+            last.text += "\n" + raw.strip()  # a value printed over several lines
+    close(owner)
+    return Trace(lines, events, changes, frame_names, entry_end)
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def block_ends(source: str) -> dict[int, int]:
+    """For each line that opens a block (ends with ':'), the last line number of its body."""
+    lines = source.split("\n")
+    ends: dict[int, int] = {}
+    for number, text in enumerate(lines, 1):
+        code = text.split("#", 1)[0].rstrip()
+        if not code.endswith(":"):
+            continue
+        indent, end = _indent(text), number
+        for later in range(number + 1, len(lines) + 1):
+            body = lines[later - 1]
+            if not body.strip() or body.strip().startswith("#"):
+                continue
+            if _indent(body) <= indent:
+                break
+            end = later
+        ends[number] = end
+    return ends
+
+
+def _indent(code: str) -> int:
+    return len(code) - len(code.lstrip(" "))
+
+
+def enters_block(event: Event, following: Event, ends: dict[int, int]) -> bool:
+    """Whether ``following`` (the next line its frame ran) is in the block ``event``'s line
+    opens: the body of an if, not its else; the body of a loop. Without the program's source,
+    judged by indentation."""
+    end = ends.get(event.lineno)
+    if end is not None:
+        return event.lineno < following.lineno <= end
+    return _indent(following.code) > _indent(event.code)
+
+
+def is_name(text: str) -> bool:
+    return _NAME.fullmatch(text) is not None
