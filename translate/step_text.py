@@ -107,6 +107,18 @@ def extent(text: str) -> int:
     return match.end() if match else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Abbreviated:
+    """A value written with "..." as snoop abbreviates long values: it says too little to be
+    read, but a copy of the trace's text can still be told from a copy of another value's."""
+
+    text: str  # its whitespace made single spaces
+
+
+def abbreviated(text: str) -> Abbreviated:
+    return Abbreviated(" ".join(text.split()))
+
+
 def stated_value(rest: str) -> tuple[bool, Any, str, int]:
     """(read, value, its text, characters of ``rest`` it spans) of the value that starts
     ``rest``: a backticked value, or the literal that starts it (a bracketed value, a string,
@@ -116,7 +128,9 @@ def stated_value(rest: str) -> tuple[bool, Any, str, int]:
     rest = rest.lstrip()
     if rest.startswith("`"):
         end = rest.find("`", 1)
-        if end > 1 and "..." not in rest[1:end]:
+        if end > 1 and "..." in rest[1:end]:
+            return True, abbreviated(rest[1:end]), rest[1:end], lead + end + 1
+        if end > 1:
             ok, value = literal(rest[1:end])
             return ok, value, rest[1:end], lead + end + 1
         return False, None, "", lead
@@ -133,8 +147,10 @@ def stated_value(rest: str) -> tuple[bool, Any, str, int]:
         return False, None, "", spanned  # "3 + 4 = 7": an expression, not the value
     if candidate[:1] not in "[({'\"" and _QUANTITY.match(after):
         return False, None, "", spanned  # "5 times larger": a quantity, not the value
-    if "..." in candidate or "\u2026" in candidate:
-        return False, None, "", spanned  # an abbreviated value says too little
+    if "..." in candidate:
+        return True, abbreviated(candidate), candidate, spanned
+    if "\u2026" in candidate:
+        return False, None, "", spanned  # an abbreviated value the trace never prints
     ok, value = literal(candidate)
     return ok, value, candidate, spanned
 
@@ -419,7 +435,7 @@ def _branch_claims(text: str, prose: str, sentences: list[tuple[int, int]]) -> l
     found: list[tuple[int, int, bool, str]] = []  # (at, end, outcome, kind)
     for match in _PHRASES.finditer(prose):
         outcome, kind, subject = _PHRASE_KINDS[match.lastgroup]
-        if subject and not _SUBJECT_BEFORE.search(prose, max(0, match.start() - 300),
+        if subject and not _SUBJECT_BEFORE.search(text, max(0, match.start() - 300),
                                                    match.start()):
             continue
         if kind == "loop" and _TIME_WORDS.search(prose, max(0, match.start() - 16), match.start()):

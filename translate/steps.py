@@ -39,11 +39,13 @@ from typing import Any
 
 from trace_workers.canonical import python_values_match, values_match
 from translate.step_text import (
+    Abbreviated,
     Anchor,
     BranchClaim,
     LoopCountClaim,
     ReturnClaim,
     ValueClaim,
+    abbreviated,
     literal,
     read_claims,
 )
@@ -156,6 +158,8 @@ class _Run:
     def holds(self, change: Change | None, stated: Any) -> bool:
         if change is None:
             return False
+        if isinstance(stated, Abbreviated):
+            return abbreviated(change.text) == stated
         ok, held = self.value(change)
         return ok and _same(held, stated, self.rel_tol)
 
@@ -320,10 +324,13 @@ class _Walk:
         self.used_changes: set[int] = set()
         self.used_branches: set[int] = set()
         self.last_stated: dict[str, int] = {}
+        self.last_taken = -2  # the last change a step stated
         self.stated: set[int] = set()
 
     def move(self, position: int) -> None:
-        self.position = max(self.position, position)
+        if position > self.position:
+            self.last_taken = -2  # the run moved on: what was stated last is no longer "now"
+            self.position = position
 
     def count(self, kind: str, right: bool, wrong: str) -> None:
         self.result.checked += 1
@@ -336,6 +343,7 @@ class _Walk:
     def take(self, change: Change, name: str) -> None:
         self.used_changes.add(change.position)
         self.last_stated[name] = change.position
+        self.last_taken = change.position
         if change.printed:
             self.stated.add(change.position)
         self.move(change.position)
@@ -351,6 +359,9 @@ class _Walk:
         run, name = self.run, claim.name
         if name not in run.by_name:
             return
+        if isinstance(claim.value, Abbreviated) and not any(
+                abbreviated(c.text) == claim.value for c in run.by_name[name]):
+            return  # shortened its own way: nothing to compare
         if claim.summary and self.summary(claim):
             return
         anchored = [c for c in self.anchor.changes if c.name == name] if self.anchor else []
@@ -376,7 +387,7 @@ class _Walk:
         held = run.last_change(name, self.position + 1, frames[-1:])
         if claim.change:
             # a restatement of the change just stated, not a value it had before
-            right = run.holds(held, claim.value) and self.last_stated.get(name, -2) >= start
+            right = run.holds(held, claim.value) and self.last_stated.get(name) == self.last_taken
         else:
             right = any(run.holds(run.last_change(name, self.position + 1, f), claim.value)
                         for f in (frames[-1:], frames, None))
@@ -453,10 +464,13 @@ class _Walk:
                       and e.kind == RETURN_EVENT and e.name == claim.name), None)
         if event is None:
             return
-        ok, held = literal(event.value) if "..." not in event.value else (False, None)
-        if not ok:
-            return
-        right = _same(held, claim.value, self.run.rel_tol)
+        if isinstance(claim.value, Abbreviated):
+            right = abbreviated(event.value) == claim.value
+        else:
+            ok, held = literal(event.value) if "..." not in event.value else (False, None)
+            if not ok:
+                return
+            right = _same(held, claim.value, self.run.rel_tol)
         if right:
             self.move(event.position)
         self.count("value", right, f"`{claim.name}` returns {claim.shown[:80]}: the trace has it "
@@ -469,7 +483,8 @@ class _Walk:
             classes |= {"if", "while"}
         if claim.loop:
             classes |= {"for", "while"}
-        start = run.group_start(self.position)
+        # after a stated change, an outcome is about a later evaluation than the change's line
+        start = self.position + (self.position in run.group)
         event = None
         if self.anchor is not None and not self.anchor.in_comprehension \
                 and _line_class(self.anchor) in classes:
