@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from trace_workers.stats import BLOCK_RECORDS, accounting_checks
 from translate.endpoint import public_endpoint
+from translate.steps import KINDS as STEP_KINDS
 
 if TYPE_CHECKING:
     from jobs.config import JobConfig
@@ -86,10 +87,14 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
     checked, right = stats.details.get("steps_checked", {}), stats.details.get("steps_right", {})
     bins = stats.details.get("step_coverage", {})
     return {
-        # the step check: stated values and loop counts read, and how many held in the trace,
-        # per task, beside the final-answer rate (verified_fraction); coverage per tenth
+        # the step check: stated values, branch outcomes and loop counts read, how many held
+        # in the trace, and the translations rejected for a wrong step by its kind, per task,
+        # beside the final-answer rate (verified_fraction); coverage per tenth
         "steps": {task: {"checked": n, "right": right.get(task, 0),
-                         "correctness": round(right.get(task, 0) / n, 4) if n else None}
+                         "correctness": round(right.get(task, 0) / n, 4) if n else None,
+                         "checked_by_kind": _by_kind(stats.details.get("steps_checked_by_kind", {}),
+                                                     task),
+                         "wrong_by_kind": _by_kind(stats.details.get("wrong_steps", {}), task)}
                   for task, n in sorted(checked.items())},
         "step_coverage_histogram": {f"{int(b) / 10:.1f}-{(int(b) + 1) / 10:.1f}": n
                                     for b, n in sorted(bins.items(), key=lambda kv: int(kv[0]))},
@@ -102,6 +107,11 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
         "generated_tokens_per_s": round(tokens.get("generated", 0) / wall_s, 1) if wall_s else None,
         "examples_per_s": round(funnel["build"]["kept"] / wall_s, 2) if wall_s else None,
     }
+
+
+def _by_kind(counts: dict[str, int], task: str) -> dict[str, int]:
+    """{kind: n} of one task's "task:kind" counts, every kind of step named (0 when none)."""
+    return {kind: counts.get(f"{task}:{kind}", 0) for kind in STEP_KINDS}
 
 
 def summary_lines(manifest: dict) -> list[str]:

@@ -209,11 +209,15 @@ def _steps(manifest: dict) -> str:
     steps = translation.get("steps") or {}
     if not steps:
         return ""
+    kinds = list(next(iter(steps.values())).get("wrong_by_kind") or {})
     rows = [[task, c["checked"], c["right"], "" if c["correctness"] is None else f"{c['correctness']:.1%}"]
+            + [f"{c['wrong_by_kind'][k]} of {c['checked_by_kind'][k]}" for k in kinds]
             for task, c in steps.items()]
     text = ("<h2>Steps checked against the trace</h2><p>final answers right: "
-            f"{html.escape(str(translation.get('verified_fraction')))} of translations</p>"
-            + _table(["task", "steps checked", "right", "step correctness"], rows))
+            f"{html.escape(str(translation.get('verified_fraction')))} of translations; a "
+            "translation is rejected at its first wrong step, counted by that step's kind</p>"
+            + _table(["task", "steps checked", "right", "step correctness"]
+                     + [f"wrong {k.replace('_', ' ')} (of checked)" for k in kinds], rows))
     histogram = translation.get("step_coverage_histogram") or {}
     if histogram:
         text += _table(["share of the trace's value changes stated", "translations"],

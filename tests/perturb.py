@@ -77,7 +77,7 @@ def _body(text: str) -> tuple[str, str]:
     return (text[:cut], text[cut:]) if cut >= 0 else (text, "")
 
 
-def perturb(text: str, kind: str, rng: random.Random, code: str = "") -> str | None:
+def perturb(text: str, kind: str, rng: random.Random, code: str = "", trace: str = "") -> str | None:
     """``text`` with one wrong step of ``kind``; None when the text has no step to change."""
     steps, tail = _body(text)
     statements = _statements(steps)
@@ -98,7 +98,9 @@ def perturb(text: str, kind: str, rng: random.Random, code: str = "") -> str | N
                 others = [s[3] for s in statements[:number] if s[2] != name][-1:]
             else:
                 others = [s[3] for s in statements[number + 1:] if s[2] == name and s[3] != value][:1]
-            others = [o for o in others if _differs(value, o) and "\n" not in o]
+            # a value the text could state checkably (a literal, not "<Node object at ...>")
+            others = [o for o in others if _differs(value, o) and "\n" not in o
+                      and "..." not in o and literal(o)[0]]
             if others:
                 choices.append((start, end, others[0]))
         if not choices:
@@ -113,7 +115,7 @@ def perturb(text: str, kind: str, rng: random.Random, code: str = "") -> str | N
         at, old, new = rng.choice(places)
         return _replace(steps, at, at + len(old), new) + tail
     if kind == "wrong_loop_count":
-        counted = loop_count_sentences(steps, code)
+        counted = loop_count_sentences(steps, code, trace)
         if not counted:
             return None
         at, sentence, count = rng.choice(counted)
@@ -124,7 +126,9 @@ def perturb(text: str, kind: str, rng: random.Random, code: str = "") -> str | N
         lines = steps.split("\n")
         pairs = []
         for i in range(len(lines) - 1):
-            first, second = _statements(lines[i]), _statements(lines[i + 1])
+            # steps whose values the text states checkably (not "<Node object>")
+            first, second = ([s for s in _statements(line) if "..." not in s[3] and literal(s[3])[0]]
+                             for line in (lines[i], lines[i + 1]))
             if not first or not second or not lines[i].startswith("Line ") \
                     or not lines[i + 1].startswith("Line "):
                 continue
@@ -139,14 +143,20 @@ def perturb(text: str, kind: str, rng: random.Random, code: str = "") -> str | N
     raise ValueError(kind)
 
 
-def loop_count_sentences(steps: str, code: str) -> list[tuple[int, str, int]]:
+def loop_count_sentences(steps: str, code: str, trace: str) -> list[tuple[int, str, int]]:
     """(where to insert, the sentence, the count) stating how many times a loop ran, right
     after each loop-exit sentence of the renderer, for loops with no break or return in
-    their body (so that counting the text's iterations counts the run's)."""
+    their body (so that counting the text's iterations counts the run's) that only the entry
+    function's frame runs (a recursive call's runs of the same loop nest inside it)."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return []
+    model = parse_trace(trace)
+    frames: dict[int, set[int]] = {}
+    for event in model.events:
+        if event.kind == LINE:
+            frames.setdefault(event.lineno, set()).add(event.frame)
     plain = {node.lineno for node in ast.walk(tree) if isinstance(node, (ast.For, ast.While))
              and not any(isinstance(n, (ast.Break, ast.Return, ast.Continue, ast.Raise, ast.Yield))
                          for b in node.body for n in ast.walk(b))
@@ -155,7 +165,7 @@ def loop_count_sentences(steps: str, code: str) -> list[tuple[int, str, int]]:
     out, counts = [], {}
     for match in _LOOP_LINE.finditer(steps):
         header = int(match.group(1))
-        if header not in plain:
+        if header not in plain or frames.get(header) != {0}:
             continue
         more = match.group(3) == "takes the next item" or match.group(5) == "it holds"
         if more:
@@ -169,10 +179,10 @@ def loop_count_sentences(steps: str, code: str) -> list[tuple[int, str, int]]:
     return out
 
 
-def with_loop_counts(text: str, code: str) -> str:
+def with_loop_counts(text: str, code: str, trace: str) -> str:
     """The text with a right "the loop ... runs N times" after each loop it can count."""
     steps, tail = _body(text)
-    for at, sentence, _ in reversed(loop_count_sentences(steps, code)):
+    for at, sentence, _ in reversed(loop_count_sentences(steps, code, trace)):
         steps = steps[:at] + sentence + steps[at:]
     return steps + tail
 

@@ -68,14 +68,17 @@ def test_right_reasoning_in_the_styles_models_write_is_kept(trace, style):
 def test_one_wrong_intermediate_value_is_named_with_what_the_trace_holds(trace):
     text = STYLES["backticks and becomes"].replace("`total` becomes 4;", "`total` becomes 5;")
     check = check_steps(text, trace, LOOP, "main_solution")
-    assert check.wrong.startswith("`total` = 5: the variable never held it")
-    assert "(the trace has 4)" in check.wrong  # the value the trace holds there
+    # the value the trace holds there, where that change is, and what came before it
+    assert check.wrong.startswith("`total` = 5: the trace has 4 here")
+    assert "line 5's 2nd run" in check.wrong and "it held 3 before" in check.wrong
+    assert check.wrong_kind == "value"
 
 
 def test_a_wrong_loop_count_is_rejected(trace):
     text = STYLES["backticks and becomes"].replace("The loop runs 3 times", "The loop runs 4 times")
     check = check_steps(text, trace, LOOP, "main_solution")
-    assert "a loop said to run 4 time(s)" in check.wrong and "ran 3" in check.wrong
+    assert check.wrong == "the loop at line 4 said to run 4 time(s): it runs 3 time(s) there"
+    assert check.wrong_kind == "loop_count"
 
 
 def test_a_value_the_variable_held_at_another_point_is_out_of_order(trace):
@@ -83,7 +86,8 @@ def test_a_value_the_variable_held_at_another_point_is_out_of_order(trace):
         "Then 4: `total` becomes 8 and `best` becomes 4.",
         "Then 4: `total` becomes 8 and `best` becomes 4. At last `total` becomes 3.")
     check = check_steps(text, trace, LOOP, "main_solution")
-    assert check.wrong.startswith("`total` = 3: the variable held it earlier, not here")
+    # "at last" is a summary: it is checked against the value at the end of the run
+    assert check.wrong == "`total` = 3 at the end: the trace has 8 there"
 
 
 def test_a_right_answer_reached_through_a_wrong_step_is_a_wrong_step_reject(trace):

@@ -87,7 +87,13 @@ Here is the solution code that solves the question:
 """
 
 
-# How each step is written, so that translate.steps can check it against the trace.
-STEP_FORM = ("- Write each change of a variable's value as `name` becomes value (or `name` = value), "
-             "with the value written as a Python literal, and say how many times a loop runs as "
-             "\"the loop runs N times\".")
+# How each step is written, so that translate.steps can check it against the trace: each stated
+# value is tied to its place in the run (the line named, or the next change of that variable).
+STEP_FORM = """- Walk the run in order. Where natural, start a step with the line it is about, as "Line N:".
+- Write each change of a variable's value as `name` becomes value (or `name` = value), with the \
+value written as a Python literal, at the point of the run where it changes.
+- Write each condition's outcome as "we check `condition`: it is true, so we enter its block" \
+or "it is false, so we skip its block"; for a while loop "it holds, so the loop body runs" or \
+"it no longer holds, so the loop ends".
+- Say how many times a loop runs as "the loop over `items` runs N times"; when you sum up a \
+loop instead of walking each pass, say so: "after the loop, `total` is 45"."""

@@ -75,9 +75,12 @@ def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings, stats: Stage
     stats.note("steps_checked", task.name, check.checked)
     stats.note("steps_right", task.name, check.right)
     stats.note("step_coverage", f"{min(int(check.coverage * COVERAGE_BINS), COVERAGE_BINS - 1)}")
+    for kind, n in check.checked_by_kind.items():
+        stats.note("steps_checked_by_kind", f"{task.name}:{kind}", n)
     counts = {"steps_checked": check.checked, "steps_right": check.right,
               "step_coverage": round(check.coverage, 4)}
     if check.wrong:
+        stats.note("wrong_steps", f"{task.name}:{check.wrong_kind}")
         return "wrong_step", check.wrong, counts
     if check.coverage < cfg.min_step_coverage:
         detail = (f"right steps state {check.stated} of the trace's {check.changes} value changes "

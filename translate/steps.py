@@ -407,8 +407,9 @@ class _Walk:
             else:
                 points.append(loop.iteration_ends[n - 1])
         elif claim.summary in ("loop", "end"):
-            points += [r.end for r in run.loop_runs() if r.frame == frame
-                       and r.start <= self.position < r.end]
+            # the loops the position is in, the innermost first (the one just walked)
+            points += [r.end for r in sorted(run.loop_runs(), key=lambda r: -r.start)
+                       if r.frame == frame and r.start <= self.position < r.end]
             if loop is not None:
                 points.append(loop.end)
             ended = [r.end for r in run.loop_runs() if r.frame == frame and r.end <= self.position]
