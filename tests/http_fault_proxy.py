@@ -2,9 +2,11 @@
 
 Every request is forwarded to the server unless ``plan(prompt, attempt)`` says otherwise for
 that prompt's ``attempt``-th request (1, 2, ...): ``"429"`` (with ``Retry-After: 1``), ``"500"``,
-``"stall"`` (the request is held and never answered). It records every chat request (its
-prompt, when it came, what it was answered), so a test can tell what the job sent, how often,
-and how long it waited between tries.
+``"stall"`` (the request is held and never answered), or ``"answer:TEXT"`` (a chat completion
+whose message is TEXT: a model that writes what the test wants). With no ``target`` it is the
+server itself: a request it is not told to answer gets 404 (the job's one-token check gets
+"OK"). It records every chat request (its prompt, when it came, what it was answered), so a
+test can tell what the job sent, how often, and how long it waited between tries.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ Plan = Callable[[str, int], str]
 
 
 class HttpFaultProxy:
-    def __init__(self, target: str, plan: Plan | None = None):
-        self.target = target.rstrip("/")
+    def __init__(self, target: str | None, plan: Plan | None = None):
+        self.target = target.rstrip("/") if target else None
         self.plan: Plan = plan or (lambda prompt, attempt: "pass")
         self.requests: list[tuple[str, float, str]] = []  # (prompt, time, what was answered)
         self.attempts: dict[str, int] = defaultdict(int)
@@ -59,6 +61,8 @@ class HttpFaultProxy:
             sent = json.loads(body)
             if sent.get("max_tokens") == 1:
                 self.checks += 1
+                if self.target is None:
+                    return _completion(sent, "OK")
             else:
                 prompt = sent["messages"][-1]["content"]
                 self.attempts[prompt] += 1
@@ -72,6 +76,10 @@ class HttpFaultProxy:
                 if action == "stall":  # held until the proxy closes
                     await self._closing.wait()
                     return web.Response(status=503)
+                if action.startswith("answer:"):
+                    return _completion(sent, action.removeprefix("answer:"))
+        if self.target is None:
+            return web.json_response({"error": {"message": "not served here"}}, status=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
         async with ClientSession() as session:
             async with session.request(request.method, self.target + request.path_qs, data=body,
@@ -83,3 +91,15 @@ class HttpFaultProxy:
         self._loop.call_soon_threadsafe(self._closing.set)  # stalled requests end first
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _completion(sent: dict, text: str) -> web.Response:
+    """A chat completion whose one choice says ``text``, as an OpenAI-compatible server answers."""
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in sent.get("messages", []))
+    return web.json_response({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+        "model": sent.get("model", ""),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                  "total_tokens": prompt_tokens + len(text.split())}})

@@ -41,6 +41,11 @@ PROGRAMS = {
                   "    return n * main_solution(n - 1)\n", {"n": 4}, 1),
     "strings": ("def main_solution(text):\n    counts = {}\n    for ch in text:\n"
                 "        counts[ch] = counts.get(ch, 0) + 1\n    return counts\n", {"text": "abca"}, 1),
+    "nested": ("def main_solution(grid):\n    best = 0\n    odd = 0\n    for row in grid:\n"
+               "        total = 0\n        for x in row:\n            if x % 2 == 0:\n"
+               "                total += x\n            else:\n                odd += 1\n"
+               "        if total > best:\n            best = total\n    return [best, odd]\n",
+               {"grid": [[1, 2, 4], [3, 6], [5]]}, 1),
 }
 
 

@@ -217,6 +217,8 @@ _STATE_FULL = re.compile(rf"(?:{_STATE_VERB})(?:\s+(?:the value|equal to))?")
 # what stands before a name whose "=" is a change (the terse form "x = 5" starting a clause)
 _CLAUSE_START = re.compile(r"(?:^|[\n:;,]|(?<=[.!?])\s|\b(?:so|then|now|and|next|here)\s*)[\s>*_-]*"
                            r"(?:\*\*)?$", re.IGNORECASE)
+# "we call `f` with `n` = 3": an argument bound by a new call (the next change of `n`)
+_CALL_WITH = re.compile(r"\bcall(?:s|ed|ing)?\b[^.\n;:]{0,100}?\bwith\s*$", re.IGNORECASE)
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _RETURNS = re.compile(r"`([A-Za-z_][\w.]*)`\s+(?:returns|gives back)\s+")
 _COUNT_WORDS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
@@ -381,7 +383,8 @@ def read_claims(text: str) -> list[Claim]:
             continue
         at, name, backticked = before
         if verb.group(0) == "=":
-            change = bool(_CLAUSE_START.search(prose, max(0, at - 40), at))
+            change = bool(_CLAUSE_START.search(prose, max(0, at - 40), at)
+                          or _CALL_WITH.search(prose, max(0, at - 120), at))
         else:
             change = _STATE_FULL.fullmatch(verb.group(0)) is None
             if not change and not backticked:
