@@ -62,6 +62,27 @@ def ray_local():
     ray.shutdown()
 
 
+def traced_row(sandbox, record: dict, io: dict) -> dict | None:
+    """A dev record's run on one input in the sandbox, as the trace row a task is made from;
+    None when the input is not a dict of arguments or the program does not return."""
+    import ast
+
+    from trace_workers.raw_filter import snoop_depth
+
+    if not isinstance(io.get("input"), dict):
+        return None
+    try:
+        depth = snoop_depth(ast.parse(record["refcode"]))
+    except SyntaxError:
+        return None
+    result = sandbox.run(record["refcode"], record["funcname"], json.dumps(io["input"]), depth)
+    if result["status"] != "returned" or "!!!" in result["trace"]:
+        return None
+    return {"id": "x", "refcode": record["refcode"], "funcname": record["funcname"],
+            "input": json.dumps(io["input"]), "returned": result["returned"],
+            "value_format": "json", "trace": result["trace"]}
+
+
 def read_rows(folder: Path) -> list[dict]:
     """Every row of the Parquet shards in ``folder`` (none when it has none), shard by shard."""
     import pyarrow.parquet as pq

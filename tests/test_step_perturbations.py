@@ -8,19 +8,17 @@ two steps swapped."""
 
 from __future__ import annotations
 
-import ast
 import json
 import random
 from collections import Counter
 
 import pytest
-from conftest import GOLDEN, read_rows, write_jsonl
+from conftest import GOLDEN, read_rows, traced_row, write_jsonl
 from http_fault_proxy import HttpFaultProxy
 from perturb import KINDS, STYLES, in_style, perturb, with_loop_counts, with_loop_summaries, without_anchors
 from test_golden import PROGRAMS
 
 from jobs import cli
-from trace_workers.raw_filter import snoop_depth
 from translate.steps import check_steps
 from translate.tasks import render_reasoning
 
@@ -112,19 +110,9 @@ def test_on_the_dev_set_at_least_95_percent_of_each_kind_is_rejected(sandbox, de
     """Real programs the golden set does not have: recursion, classes, generators, strings."""
     made, rejected, kept, controls = Counter(), Counter(), 0, 0
     for record in dev_records[::4]:
-        io = record["ios"][0]
-        try:
-            depth = snoop_depth(ast.parse(record["refcode"]))
-        except SyntaxError:
+        row = traced_row(sandbox, record, record["ios"][0])
+        if row is None:
             continue
-        if not isinstance(io.get("input"), dict):
-            continue
-        result = sandbox.run(record["refcode"], record["funcname"], json.dumps(io["input"]), depth)
-        if result["status"] != "returned" or "!!!" in result["trace"]:
-            continue
-        row = {"id": "x", "refcode": record["refcode"], "funcname": record["funcname"],
-               "input": json.dumps(io["input"]), "returned": result["returned"],
-               "value_format": "json", "trace": result["trace"]}
         right = _right_reasoning(row)
         for anchors in (True, False):
             controls += 1
@@ -155,18 +143,9 @@ def test_through_an_endpoint_each_wrong_step_is_a_wrong_step_reject_counted_by_k
     records = []
     for number, record in enumerate(dev_records[3::4]):
         io = record["ios"][0]
-        try:
-            depth = snoop_depth(ast.parse(record["refcode"]))
-        except SyntaxError:
+        row = None if record["refcode"] in answers else traced_row(sandbox, record, io)
+        if row is None:
             continue
-        if not isinstance(io.get("input"), dict) or record["refcode"] in answers:
-            continue
-        result = sandbox.run(record["refcode"], record["funcname"], json.dumps(io["input"]), depth)
-        if result["status"] != "returned" or "!!!" in result["trace"]:
-            continue
-        row = {"id": "x", "refcode": record["refcode"], "funcname": record["funcname"],
-               "input": json.dumps(io["input"]), "returned": result["returned"],
-               "value_format": "json", "trace": result["trace"]}
         text = _right_reasoning(row)
         kind = kinds[number % len(kinds)]
         if kind != "control":

@@ -4,13 +4,11 @@ out of its order rejected with the step named; the renderer (the control) always
 
 from __future__ import annotations
 
-import ast
 import json
 
 import pytest
-from conftest import run_code
+from conftest import run_code, traced_row
 
-from trace_workers.raw_filter import snoop_depth
 from trace_workers.stats import StageStats
 from translate.export import BuildSettings
 from translate.stage import VerifySettings, finish_translation
@@ -124,20 +122,10 @@ def test_a_right_answer_reached_through_a_wrong_step_is_a_wrong_step_reject(trac
 def test_the_renderer_states_only_right_steps_on_real_programs(sandbox, dev_records):
     checked = right = traces = 0
     for record in dev_records[:80]:
-        io = record["ios"][0]
-        if not isinstance(io.get("input"), dict):
+        row = traced_row(sandbox, record, record["ios"][0])
+        if row is None:
             continue
-        try:
-            depth = snoop_depth(ast.parse(record["refcode"]))
-        except SyntaxError:
-            continue
-        result = sandbox.run(record["refcode"], record["funcname"], json.dumps(io["input"]), depth)
-        if result["status"] != "returned" or "!!!" in result["trace"]:
-            continue
-        row = {"id": "x", "refcode": record["refcode"], "funcname": record["funcname"],
-               "input": json.dumps(io["input"]), "returned": result["returned"],
-               "value_format": "json", "trace": result["trace"]}
-        check = check_steps(render_reasoning(row), result["trace"], record["refcode"],
+        check = check_steps(render_reasoning(row), row["trace"], record["refcode"],
                             record["funcname"])
         assert check.wrong == "", (record["refcode"][:300], check.wrong)
         checked, right, traces = checked + check.checked, right + check.right, traces + 1
