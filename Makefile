@@ -19,7 +19,7 @@ run: venv
 
 test: venv-test
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q --durations=20 $(ARGS)
 
 # the tests that need no sandbox, Ray, engine or server (marked by tests/conftest.py): seconds
 test-fast: venv

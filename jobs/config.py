@@ -149,7 +149,11 @@ class TranslateConfig:
     device: str = _opt(SHARED, "where vLLM runs: gpu, or cpu (vLLM's CPU backend)")
     max_model_len: int | None = _opt(None, "context of the engine in tokens (default: the model's "
                                            "own, from its config); longer prompts are rejected")
-    max_tokens: int = _opt(SHARED, "most tokens generated per translation")
+    max_tokens: int | None = _opt(None, "most tokens generated per translation (default: "
+                                        f"{LLMSettings.max_tokens}, and never more than the "
+                                        "context leaves after the prompt; through an endpoint, "
+                                        "counted by the server's /tokenize where it has one, "
+                                        "else left to the server)")
     min_new_tokens: int = _opt(SHARED, "a prompt must leave this many tokens for the generation")
     temperature: float = _opt(SHARED, "sampling temperature")
     top_p: float = _opt(SHARED, "nucleus sampling")
@@ -253,7 +257,8 @@ class TranslateConfig:
             raise ValueError(f"device must be gpu or cpu, not {self.device!r}")
         return settings_from(
             LLMSettings, self, model=str(self.model), seed=seed, batch_size=self.llm_batch_size,
-            max_model_len=resolve_max_model_len(str(self.model), self.max_model_len))
+            max_model_len=resolve_max_model_len(str(self.model), self.max_model_len),
+            max_tokens=self.max_tokens or LLMSettings.max_tokens)
 
 
 @dataclass
@@ -292,7 +297,9 @@ class RayConfig:
 
 @dataclass
 class JobConfig:
-    input: str = _opt("data/sample.jsonl", "JSONL (.gz/.zst) or Parquet file, folder or glob; "
+    input: str = _opt("data/sample.jsonl", "JSONL (.gz/.zst) or Parquet file, folder (every "
+                                           "input file under it) or glob (quoted: `*` stays in "
+                                           "one folder, `**` crosses folders: 'in/**/*.jsonl'); "
                                            "local path or s3:// gs:// https:// URL")
     output: str = _opt("out", "output folder, local or s3:// gs://")
     overwrite: bool = _opt(False, "replace a finished run in the output folder (an unfinished "

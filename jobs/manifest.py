@@ -103,6 +103,9 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
         # which server made the data, when an endpoint did (scheme and host, never a key)
         "endpoint": public_endpoint(cfg.translate.endpoint) if cfg.translate.endpoint else None,
         "verified_fraction": round(verified / translated, 4) if translated else None,
+        # answers with a thinking block and without (a model that does not think: its whole
+        # answer is the reasoning); empty when thinking is off
+        "answers": dict(stats.details.get("answers", {})),
         "tokens": tokens,
         "generated_tokens_per_s": round(tokens.get("generated", 0) / wall_s, 1) if wall_s else None,
         "examples_per_s": round(funnel["build"]["kept"] / wall_s, 2) if wall_s else None,

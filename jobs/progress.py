@@ -22,6 +22,10 @@ def progress_line(stats: StageStats, stages: tuple[str, ...], elapsed_s: float) 
     parts = []
     for stage, c in funnel.items():
         parts.append(f"{stage} {c['kept']}/{c['seen']}")
+    answers = stats.details.get("answers", {})
+    if answers.get("no_thinking") and not answers.get("thinking"):
+        parts.append(f"none of the {answers['no_thinking']} answers so far thinks: each is checked "
+                     "whole (--no-enable-thinking for a model that does not think)")
     minutes, seconds = divmod(int(elapsed_s), 60)
     return f"progress {minutes}m{seconds:02d}s (kept/seen, committed): " + " | ".join(parts)
 

@@ -200,7 +200,10 @@ def _translator(manifest: dict) -> str:
     if not translation.get("model"):
         return ""
     where = f" at {translation['endpoint']}" if translation.get("endpoint") else " (vLLM in the job)"
-    return f"<p>Reasoning by {html.escape(translation['model'] + where)}.</p>"
+    answers = translation.get("answers") or {}
+    thought = (f" {answers.get('thinking', 0)} answers with a thinking block, "
+               f"{answers.get('no_thinking', 0)} without (each checked whole).") if answers else ""
+    return f"<p>Reasoning by {html.escape(translation['model'] + where)}.{thought}</p>"
 
 
 def _steps(manifest: dict) -> str:

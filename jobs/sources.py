@@ -14,11 +14,11 @@ from __future__ import annotations
 import codecs
 import datetime
 import decimal
-import fnmatch
 import gzip
 import json
 import lzma
 import posixpath
+import re
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import smart_open
 import zstandard
+from fsspec.utils import glob_translate
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
@@ -70,9 +71,11 @@ def list_inputs(uri: str) -> list[str]:
         return [uri]
     fs, path = filesystem_for(uri)
     if any(ch in path for ch in "*?["):
+        # as the shell and fsspec read a glob: `*` and `?` stay in one folder, `**` crosses them
         base = path[: min(path.index(ch) for ch in "*?[" if ch in path)].rsplit("/", 1)[0] or "/"
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-        found = [i.path for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, path)]
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive="**" in path))
+        pattern = re.compile(glob_translate(path))
+        found = [i.path for i in infos if i.type == pafs.FileType.File and pattern.match(i.path)]
     else:
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.NotFound:

@@ -2,8 +2,9 @@
 
 Every request is forwarded to the server unless ``plan(prompt, attempt)`` says otherwise for
 that prompt's ``attempt``-th request (1, 2, ...): ``"429"`` (with ``Retry-After: 1``), ``"500"``,
-``"stall"`` (the request is held and never answered), or ``"answer:TEXT"`` (a chat completion
-whose message is TEXT: a model that writes what the test wants). With no ``target`` it is the
+``"stall"`` (the request is held and never answered), ``"answer:TEXT"`` (a chat completion
+whose message is TEXT: a model that writes what the test wants) or ``"cut:TEXT"`` (the same,
+stopped at the token limit). With no ``target`` it is the
 server itself: a request it is not told to answer gets 404 (the job's one-token check gets
 "OK"). It records every chat request (its prompt, when it came, what it was answered), so a
 test can tell what the job sent, how often, and how long it waited between tries.
@@ -28,6 +29,7 @@ class HttpFaultProxy:
         self.target = target.rstrip("/") if target else None
         self.plan: Plan = plan or (lambda prompt, attempt: "pass")
         self.requests: list[tuple[str, float, str]] = []  # (prompt, time, what was answered)
+        self.bodies: list[dict] = []  # each chat request as sent (the check's excepted)
         self.attempts: dict[str, int] = defaultdict(int)
         self.checks = 0  # the job's one-token request before it starts
         self._loop = asyncio.new_event_loop()
@@ -65,6 +67,7 @@ class HttpFaultProxy:
                     return _completion(sent, "OK")
             else:
                 prompt = sent["messages"][-1]["content"]
+                self.bodies.append(sent)
                 self.attempts[prompt] += 1
                 action = self.plan(prompt, self.attempts[prompt])
                 self.requests.append((prompt, time.monotonic(), action))
@@ -78,6 +81,8 @@ class HttpFaultProxy:
                     return web.Response(status=503)
                 if action.startswith("answer:"):
                     return _completion(sent, action.removeprefix("answer:"))
+                if action.startswith("cut:"):  # stopped at the token limit
+                    return _completion(sent, action.removeprefix("cut:"), "length")
         if self.target is None:
             return web.json_response({"error": {"message": "not served here"}}, status=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
@@ -93,13 +98,13 @@ class HttpFaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-def _completion(sent: dict, text: str) -> web.Response:
+def _completion(sent: dict, text: str, finish_reason: str = "stop") -> web.Response:
     """A chat completion whose one choice says ``text``, as an OpenAI-compatible server answers."""
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in sent.get("messages", []))
     return web.json_response({
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
         "model": sent.get("model", ""),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": "stop"}],
+                     "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
                   "total_tokens": prompt_tokens + len(text.split())}})

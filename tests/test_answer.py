@@ -27,6 +27,14 @@ def test_unfinished_thinking_is_rejected_even_when_the_answer_is_in_it():
     assert (verdict.ok, verdict.reason) == (False, "unfinished_thinking")
 
 
+def test_an_answer_with_no_thinking_block_is_a_model_that_does_not_think_and_is_checked_whole():
+    verdict = verify("Adding 1 and 2 gives 3.\nFinal answer: 3", "3")
+    assert verdict.ok and verdict.answer_text == "Adding 1 and 2 gives 3.\nFinal answer: 3"
+    assert verify("Adding 1 and 2 gives 4.\nFinal answer: 4", "3").reason == "wrong_answer"
+    # a thinking block that opened is still one that must close
+    assert verify("<think>1 + 2 = 3\nFinal answer: 3", "3").reason == "unfinished_thinking"
+
+
 def test_nothing_after_the_thinking_is_rejected():
     assert verify("<think>5</think>   ", "5").reason == "empty_answer"
 

@@ -133,6 +133,68 @@ def test_the_whole_job_through_the_endpoint_rejects_gibberish_with_reasons(
         assert not path.is_file() or key.encode() not in path.read_bytes(), path
 
 
+def test_a_model_that_does_not_think_is_checked_whole_and_a_cut_answer_is_unfinished(
+        tmp_path, ray_local, key, capsys):
+    answers = {'"n": 3': "answer:0 + 1 + 4 = 5.\nFinal answer: 5",
+               '"n": 5': "answer:The squares add up to 30.\nFinal answer: 30",
+               '"n": 8': "answer:The squares add up to 141.\nFinal answer: 141",  # wrong
+               '"a": 6': "answer:6 * 7 = 42\n\nFinal answer: 42",
+               '"a": 2': "cut:2 * 9 is 18, so the answer is"}  # stopped at the token limit
+
+    def plan(prompt: str, attempt: int) -> str:
+        [answer] = [a for shown, a in answers.items() if shown in prompt]
+        return answer
+
+    server = HttpFaultProxy(None, plan)  # answers itself: no model behind it
+    try:
+        source = write_jsonl(tmp_path / "in.jsonl", _programs())
+        out = tmp_path / "out"
+        code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "1",
+                         "--endpoint", server.url, "--model", "plain-chat", "--tasks", "output",
+                         "--samples-per-problem", "0", "--progress-s", "0.5"])
+    finally:
+        server.close()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert code == 0 and manifest["accounting_ok"], manifest["checks"]
+    assert manifest["counts"]["verify"]["kept"] == 3
+    assert manifest["counts"]["verify"]["reasons"] == {"wrong_answer": 1, "unfinished_thinking": 1}
+    [cut] = [r for r in read_rows(out / "rejects") if r["reason"] == "unfinished_thinking"]
+    assert "cut at the token limit" in cut["detail"]
+    assert manifest["translation"]["answers"] == {"no_thinking": 5}
+    assert "0 answers with a thinking block, 5 without" in (out / "report.html").read_text()
+    kept = {r["answer_text"] for r in read_rows(out / "translations")}
+    assert "The squares add up to 30.\nFinal answer: 30" in kept  # the whole answer is the reasoning
+    # no --max-tokens and a server with no /tokenize: the server fills its context itself
+    assert server.bodies and not any("max_tokens" in body for body in server.bodies)
+
+
+def test_without_max_tokens_each_request_asks_for_what_the_served_context_leaves(
+        tmp_path, ray_local, openai_server, key):
+    """A server started with a short context (here 2048) and no --max-tokens: no refusal; each
+    request asks for the room its prompt leaves, as the server's /tokenize counts it."""
+    import urllib.request
+
+    answer_all = HttpFaultProxy(openai_server.removesuffix("/v1"),
+                                lambda prompt, attempt: "answer:Final answer: 0")
+    try:
+        source = write_jsonl(tmp_path / "in.jsonl", _programs())
+        code = cli.main(["run", "--input", str(source), "--output", str(tmp_path / "out"),
+                         "--actors", "1", "--endpoint", answer_all.url, "--model", "tiny",
+                         "--no-endpoint-seed", "--progress-s", "0", "--tasks", "output",
+                         "--samples-per-problem", "0"])
+    finally:
+        answer_all.close()
+    assert code == 0 and len(answer_all.bodies) == 5
+    for body in answer_all.bodies:
+        ask = json.dumps({"model": "tiny", "messages": body["messages"]}).encode()
+        request = urllib.request.Request(openai_server.removesuffix("/v1") + "/tokenize", data=ask,
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {key}"})
+        counted = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        assert counted["max_model_len"] == 2048
+        assert body["max_tokens"] == 2048 - counted["count"] > 0
+
+
 def test_429_500_and_a_stall_are_retried_and_a_request_that_keeps_failing_is_one_reject(
         tmp_path, ray_local, openai_server, key):
     order: list[str] = []  # prompts as they first came

@@ -14,7 +14,9 @@ from conftest import ROOT
 from jobs import cli
 from jobs.config import JobConfig, RayConfig
 from jobs.pipeline import run_job
+from jobs.progress import progress_line
 from jobs.report import BAR_COLOR
+from trace_workers.stats import StageStats
 
 pytestmark = pytest.mark.slow
 
@@ -91,3 +93,11 @@ def test_progress_lines_count_what_the_ledger_has_committed(finished):
     for stage, counts in manifest["counts"].items():
         assert f"{stage} {counts['kept']}/{counts['seen']}" in line
     assert reporter.poll().split(": ", 1)[1] == line.split(": ", 1)[1]  # nothing counted twice
+
+
+def test_a_progress_line_says_when_no_answer_so_far_thinks():
+    stats = StageStats()
+    stats.note("answers", "no_thinking", 3)
+    assert "none of the 3 answers so far thinks" in progress_line(stats, ("translate",), 5.0)
+    stats.note("answers", "thinking")
+    assert "thinks" not in progress_line(stats, ("translate",), 5.0)

@@ -90,25 +90,32 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     assert variable_items == 2 and manifest["tasks"]["variable"]["examples"] == 0
     assert counts["translate"]["seen"] == counts["make_tasks"]["kept"] == 2 + variable_items + 2 + 2
     assert counts["translate"]["reasons"]["prompt_too_long"] >= 1
-    assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}
+    # gibberish: cut at the token limit inside its thinking, or, where the random model ended
+    # before the limit with no thinking block, checked whole and found wanting
+    gibberish = {"unfinished_thinking", "no_final_answer", "empty_answer", "wrong_answer",
+                 "bad_input", "no_program", "bad_program"}
+    assert set(counts["verify"]["reasons"]) <= gibberish and counts["verify"]["kept"] == 0
+    answers = manifest["translation"]["answers"]
+    assert sum(answers.values()) == counts["verify"]["seen"]
     variable_rejects = [r for r in read_rows(out / "rejects") if ":v" in r["id"]]
     assert len(variable_rejects) == variable_items
-    assert {r["reason"] for r in variable_rejects} <= {"prompt_too_long", "unfinished_thinking"}
+    assert {r["reason"] for r in variable_rejects} <= {"prompt_too_long"} | gibberish
     # input prediction: the prompt has no trace, so both fit; gibberish proposes no input
     assert manifest["tasks"]["input"] == {"items": 2, "examples": 0}
     input_rejects = {r["id"]: (r["stage"], r["reason"]) for r in read_rows(out / "rejects")
                      if r["id"].endswith(":i")}
-    assert set(input_rejects.values()) == {("verify", "unfinished_thinking")}
+    assert {stage for stage, _ in input_rejects.values()} == {"verify"}
+    assert {reason for _, reason in input_rejects.values()} <= gibberish
     assert len(input_rejects) == 2
     # rewrites: no program in gibberish, so none is run, kept or written as a new program
     assert manifest["tasks"]["rewrite"] == {"items": 2, "examples": 0}
-    assert {r["reason"] for r in read_rows(out / "rejects") if r["id"].endswith(":r")} == {
-        "unfinished_thinking"}
+    assert {r["reason"] for r in read_rows(out / "rejects") if r["id"].endswith(":r")} <= gibberish
     assert manifest["written"]["rewrites"] == 0 and manifest["checks"]["rewrites_written_equal_kept"]
     assert manifest["translation"] == {**manifest["translation"], "translator": "llm",
                                        "model": tiny_model, "verified_fraction": 0.0}
     rejects = {(r["stage"], r["reason"]) for r in read_rows(out / "rejects")}
-    assert {("translate", "prompt_too_long"), ("verify", "unfinished_thinking")} <= rejects
+    assert ("translate", "prompt_too_long") in rejects and {"verify"} == {
+        stage for stage, reason in rejects if reason in gibberish}
     assert len(read_rows(out / "traces")) == 2  # the traces are written whatever the translator says
 
 

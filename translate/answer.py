@@ -1,7 +1,10 @@
 """Reading a reasoning text's final answer and checking it against the executed result.
 
 A translation passes when its thinking is finished (``</think>``, for models that think) and
-the final answer of the text after it equals the value the program returned. The final answer
+the final answer of the text after it equals the value the program returned. An answer with
+no thinking block at all is a model that does not think (most hosted models): its whole text
+is the reasoning. A thinking block that opened and never closed is unfinished (a cut at the
+token limit is told by the caller, which knows the limit). The final answer
 is, in order of preference: the last ``Final answer:`` line; else the last fenced code block;
 else the last line that parses as a JSON or Python literal; else the value after the last
 "the output/answer/result is". Values are compared the way the
@@ -20,7 +23,7 @@ from trace_workers.canonical import python_values_match, values_match
 from trace_workers.records import parse_call_arguments, parse_literal_output
 from translate.prompts import FINAL_ANSWER_MARK
 
-THINK_END = "</think>"
+THINK_START, THINK_END = "<think>", "</think>"
 _MARK = re.compile(rf"^[ \t>*#_-]*{re.escape(FINAL_ANSWER_MARK)}[*_]*[ \t]*", re.IGNORECASE | re.MULTILINE)
 _FENCE = re.compile(r"```[a-zA-Z]*\n(.*?)```", re.DOTALL)
 # "... so the output is [1, 2]." / "The answer is **7**": the value after the last such phrase
@@ -42,13 +45,17 @@ class Verdict:
 
 
 def split_thinking(text: str, thinking: bool) -> tuple[str, str] | None:
-    """(thinking, answer) of a generation; None when the model never finished thinking."""
+    """(thinking, answer) of a generation; None when its thinking opened and never closed."""
     if not thinking:
         return "", text.strip()
     if THINK_END not in text:
-        return None
+        return None if THINK_START in text else ("", text.strip())
     before, _, after = text.rpartition(THINK_END)
-    return before.replace("<think>", "").strip(), after.strip()
+    return before.replace(THINK_START, "").strip(), after.strip()
+
+
+def has_thinking(text: str) -> bool:
+    return THINK_START in text or THINK_END in text
 
 
 def to_jsonable(value: Any) -> Any:
@@ -124,7 +131,8 @@ def answer_part(text: str, thinking: bool) -> str | Verdict:
     """The text after the thinking, or the failed Verdict that says why there is none."""
     split = split_thinking(text, thinking)
     if split is None:
-        return Verdict(False, "unfinished_thinking", f"no {THINK_END} in {len(text)} characters")
+        return Verdict(False, "unfinished_thinking",
+                       f"{THINK_START} opened and no {THINK_END} in {len(text)} characters")
     _, answer_text = split
     if not answer_text:
         return Verdict(False, "empty_answer", "nothing after the thinking")

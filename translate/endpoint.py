@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trace_workers.stream import REQUEST, utf8_safe
-from translate.http_session import EndpointSessionFactory, RequestPolicy, outcome
+from translate.http_session import ContextFit, EndpointSessionFactory, RequestPolicy, outcome
 from translate.llm import LLMSettings, row_seed
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
 from translate.tasks import translation_prompt
@@ -44,7 +44,10 @@ class EndpointSettings:
     url: str  # the API's base (http://host:8000/v1) or its chat-completions URL
     model: str  # the served model's name
     key_env: str = "OPENAI_API_KEY"
-    max_tokens: int = LLMSettings.max_tokens
+    # None: each request asks for what the served context leaves after its prompt, at most
+    # fit_cap (translate.http_session.ContextFit); a number: exactly that, checked beforehand
+    max_tokens: int | None = None
+    fit_cap: int = LLMSettings.max_tokens
     temperature: float = LLMSettings.temperature
     top_p: float = LLMSettings.top_p
     seed: int | None = 0  # None: no seed sent
@@ -63,7 +66,9 @@ class EndpointSettings:
 
     def request(self, row_id: str, prompt: str) -> dict[str, Any]:
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+                "temperature": self.temperature, "top_p": self.top_p}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
         if self.seed is not None:
             body["seed"] = row_seed(self.seed, row_id)
         return {**body, **self.body}
@@ -118,6 +123,13 @@ def generation_of(answer: dict) -> str | None:
     return f"<think>\n{thinking}" + ("" if content is None else f"\n</think>\n\n{content}")
 
 
+def length_cut(answer: dict) -> bool:
+    """Whether the server stopped the answer at its token limit (``finish_reason: length``)."""
+    choices = answer.get("choices")
+    return bool(isinstance(choices, list) and choices and isinstance(choices[0], dict)
+                and choices[0].get("finish_reason") == "length")
+
+
 def _text(content) -> str | None:
     """A message's content as text: a string, or the text parts of a list of parts."""
     if content is None or isinstance(content, str):
@@ -134,11 +146,11 @@ def _count(value) -> int | None:
 def postprocess(row: dict) -> dict:
     """The answer of one request: its text and token counts, or why there is none."""
     result = row.get("http_response") or outcome(0, error="no answer")
-    text, usage, reject = None, {}, ""
+    text, usage, reject, cut = None, {}, "", False
     if result.get("status") == 200:
         try:
             answer = json.loads(result["body"])
-            text, usage = generation_of(answer), answer.get("usage")
+            text, usage, cut = generation_of(answer), answer.get("usage"), length_cut(answer)
         except (ValueError, AttributeError, TypeError) as exc:
             reject = f"endpoint_error:HTTP 200 with an answer that is not a chat completion ({exc})"
         if text is None and not reject:
@@ -150,7 +162,7 @@ def postprocess(row: dict) -> dict:
     return {"kind": row["kind"], "payload": row["stream_payload"], "block": row.get("block"),
             "generated_text": text, "translate_reject": f"{PROMPT_REJECT}{reject}"[:500] if reject else "",
             "num_input_tokens": _count(usage.get("prompt_tokens")),
-            "num_generated_tokens": _count(usage.get("completion_tokens"))}
+            "num_generated_tokens": _count(usage.get("completion_tokens")), "length_cut": cut}
 
 
 def processor_config(cfg: EndpointSettings, api_key: str | None = None):
@@ -158,7 +170,16 @@ def processor_config(cfg: EndpointSettings, api_key: str | None = None):
 
     return HttpRequestProcessorConfig(
         url=cfg.chat_url, batch_size=cfg.batch_size, concurrency=cfg.actors,
-        session_factory=EndpointSessionFactory(_share(cfg), api_key))
+        session_factory=EndpointSessionFactory(_share(cfg), api_key, context_fit(cfg)))
+
+
+def context_fit(cfg: EndpointSettings) -> ContextFit | None:
+    """How requests without --max-tokens are fitted to the served context (None: given)."""
+    if cfg.max_tokens is not None:
+        return None
+    api = cfg.chat_url[: -len("/chat/completions")]  # http://host:8000/v1
+    root = api[: -len("/v1")] if api.endswith("/v1") else api
+    return ContextFit(tokenize_urls=(root + "/tokenize", api + "/tokenize"), cap=cfg.fit_cap)
 
 
 def _share(cfg: EndpointSettings) -> RequestPolicy:
@@ -202,7 +223,7 @@ async def _check(cfg: EndpointSettings, timeout_s: float) -> str:
             raise EndpointRefused(f"the endpoint {cfg.chat_url} does not take a chat request for "
                                   f"model {cfg.model!r}: {why}")
         context = await _served_context(session, cfg)
-    if context and cfg.max_tokens >= context:
+    if context and cfg.max_tokens is not None and cfg.max_tokens >= context:
         raise EndpointRefused(f"--max-tokens {cfg.max_tokens} does not fit {cfg.model!r}'s context "
                               f"at {where} ({context} tokens); pass less")
     return f"{where} serves {cfg.model}" + (f" ({context}-token context)" if context else "")

@@ -134,12 +134,28 @@ def request_text(data: Any) -> str:
     return data
 
 
+@dataclass(frozen=True)
+class ContextFit:
+    """Requests sent without ``max_tokens`` ask for at most ``cap`` tokens and at most what the
+    served context leaves after their prompt: the server's own count, from the ``/tokenize``
+    route vLLM (and SGLang) serve beside ``/v1``. A server without it gets the request without
+    ``max_tokens`` and fills the context itself, as vLLM does."""
+
+    tokenize_urls: tuple[str, ...]
+    cap: int
+
+
+# per process: the tokenize routes that answered 404 (a server without them is not asked again)
+_NO_TOKENIZE: set[str] = set()
+
+
 class EndpointSession:
     """A stand-in for ``aiohttp.ClientSession`` with the job's request policy."""
 
-    def __init__(self, policy: RequestPolicy, headers: dict[str, str]):
+    def __init__(self, policy: RequestPolicy, headers: dict[str, str], fit: ContextFit | None = None):
         self.policy = policy
         self.headers = headers
+        self.fit = fit
         self.session = None
 
     async def __aenter__(self) -> EndpointSession:
@@ -158,7 +174,38 @@ class EndpointSession:
         return asyncio.ensure_future(self.send(url, request_text(data), headers))
 
     async def send(self, url: str, body: str, headers: dict | None = None) -> _Answer:
+        if self.fit is not None:
+            body = await self.fitted(body)
         return _Answer(await self.attempts(url, body, headers))
+
+    async def fitted(self, body: str) -> str:
+        """The request with the ``max_tokens`` its prompt leaves room for (see ContextFit)."""
+        request = json.loads(body)
+        if "max_tokens" in request or "max_completion_tokens" in request:
+            return body
+        ask = {"model": request.get("model"), "messages": request.get("messages"),
+               "add_generation_prompt": True}
+        if isinstance(request.get("chat_template_kwargs"), dict):
+            ask["chat_template_kwargs"] = request["chat_template_kwargs"]
+        headers = {**self.headers, "Content-Type": "application/json"}
+        for url in self.fit.tokenize_urls:
+            if url in _NO_TOKENIZE:
+                continue
+            try:
+                async with self.session.post(url, data=json.dumps(ask).encode(),
+                                             headers=headers) as response:
+                    if response.status in (404, 405):
+                        _NO_TOKENIZE.add(url)
+                        continue
+                    counted = await response.json(content_type=None) if response.status == 200 else {}
+            except Exception:  # noqa: BLE001 - counting is a courtesy: the server still decides
+                return body
+            count, context = counted.get("count"), counted.get("max_model_len")
+            if isinstance(count, int) and isinstance(context, int) and context > count:
+                request["max_tokens"] = min(self.fit.cap, context - count)
+                return json.dumps(request)
+            return body
+        return body
 
     async def attempts(self, url: str, body: str, headers: dict | None = None) -> dict[str, Any]:
         """Send one request until it is answered, fails for good, or runs out of tries."""
@@ -199,12 +246,14 @@ class EndpointSessionFactory:
     """The ``session_factory`` of ``HttpRequestProcessorConfig``: pickled to the stage's actors,
     holding the API key, which its repr never shows."""
 
-    def __init__(self, policy: RequestPolicy, api_key: str | None):
+    def __init__(self, policy: RequestPolicy, api_key: str | None, fit: ContextFit | None = None):
         self.policy = policy
+        self.fit = fit
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def __call__(self) -> EndpointSession:
-        return EndpointSession(self.policy, self._headers)
+        return EndpointSession(self.policy, self._headers, self.fit)
 
     def __repr__(self) -> str:
-        return f"EndpointSessionFactory({self.policy}, key={'set' if self._headers else 'none'})"
+        return (f"EndpointSessionFactory({self.policy}, {self.fit}, "
+                f"key={'set' if self._headers else 'none'})")

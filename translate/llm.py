@@ -148,10 +148,14 @@ def make_preprocess(cfg: LLMSettings):
 
 
 def postprocess(row: dict) -> dict:
+    asked = (row.get("sampling_params") or {}).get("max_tokens")
+    generated = row.get("num_generated_tokens")
     return {"kind": row["kind"], "payload": row["payload"], "block": row.get("block"),
             "generated_text": row.get("generated_text"),
             "num_input_tokens": row.get("num_input_tokens"),
-            "num_generated_tokens": row.get("num_generated_tokens")}
+            "num_generated_tokens": generated,
+            # the generation stopped at its token limit, not at its end
+            "length_cut": bool(asked and generated and generated >= asked)}
 
 
 def engine_kwargs(cfg: LLMSettings) -> dict:

@@ -34,7 +34,7 @@ from trace_workers.stream import (
     row,
     stream_table,
 )
-from translate.answer import Verdict, verify
+from translate.answer import THINK_END, Verdict, has_thinking, verify
 from translate.export import BuildSettings, training_example
 from translate.steps import check_steps
 from translate.tasks import TaskSettings, expected_answer, task_items, task_of
@@ -243,6 +243,7 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
     texts = _column(batch, "generated_text")
     prompt_tokens = _column(batch, "num_input_tokens")
     generated_tokens = _column(batch, "num_generated_tokens")
+    cuts = _column(batch, "length_cut", False)
 
     def verify_one(payload: str, stats: StageStats, i: int) -> list[dict]:
         item, error = json.loads(payload), errors[i] or rejects[i] or ""
@@ -258,6 +259,16 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
         stats.note("tokens", "generated", int(generated_tokens[i] or 0))
         translator = {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
                       "generated_tokens": generated_tokens[i]}
+        if verify_cfg.thinking:
+            # models that do not think answer without a thinking block: checked whole (the
+            # manifest and the progress line say how many answers thought)
+            thought = has_thinking(texts[i])
+            stats.note("answers", "thinking" if thought else "no_thinking")
+            if cuts[i] and THINK_END not in texts[i]:
+                stats.see("verify")
+                return [reject(stats, "verify", "unfinished_thinking", item["id"], item["problem_id"],
+                               f"cut at the token limit ({generated_tokens[i]} tokens) before "
+                               f"{THINK_END}")]
         if task_of(item).runs_proposal:
             return [start_check(item, texts[i], translator, verify_cfg, stats)]
         return finish_translation(item, texts[i], translator, verify_cfg, build_cfg, stats)
