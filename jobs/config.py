@@ -268,6 +268,11 @@ class BuildConfig:
                                                "trained; enables the token cap")
     max_training_tokens: int = _opt(SHARED, "training examples longer than this (in tokens of "
                                           "--trained-tokenizer) are rejected")
+    reasoning_in: str = _opt(SHARED, "where the training examples put the reasoning: answer (the "
+                                     "visible answer, as the reference scripts; train with a "
+                                     "template without thinking, e.g. LLaMA-Factory's "
+                                     "qwen3_nothink) or think (inside <think>...</think>, the "
+                                     "final answer after it; for thinking templates, e.g. qwen3)")
 
     def settings(self) -> BuildSettings:
         return settings_from(BuildSettings, self)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from trace_workers.stats import BLOCK_RECORDS, accounting_checks
 from translate.endpoint import public_endpoint
+from translate.export import LENGTH_EDGES, REASONING_IN, length_bin
 from translate.steps import KINDS as STEP_KINDS
 
 if TYPE_CHECKING:
@@ -77,7 +78,23 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
         items, examples = stats.details.get("task_items", {}), stats.details.get("task_examples", {})
         manifest["tasks"] = {task: {"items": items.get(task, 0), "examples": examples.get(task, 0)}
                              for task in sorted(set(items) | set(examples))}
+        manifest["training"] = training_summary(cfg, stats)
     return manifest
+
+
+def training_summary(cfg: JobConfig, stats) -> dict:
+    """The examples' layout and lengths: in tokens of --trained-tokenizer, else in characters
+    (trainers cut at a length in tokens without a word: this is where a user sees it coming)."""
+    unit = "tokens" if stats.details.get("example_tokens") else "characters"
+    bins = stats.details.get(f"example_{unit}", {})
+    order = {label: n for n, label in enumerate(
+        [length_bin(0)] + [length_bin(edge) for edge in LENGTH_EDGES])}
+    longest = stats.peaks.get(f"longest_example_{unit}")
+    return {"reasoning_in": cfg.build.reasoning_in,
+            "llamafactory_template": REASONING_IN[cfg.build.reasoning_in],
+            "length_unit": unit,
+            "length_histogram": dict(sorted(bins.items(), key=lambda kv: order.get(kv[0], 99))),
+            "longest": int(longest) if longest is not None else None}
 
 
 def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> dict:

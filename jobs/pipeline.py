@@ -432,7 +432,8 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
     for label, n in resumed.written.items():
         sink.written[label] = sink.written.get(label, 0) + n
     if EXAMPLE in kinds:
-        writer.write_text("training/dataset_info.json", json.dumps(dataset_info(), indent=2) + "\n")
+        writer.write_text("training/dataset_info.json", json.dumps(
+            dataset_info(reasoning_in=cfg.build.reasoning_in), indent=2) + "\n")
     manifest = build_manifest(cfg, sink, started, wall_s, actors, job, stages,
                               cluster_address(cfg) or "local")
     if screened is not None:

@@ -81,6 +81,12 @@ def load(output: str) -> ReportData:
         report.histograms.append(Histogram(
             "Reasoning length", "characters", lengths,
             "no token counts in this run: give --trained-tokenizer, or translate with --model"))
+    if training is not None and not tokens:
+        chars = [sum(len(m["content"]) for m in messages)
+                 for messages in _column(training, "messages")]
+        report.histograms.append(Histogram(
+            "Training examples", "characters", chars,
+            "no --trained-tokenizer: lengths in characters (trainers cut at a length in tokens)"))
     if training is not None:
         report.examples = training.head(SAMPLES, columns=["id", "messages"]).to_pylist()
     if rejects is not None:
@@ -228,6 +234,22 @@ def _steps(manifest: dict) -> str:
     return text
 
 
+def _training(manifest: dict) -> str:
+    """The examples' layout and their longest, with how to cap them when no tokenizer counts."""
+    training = manifest.get("training")
+    if not training or training.get("longest") is None:
+        return ""
+    text = (f"<p>Training examples: reasoning in the {html.escape(training['reasoning_in'])} "
+            f"(LLaMA-Factory template {html.escape(training['llamafactory_template'])}); the "
+            f"longest is {training['longest']} {training['length_unit']}")
+    if training["length_unit"] == "characters":
+        text += (". Trainers cut an example at their cutoff in tokens without a word (a token is "
+                 "about 3 to 4 characters here): give --trained-tokenizer and "
+                 "--max-training-tokens to reject longer ones, or raise the trainer's cutoff")
+    return text + ".</p>" + _table([f"length ({training['length_unit']})", "examples"],
+                                   [[k, v] for k, v in training["length_histogram"].items()])
+
+
 def _throughput(manifest: dict) -> str:
     """Items per second of wall time per stage (stages run at once, streaming), and per
     second of the time the stage's workers were busy where it was measured."""
@@ -301,7 +323,7 @@ def render(report: ReportData) -> str:
 <p>{status}. Written: {html.escape(written)}.</p>{_translator(m)}
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
 {_nodes(m)}{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
-<h2>Lengths</h2><div class="charts">{charts or '<p>nothing to draw</p>'}</div>
+<h2>Lengths</h2>{_training(m)}<div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}
 </body></html>

@@ -36,8 +36,14 @@ def test_the_report_shows_the_funnel_reasons_histograms_and_samples(finished):
         assert f"<td>{stage}</td><td>{counts['unit']}</td><td>{counts['seen']}</td>" in page
         for reason in counts["reasons"]:
             assert reason in page
-    # the funnel chart and the trace-length and reasoning-length histograms, embedded
-    assert len(re.findall(r"src='data:image/png;base64,|src=\"data:image/png;base64,", page)) == 3
+    # the funnel chart and the trace-length, reasoning-length and example-length histograms
+    assert len(re.findall(r"src='data:image/png;base64,|src=\"data:image/png;base64,", page)) == 4
+    # no tokenizer: the examples' lengths in characters, the longest, and how to cap them
+    training = manifest["training"]
+    assert training["length_unit"] == "characters" and training["longest"] > 1000
+    assert sum(training["length_histogram"].values()) == manifest["counts"]["build"]["kept"]
+    assert f"the longest is {training['longest']} characters" in page
+    assert "--trained-tokenizer and --max-training-tokens" in page
     assert "every row accounted for" in page
     shown = re.search(r"<details open><summary>([0-9a-f-]+)</summary>", page)
     assert shown, "a sample training example is shown, opened"

@@ -153,6 +153,47 @@ def test_run_with_the_renderer_makes_training_data_llama_factory_and_datasets_ca
     assert len(loaded) == kept and loaded[0]["messages"][0]["role"] == "user"
 
 
+# A Qwen3-style chat template, as trainers render a training conversation: an assistant turn
+# with a think block keeps it; one without gets an empty one (what the "answer" layout trains)
+QWEN3_STYLE = (
+    "{%- for m in messages %}"
+    "{%- if m.role == 'assistant' %}"
+    "{%- if '</think>' in m.content %}"
+    "{%- set thought = m.content.split('</think>')[0].split('<think>')[-1].strip('\n') %}"
+    "{%- set shown = m.content.split('</think>')[-1].lstrip('\n') %}"
+    "{%- else %}{%- set thought = '' %}{%- set shown = m.content %}{%- endif %}"
+    "{{- '<|im_start|>assistant\n<think>\n' + thought + '\n</think>\n\n' + shown + '<|im_end|>\n' }}"
+    "{%- else %}{{- '<|im_start|>' + m.role + '\n' + m.content + '<|im_end|>\n' }}{%- endif %}"
+    "{%- endfor %}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["answer", "think"])
+def test_the_reasoning_lands_where_the_layout_says_when_a_trainer_renders_it(
+        rendered_run, tmp_path, layout):
+    import jinja2
+
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / layout
+    assert cli.main(["build", "--input", str(rendered_run), "--output", str(out),
+                     "--reasoning-in", layout]) == 0
+    info = json.loads((out / "training" / "dataset_info.json").read_text())
+    template = {"answer": "qwen3_nothink", "think": "qwen3"}[layout]
+    assert info["groundtrace"]["groundtrace"]["llamafactory_template"] == template
+    loaded = datasets.load_dataset("json", data_files=str(out / "training" / "messages" / "*.jsonl"),
+                                   split="train")
+    render = jinja2.Environment().from_string(QWEN3_STYLE)
+    for example in loaded:
+        reasoning = example["messages"][1]["content"]
+        text = render.render(messages=example["messages"])
+        thought = text.split("<|im_start|>assistant\n<think>\n", 1)[1].split("</think>")[0]
+        shown = text.split("</think>\n\n", 1)[1]
+        if layout == "think":  # the steps are thought, the final answer is what the model says
+            assert "Line " in thought and shown.startswith("Final answer:"), text[-400:]
+        else:  # the steps are the visible answer, after an empty think block
+            assert thought.strip() == "" and shown.startswith(reasoning[:40])
+
+
 @pytest.mark.slow
 def test_translate_and_build_alone_on_an_earlier_run_give_the_same_examples(rendered_run, tmp_path):
     out = rendered_run

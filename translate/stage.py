@@ -35,7 +35,7 @@ from trace_workers.stream import (
     stream_table,
 )
 from translate.answer import THINK_END, Verdict, has_thinking, verify
-from translate.export import BuildSettings, training_example
+from translate.export import BuildSettings, example_length, length_bin, training_example
 from translate.steps import check_steps
 from translate.tasks import TaskSettings, expected_answer, task_items, task_of
 
@@ -146,6 +146,9 @@ def build_row(item: dict, answer_text: str, build_cfg: BuildSettings, stats: Sta
         return reject(stats, "build", example.reason, example.id, example.problem_id, example.detail)
     stats.keep("build")
     stats.note("task_examples", task_of(item).name)
+    unit, length = example_length(example)
+    stats.note(f"example_{unit}", length_bin(length))
+    stats.peak(f"longest_example_{unit}", length)
     return row(EXAMPLE, example)
 
 
