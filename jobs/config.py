@@ -328,6 +328,7 @@ class JobConfig:
     def validate(self) -> None:
         """Raise ValueError for settings that cannot work, before anything starts."""
         self.screen.settings(self.trace.raw_filter())
+        self.build.settings()
         self.translate.steps_checked_for()
         tasks = self.translate.task_settings(self.trace.seed).tasks
         needs_llm = [task for task in tasks if task in NEEDS_LLM]

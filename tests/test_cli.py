@@ -45,6 +45,12 @@ def test_unknown_config_keys_are_a_clear_error(tmp_path, capsys):
     assert "ios_per_progam" in capsys.readouterr().err
 
 
+def test_a_training_layout_that_does_not_exist_is_one_line_before_anything_starts(tmp_path, capsys):
+    code = cli.main(["run", "--reasoning-in", "system", "--output", str(tmp_path / "o")])
+    assert code == 2 and not (tmp_path / "o").exists()
+    assert "reasoning_in must be one of answer, think" in capsys.readouterr().err
+
+
 def test_a_missing_input_is_a_clear_error(tmp_path, capsys):
     code = cli.main(["trace", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o")])
     assert code == 2
