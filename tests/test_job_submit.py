@@ -14,7 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, _free_port
+from conftest import ROOT
+from seaweed import free_port
 
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
@@ -25,9 +26,9 @@ def ray_head():
     """`ray start --head` on 127.0.0.1 with its own ports and temp dir; stopped by killing only
     its own processes (`ray stop` would stop every Ray on the machine)."""
     temp = tempfile.mkdtemp(prefix="gt-ray-", dir="/tmp")  # unix socket paths must stay short
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     # every port of its own: a default one still held by an earlier head breaks the job agent
-    ports = [f"--{name}={_free_port()}" for name in (
+    ports = [f"--{name}={free_port()}" for name in (
         "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port",
         "metrics-export-port", "node-manager-port", "object-manager-port",
         "ray-client-server-port")]
