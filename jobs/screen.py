@@ -13,9 +13,10 @@ Three Ray steps, none of which holds the corpus in the driver:
    a band, every record after the first is linked to it.
 3. ``resolve`` (one Ray task, which reads the groups' blocks from the object store): the links
    joined into groups (union-find; each group keeps its first record, the others are
-   ``near_duplicate`` of it), then one decision file per input file that has a dropped
-   record: ``OUT/_screen/file-NNNNN.parquet`` (position in the file -> stage, reason,
-   detail). ``OUT/_screen/done.json`` commits them.
+   ``near_duplicate`` of it), then one decision file per partition of the input files (256
+   consecutive files each) that has a dropped record: ``OUT/_screen/part-NNNNN.parquet``
+   (file and position -> stage, reason, detail), so that a corpus of 100,000 small objects
+   costs a few hundred of them, not one per input. ``OUT/_screen/done.json`` commits them.
 
 The read stage then looks each record up (:class:`ScreenLookup`) and rejects it there, so a
 duplicate costs no sandbox time. Which record is kept depends only on input order, so a
@@ -65,10 +66,12 @@ DECISION_SCHEMA = pa.schema([
     ("kind", pa.string()), ("order", pa.int64()), ("rep", pa.int64()), ("stage", pa.string()),
     ("reason", pa.string()), ("benchmark", pa.string()), ("detail", pa.string()),
 ])
-FILE_SCHEMA = pa.schema([
-    ("position", pa.int64()), ("stage", pa.string()), ("reason", pa.string()),
-    ("benchmark", pa.string()), ("detail", pa.string()),
+PART_SCHEMA = pa.schema([
+    ("file", pa.int64()), ("position", pa.int64()), ("stage", pa.string()),
+    ("reason", pa.string()), ("benchmark", pa.string()), ("detail", pa.string()),
 ])
+FILES_PER_PART = 256  # input files whose decisions share one file of OUT/_screen
+LAYOUT = 2  # of OUT/_screen: a committed screen of another layout is screened again
 
 
 class BenchmarkError(ValueError):
@@ -301,29 +304,34 @@ def resolve(refs: list, output: str) -> dict:
 
 
 def write_decisions(decided: dict[int, dict], output: str) -> dict:
-    """One decision file per input file that has a rejected record; the counts."""
+    """One decision file per partition of the input files that has a rejected record; the
+    input files with one, and the counts."""
     from jobs.storage import ShardWriter
 
-    per_file: dict[int, list[dict]] = {}
+    per_part: dict[int, list[dict]] = {}
+    files: set[int] = set()
     counts: Counter = Counter()
     benchmarks: Counter = Counter()
-    for order, row in decided.items():
-        per_file.setdefault(order >> POSITION_BITS, []).append(
-            {"position": order & ((1 << POSITION_BITS) - 1), "stage": row["stage"],
-             "reason": row["reason"], "benchmark": row["benchmark"], "detail": row["detail"]})
+    for order in sorted(decided):
+        row, file_index = decided[order], order >> POSITION_BITS
+        files.add(file_index)
+        per_part.setdefault(file_index // FILES_PER_PART, []).append(
+            {"file": file_index, "position": order & ((1 << POSITION_BITS) - 1),
+             "stage": row["stage"], "reason": row["reason"], "benchmark": row["benchmark"],
+             "detail": row["detail"]})
         counts[row["reason"]] += 1
         if row["benchmark"]:
             benchmarks[row["benchmark"]] += 1
     writer = ShardWriter(output)
     writer.ensure_dir(SCREEN_DIR)
-    for file_index, rows in per_file.items():
-        rows.sort(key=lambda row: row["position"])
-        writer.write(decision_file(file_index), pa.Table.from_pylist(rows, schema=FILE_SCHEMA))
-    return {"files": sorted(per_file), "rejected": dict(counts), "benchmarks": dict(benchmarks)}
+    for part, rows in per_part.items():
+        writer.write(decision_file(part), pa.Table.from_pylist(rows, schema=PART_SCHEMA))
+    return {"files": sorted(files), "rejected": dict(counts), "benchmarks": dict(benchmarks)}
 
 
-def decision_file(file_index: int) -> str:
-    return f"{SCREEN_DIR}/file-{file_index:05d}.parquet"
+def decision_file(part: int) -> str:
+    """The decisions of input files ``part * FILES_PER_PART`` to the next part's first."""
+    return f"{SCREEN_DIR}/part-{part:05d}.parquet"
 
 
 # --- the benchmarks -------------------------------------------------------------------------
@@ -360,7 +368,7 @@ def screen_key(cfg: ScreenSettings, versions: list[list]) -> dict:
     and the settings that decide."""
     near = cfg.near_dup
     return json.loads(json.dumps({
-        "inputs": versions, "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
+        "layout": LAYOUT, "inputs": versions, "dedup": cfg.dedup, "decontaminate": list(cfg.decontaminate),
         "ngram": cfg.ngram, "coverage": cfg.coverage, "near_dup": None if near is None else vars(near),
         "raw_filter": vars(cfg.raw_filter),
     }))
@@ -451,16 +459,17 @@ class ScreenLookup:
             return None
         if file_index not in self.files:
             return None
-        return _decisions(self.output, file_index, self.token).get(position)
+        return _decisions(self.output, file_index // FILES_PER_PART, self.token).get(
+            (file_index, position))
 
 
-@lru_cache(maxsize=2)
-def _decisions(output: str, file_index: int, token: str) -> dict[int, dict]:
-    """One input file's decisions, read once per worker process while its blocks come (keyed
+@lru_cache(maxsize=4)
+def _decisions(output: str, part: int, token: str) -> dict[tuple[int, int], dict]:
+    """One partition's decisions, read once per worker process while its blocks come (keyed
     by the screen's token too: a worker that served another run on the same output folder
     must not answer with that run's decisions)."""
     from jobs.sources import filesystem_for
 
     fs, root = filesystem_for(output)
-    table = pq.read_table(posixpath.join(root, decision_file(file_index)), filesystem=fs)
-    return {row.pop("position"): row for row in table.to_pylist()}
+    table = pq.read_table(posixpath.join(root, decision_file(part)), filesystem=fs)
+    return {(row.pop("file"), row.pop("position")): row for row in table.to_pylist()}

@@ -1,7 +1,10 @@
 """Reading PyEdu shards, local or remote, as a stream of small blocks.
 
-One read task per file; each task yields a block every ``programs_per_block`` records, so a
-single large shard still feeds many trace actors at once and memory stays flat. JSONL (plain,
+Small files share a read task (grouped by bytes, :func:`group_files`), a large one has its
+own; a task yields a block every ``programs_per_block`` records of each of its files, so a
+single large shard still feeds many trace actors at once and memory stays flat, and a corpus
+of thousands of small objects costs a few tasks, not one each. Each file's size and time come
+from the listing that found it (one call per prefix on S3/GCS), not a look-up per file. JSONL (plain,
 .gz, .zst, .bz2, .xz) is read with smart-open; Parquet with pyarrow, each row turned back into
 the JSON record it stands for, so that both formats take the same parsing path.
 
@@ -21,6 +24,7 @@ import posixpath
 import re
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -65,6 +69,13 @@ def _uri(uri: str, path: str) -> str:
     return path
 
 
+# [size, modification time] of each input file as its listing gave them (one listing call
+# covers a whole prefix on S3/GCS): input_versions and the read tasks' grouping use them
+# instead of a look-up per file. Refreshed by every list_inputs (a job lists its inputs first).
+_LISTED: dict[str, list] = {}
+LOOKUP_THREADS = 32  # concurrent look-ups of the files a listing did not describe
+
+
 def list_inputs(uri: str) -> list[str]:
     """The input files a user's path, folder or glob names, sorted, as URIs."""
     if uri.startswith(("http://", "https://")):
@@ -75,36 +86,49 @@ def list_inputs(uri: str) -> list[str]:
         base = path[: min(path.index(ch) for ch in "*?[" if ch in path)].rsplit("/", 1)[0] or "/"
         infos = fs.get_file_info(pafs.FileSelector(base, recursive="**" in path))
         pattern = re.compile(glob_translate(path))
-        found = [i.path for i in infos if i.type == pafs.FileType.File and pattern.match(i.path)]
+        found = [i for i in infos if i.type == pafs.FileType.File and pattern.match(i.path)]
     else:
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(f"input not found: {uri}")
         if info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-            found = [i.path for i in infos
+            found = [i for i in infos
                      if i.type == pafs.FileType.File and is_input_file(posixpath.basename(i.path))]
         else:
-            found = [path]
+            found = [info]
     if not found:
         raise FileNotFoundError(f"no JSONL or Parquet files under {uri}")
-    return [_uri(uri, p) for p in sorted(found)]
+    found.sort(key=lambda info: info.path)
+    for info in found:
+        _LISTED[_uri(uri, info.path)] = _version(info)
+    return [_uri(uri, info.path) for info in found]
+
+
+def _version(info: pafs.FileInfo) -> list:
+    return [info.size, info.mtime_ns if info.mtime_ns is not None else None]
 
 
 def input_versions(files: list[str]) -> list[list]:
     """[uri, size, modification time] of each input file: what tells a resumed run that an
     input was rewritten since the attempt it goes on with (object stores give their
-    LastModified; an https:// input has none)."""
-    out = []
-    for uri in files:
+    LastModified; an https:// input has none). From the listing where it described the file,
+    else looked up, many at once."""
+    def look_up(uri: str) -> list:
         if uri.startswith(("http://", "https://")):
-            out.append([uri, None, None])
-            continue
+            return [None, None]
+        if uri in _LISTED:
+            return _LISTED[uri]
         fs, path = filesystem_for(uri)
-        info = fs.get_file_info(path)
-        mtime = info.mtime_ns if info.mtime_ns is not None else None
-        out.append([uri, info.size, mtime])
-    return out
+        return _version(fs.get_file_info(path))
+
+    unknown = [uri for uri in files if uri not in _LISTED]
+    if len(unknown) > 1:
+        with ThreadPoolExecutor(min(LOOKUP_THREADS, len(unknown))) as pool:
+            found = dict(zip(unknown, pool.map(look_up, unknown), strict=True))
+    else:
+        found = {uri: look_up(uri) for uri in unknown}
+    return [[uri, *(found[uri] if uri in found else _LISTED[uri])] for uri in files]
 
 
 def _json_default(value: Any) -> Any:
@@ -194,6 +218,35 @@ def block_key(file_index: int, block_index: int) -> str:
     return f"{file_index:05d}:{block_index:07d}"
 
 
+MIN_TASK_BYTES = 256 << 10  # small files share a read task up to about this many bytes...
+MAX_TASK_BYTES = 64 << 20  # ...or, with fewer tasks than Ray's parallelism, up to this
+
+
+def group_files(sizes: list[int | None], parallelism: int) -> list[list[int]]:
+    """Consecutive input files grouped into read tasks by bytes, as Ray Data's file readers
+    group small files: a task takes files until it holds its share of the input (the total
+    over ``parallelism``, between MIN_TASK_BYTES and MAX_TASK_BYTES); a large file (or one
+    of unknown size) is a task of its own, its records still cut into blocks. Blocks stay
+    keyed by file and position, so a grouping that differs between attempts changes nothing
+    a resumed run skips."""
+    known = [size for size in sizes if size is not None]
+    share = sum(known) / max(1, parallelism)
+    target = min(MAX_TASK_BYTES, max(MIN_TASK_BYTES, share))
+    groups: list[list[int]] = []
+    held = 0.0
+    for index, size in enumerate(sizes):
+        if size is None or size >= target:
+            groups.append([index])
+            held = float("inf")  # the next file starts a task of its own
+            continue
+        if not groups or held + size > target:
+            groups.append([])
+            held = 0.0
+        groups[-1].append(index)
+        held += size
+    return groups
+
+
 class PyEduSource(Datasource):
     def __init__(self, files: list[str], programs_per_block: int = 16,
                  skip: frozenset[str] = frozenset()):
@@ -207,29 +260,45 @@ class PyEduSource(Datasource):
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list[ReadTask]:
-        return [self._task(index, uri) for index, uri in enumerate(self.files)]
+        sizes = [size for _, size, _ in input_versions(self.files)]
+        return [self._task(group) for group in group_files(sizes, parallelism)]
 
-    def _task(self, file_index: int, uri: str) -> ReadTask:
-        per_block, skip = self.programs_per_block, self.skip
-
-        def table(block_index: int, wheres: list[str], records: list[str]) -> pa.Table | None:
-            key = block_key(file_index, block_index)
-            if key in skip:
-                return None
-            n = len(records)
-            return pa.table([wheres, records, [key] * n, [n] * n], schema=LINE_SCHEMA)
+    def _task(self, group: list[int]) -> ReadTask:
+        # what the task carries: its own files and the skipped blocks among them, not the
+        # whole input's (a task is pickled to its worker)
+        files = [(index, self.files[index]) for index in group]
+        mine = {f"{index:05d}:" for index in group}
+        skip = frozenset(key for key in self.skip if key[:key.index(":") + 1] in mine)
+        per_block = self.programs_per_block
 
         def read() -> Iterator[pa.Table]:
-            wheres, records, block_index = [], [], 0
-            for where, record in iter_records(uri):
-                wheres.append(where)
-                records.append(record)
-                if len(records) >= per_block:
-                    if (block := table(block_index, wheres, records)) is not None:
-                        yield block
-                    wheres, records, block_index = [], [], block_index + 1
-            if records and (block := table(block_index, wheres, records)) is not None:
-                yield block
+            for file_index, uri in files:
+                yield from file_blocks(file_index, uri, per_block, skip)
 
-        metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=[uri])
+        metadata = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None,
+                                 input_files=[uri for _, uri in files])
         return ReadTask(read, metadata, schema=LINE_SCHEMA)
+
+
+def file_blocks(file_index: int, uri: str, per_block: int,
+                skip: frozenset[str]) -> Iterator[pa.Table]:
+    """The blocks of one input file, keyed by its index and their position in it; those in
+    ``skip`` are read past."""
+
+    def table(block_index: int, wheres: list[str], records: list[str]) -> pa.Table | None:
+        key = block_key(file_index, block_index)
+        if key in skip:
+            return None
+        n = len(records)
+        return pa.table([wheres, records, [key] * n, [n] * n], schema=LINE_SCHEMA)
+
+    wheres, records, block_index = [], [], 0
+    for where, record in iter_records(uri):
+        wheres.append(where)
+        records.append(record)
+        if len(records) >= per_block:
+            if (block := table(block_index, wheres, records)) is not None:
+                yield block
+            wheres, records, block_index = [], [], block_index + 1
+    if records and (block := table(block_index, wheres, records)) is not None:
+        yield block

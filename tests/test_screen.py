@@ -223,7 +223,9 @@ def test_duplicates_near_copies_and_benchmark_items_are_rejects_that_name_what_t
     traced = {r["problem_id"] for f in (out / "traces").glob("*.parquet")
               for r in pq.read_table(f).to_pylist()}
     assert counts["program_filter"]["seen"] == counts["read"]["kept"] - 3
-    assert len([r for r in pq.read_table(out / "_screen" / "file-00001.parquet").to_pylist()]) == 3
+    # one decision file for the partition of input files, each decision naming its file
+    decided = pq.read_table(out / "_screen" / "part-00000.parquet").to_pylist()
+    assert [r["file"] for r in decided] == [1, 1, 1]
     assert traced  # the kept records went on to the sandbox
     page = (out / "report.html").read_text()
     assert "cruxeval.jsonl" in page
@@ -252,7 +254,7 @@ def test_the_distributed_screen_decides_as_the_one_in_the_driver(corpus, tmp_pat
     from dataclasses import replace
 
     from jobs.config import ScreenConfig
-    from jobs.screen import run_screen
+    from jobs.screen import FILES_PER_PART, decision_file, run_screen
     from jobs.sources import list_inputs
     from trace_workers.raw_filter import RawFilterConfig
 
@@ -263,7 +265,7 @@ def test_the_distributed_screen_decides_as_the_one_in_the_driver(corpus, tmp_pat
     on_ray = run_screen(replace(settings, in_driver_bytes=0), files, str(tmp_path / "ray"), 2)
     assert here["rejected"] == on_ray["rejected"] == {
         "duplicate_record": 1, "near_duplicate": 1, "contaminated": 1}
-    for file_index in here["files"]:
-        name = f"_screen/file-{file_index:05d}.parquet"
+    for part in {file_index // FILES_PER_PART for file_index in here["files"]}:
+        name = decision_file(part)
         assert pq.read_table(tmp_path / "here" / name).to_pylist() == pq.read_table(
             tmp_path / "ray" / name).to_pylist()
