@@ -425,19 +425,31 @@ def _input_bytes(versions: list[list]) -> float:
 def _screen_here(cfg: ScreenSettings, files: list[str], index: BenchmarkIndex | None) -> dict[int, dict]:
     """The same three steps in this process, for an input small enough that starting Ray's
     pipeline would cost more than the work (see ScreenSettings.in_driver_bytes)."""
-    from jobs.sources import block_key, iter_records
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.sources import PREFETCH_FILES, block_key, records_of
 
     hasher = _hasher(cfg.near_dup) if cfg.near_dup is not None else None
     rows: list[dict] = []
-    for file_index, uri in enumerate(files):
-        block = block_key(file_index, 0)  # only its file index counts for the order
-        for where, text in iter_records(uri):
-            try:
-                rows += fingerprint(text, where, block, cfg, index, hasher)
-            except Exception:  # noqa: BLE001 - as fingerprint_batch
-                continue
+    # the files fetched a few at once (the whole input is small here), taken in order
+    with ThreadPoolExecutor(PREFETCH_FILES) as pool:
+        fetched = pool.map(records_of, files)
+        for file_index, records in enumerate(fetched):
+            block = block_key(file_index, 0)  # only its file index counts for the order
+            rows += _fingerprints(records, block, cfg, index, hasher)
     table = pa.Table.from_pylist(rows, schema=FINGERPRINT_SCHEMA)
     return resolve_decisions([decide_groups(split_by_key([table], 1))])
+
+
+def _fingerprints(records: list[tuple[str, str]], block: str, cfg: ScreenSettings,
+                  index: BenchmarkIndex | None, hasher: BandHasher | None) -> list[dict]:
+    rows: list[dict] = []
+    for where, text in records:
+        try:
+            rows += fingerprint(text, where, block, cfg, index, hasher)
+        except Exception:  # noqa: BLE001 - as fingerprint_batch
+            continue
+    return rows
 
 
 # --- the read stage's lookup ----------------------------------------------------------------
