@@ -145,7 +145,7 @@ class ContextFit:
     cap: int
 
 
-# per process: the tokenize routes that answered 404 (a server without them is not asked again)
+# per process: the tokenize routes that are absent or refused (not asked again)
 _NO_TOKENIZE: set[str] = set()
 
 
@@ -194,11 +194,13 @@ class EndpointSession:
             try:
                 async with self.session.post(url, data=json.dumps(ask).encode(),
                                              headers=headers) as response:
-                    if response.status in (404, 405):
+                    if response.status in (401, 403, 404, 405):
                         _NO_TOKENIZE.add(url)
                         continue
                     counted = await response.json(content_type=None) if response.status == 200 else {}
             except Exception:  # noqa: BLE001 - counting is a courtesy: the server still decides
+                return body
+            if not isinstance(counted, dict):
                 return body
             count, context = counted.get("count"), counted.get("max_model_len")
             if isinstance(count, int) and isinstance(context, int) and context > count:
