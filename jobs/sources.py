@@ -120,18 +120,15 @@ def input_versions(files: list[str]) -> list[list]:
     def look_up(uri: str) -> list:
         if uri.startswith(("http://", "https://")):
             return [None, None]
-        if uri in _LISTED:
-            return _LISTED[uri]
         fs, path = filesystem_for(uri)
         return _version(fs.get_file_info(path))
 
-    unknown = [uri for uri in files if uri not in _LISTED]
-    if len(unknown) > 1:
+    found = {uri: _LISTED[uri] for uri in files if uri in _LISTED}
+    unknown = [uri for uri in files if uri not in found]
+    if unknown:
         with ThreadPoolExecutor(min(LOOKUP_THREADS, len(unknown))) as pool:
-            found = dict(zip(unknown, pool.map(look_up, unknown), strict=True))
-    else:
-        found = {uri: look_up(uri) for uri in unknown}
-    return [[uri, *(found[uri] if uri in found else _LISTED[uri])] for uri in files]
+            found.update(zip(unknown, pool.map(look_up, unknown), strict=True))
+    return [[uri, *found[uri]] for uri in files]
 
 
 def _json_default(value: Any) -> Any:
