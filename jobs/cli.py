@@ -18,6 +18,9 @@ groundtrace turns Python programs with known inputs into execution-grounded trai
                                               RUN/traces) into verified training data
   groundtrace build --input RUN --output OUT  training data again from RUN/translations
   groundtrace report OUT                      rebuild OUT/report.html from OUT
+  groundtrace plan --input IN [run's flags]   the bill before the run: examples, tokens,
+                                              CPU and GPU hours and wall clock, predicted
+                                              from a seeded sample (nothing is written)
 
 The translator is an LLM on vLLM when --model is given, else the LLM-free renderer.
 Output: OUT/traces/ (kept runs), OUT/translations/ (verified reasoning), OUT/training/
@@ -28,7 +31,7 @@ A killed run started again with the same command goes on where it stopped.
 Before tracing, records that repeat an earlier one, near copies of an earlier program and
 programs that share code with a benchmark (--decontaminate FILE) are rejected.
 Settings come from --config FILE (YAML/TOML, sections [trace] [screen] [translate] [build]
-[ray]) and
+[ray] [plan]) and
 the flags of each command (groundtrace COMMAND --help).
 """
 
@@ -60,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     for name, (short, long, sections) in COMMANDS.items():
         command = commands.add_parser(name, help=short, description=long)
         config_mod.add_flags(command, sections)
+    plan = commands.add_parser(
+        "plan", help="predict a run's examples, tokens, hours and wall clock from a sample",
+        description="Run the real stages (screen, filters, sandboxed tracing, tasks, the "
+        "renderer or the prompts an LLM would get) on a seeded sample spread over the input "
+        "files, and scale what they did to the whole input: the funnel by stage and reason, "
+        "sandbox core-hours, requests and prompt tokens (in --model's tokenizer when it loads "
+        "here), output tokens and GPU hours, the examples expected, and the wall clock on "
+        "--cpus and --gpus. Each figure has a range (5th to 95th percentile over the sample's "
+        "units resampled). Takes the flags of `groundtrace run`; nothing is written, --output "
+        "is not used. The JSON (--json) is described in docs/plan.md.")
+    config_mod.add_flags(plan, ("trace", "screen", "translate", "build", "ray", "plan"))
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (docs/plan.md)")
     report = commands.add_parser(
         "report", help="rebuild OUT/report.html", description="Rebuild the run report "
         "(OUT/report.html) from a finished run's output folder, local or s3:// gs://.")
@@ -71,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "report":
         return _report(args.output)
+    if args.command == "plan":
+        return _plan(args)
     try:
         cfg = config_mod.from_args(args)
         cfg.validate()
@@ -114,6 +131,32 @@ def _stop(line: str, code: int, stop_ray) -> int:
     stop_ray()
     print(line, file=sys.stderr, flush=True)
     return code
+
+
+def _plan(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.from_args(args)
+        cfg.validate()
+    except (ValueError, OSError) as exc:
+        print(f"groundtrace: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    import json
+
+    from jobs.plan import plan_job
+    from jobs.plan_view import plan_lines, progress_printer
+    from jobs.screen import BenchmarkError
+    from trace_workers.sandbox import SandboxError
+
+    try:
+        plan = plan_job(cfg, progress=progress_printer())
+    except (FileNotFoundError, SandboxError, BenchmarkError) as exc:
+        print(f"groundtrace: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"groundtrace: cannot read the input {cfg.input}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(plan, indent=2) if args.json else "\n".join(plan_lines(plan)))
+    return 0
 
 
 def _report(output: str) -> int:

@@ -301,6 +301,46 @@ class RayConfig:
 
 
 @dataclass
+class PlanConfig:
+    """``groundtrace plan`` only: how much of the input to sample, and what the plan cannot
+    measure here (the GPUs' speed, a model's habits)."""
+
+    sample: int = _opt(1000, "records to run the stages on (a seeded sample spread over the "
+                             "input files; the whole input when it holds fewer)")
+    sample_fraction: float | None = _opt(None, "share of the input's records to sample instead "
+                                               "of --sample (0 to 1)")
+    cpus: int | None = _opt(None, "CPUs the run will have, for its wall clock (default: this "
+                                  "machine's)")
+    gpus: int | None = _opt(None, "GPUs the run will have (default: --replicas x "
+                                  "--tensor-parallel-size x --pipeline-parallel-size with "
+                                  "--model, else 0)")
+    gpu_tokens_per_s: float | None = _opt(None, "output tokens a second one GPU generates for "
+                                                "this model (default: the figure "
+                                                "bench/translate_throughput.py --device gpu "
+                                                "recorded in bench/records/, if any)")
+    expect_output_tokens: int | None = _opt(None, "tokens a translation usually takes with "
+                                                  "this model (default: only the bounds: the "
+                                                  "renderer's length and --max-tokens)")
+    expect_pass_rate: float | None = _opt(None, "share of an LLM's translations expected to "
+                                                "pass verification, for the examples expected "
+                                                "(the renderer's is measured)")
+
+    def validate(self) -> None:
+        if self.sample < 1:
+            raise ValueError("--sample must be 1 or more")
+        if self.sample_fraction is not None and not 0 < self.sample_fraction <= 1:
+            raise ValueError("--sample-fraction must be above 0 and at most 1")
+        if self.expect_pass_rate is not None and not 0 <= self.expect_pass_rate <= 1:
+            raise ValueError("--expect-pass-rate must be between 0 and 1")
+        for name in ("cpus", "gpu_tokens_per_s", "expect_output_tokens"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be above 0")
+        if self.gpus is not None and self.gpus < 0:
+            raise ValueError("--gpus must be 0 or more")
+
+
+@dataclass
 class JobConfig:
     input: str = _opt("data/sample.jsonl", "JSONL (.gz/.zst) or Parquet file, folder (every "
                                            "input file under it) or glob (quoted: `*` stays in "
@@ -316,11 +356,13 @@ class JobConfig:
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
     def to_dict(self) -> dict:
         """The settings as written down (manifest, resume key): an endpoint by scheme and host
         only (a URL may carry a token in its path or query)."""
         data = dataclasses.asdict(self)
+        del data["plan"]  # groundtrace plan's own: a run's settings do not hold it
         if self.translate.endpoint:
             data["translate"]["endpoint"] = public_endpoint(self.translate.endpoint)
         return data
@@ -330,6 +372,7 @@ class JobConfig:
         self.screen.settings(self.trace.raw_filter())
         self.build.settings()
         self.translate.steps_checked_for()
+        self.plan.validate()
         tasks = self.translate.task_settings(self.trace.seed).tasks
         needs_llm = [task for task in tasks if task in NEEDS_LLM]
         if needs_llm and not self.translate.uses_llm():
@@ -343,7 +386,7 @@ class JobConfig:
 
 
 SECTIONS = {"trace": TraceConfig, "screen": ScreenConfig, "translate": TranslateConfig, "build": BuildConfig,
-            "ray": RayConfig}
+            "ray": RayConfig, "plan": PlanConfig}
 
 
 def load_file(path: str | Path) -> dict:

@@ -427,16 +427,24 @@ def _screen_here(cfg: ScreenSettings, files: list[str], index: BenchmarkIndex | 
     pipeline would cost more than the work (see ScreenSettings.in_driver_bytes)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from jobs.sources import PREFETCH_FILES, block_key, records_of
+    from jobs.sources import PREFETCH_FILES, records_of
+
+    # the files fetched a few at once (the whole input is small here), taken in order
+    with ThreadPoolExecutor(PREFETCH_FILES) as pool:
+        return screen_records(cfg, enumerate(pool.map(records_of, files)), index)
+
+
+def screen_records(cfg: ScreenSettings, by_file, index: BenchmarkIndex | None) -> dict[int, dict]:
+    """order -> decision for records held in memory: ``by_file`` gives (input file index,
+    [(where, text)...]) with ``where`` ending in the record's position in its file (the
+    driver's screen; ``groundtrace plan``'s sample)."""
+    from jobs.sources import block_key
 
     hasher = _hasher(cfg.near_dup) if cfg.near_dup is not None else None
     rows: list[dict] = []
-    # the files fetched a few at once (the whole input is small here), taken in order
-    with ThreadPoolExecutor(PREFETCH_FILES) as pool:
-        fetched = pool.map(records_of, files)
-        for file_index, records in enumerate(fetched):
-            block = block_key(file_index, 0)  # only its file index counts for the order
-            rows += _fingerprints(records, block, cfg, index, hasher)
+    for file_index, records in by_file:
+        block = block_key(file_index, 0)  # only its file index counts for the order
+        rows += _fingerprints(records, block, cfg, index, hasher)
     table = pa.Table.from_pylist(rows, schema=FINGERPRINT_SCHEMA)
     return resolve_decisions([decide_groups(split_by_key([table], 1))])
 

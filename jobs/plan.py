@@ -1,0 +1,551 @@
+"""``groundtrace plan``: the bill before the run, from the real stages on a seeded sample.
+
+The sample (:mod:`jobs.sample`) goes through the same code the job runs: the screen's
+decisions (over the sample), the read stage's filters (``expand_batch``), the trace actor's
+``Tracer`` in real sandboxes (one per core of this machine, in threads: no Ray to start), the
+trace filter, the tasks, and the renderer with its verification, or the prompts an LLM would
+be sent, counted in the model's tokenizer. Nothing is written anywhere.
+
+Every figure is a sum over records; the sample's sums are scaled to the input (exact record
+counts where the files tell them, records per byte elsewhere) and each is given a range: the
+5th and 95th percentiles of the same estimate over the sample's units resampled (a bootstrap,
+narrowed by the finite-population correction: a sample of the whole input has no spread).
+Duplicates across the corpus are the exception: a sample sees a pair of copies only when it
+holds both, so the screen's figure is a lower bound, and the plan says how many the sample's
+own rate suggests (:func:`duplicate_note`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from jobs.config import JobConfig
+from jobs.sample import EXACT, Sample
+from trace_workers.actor import TraceActor
+from trace_workers.expand import expand_batch
+from trace_workers.stats import STAGES, TRACE_STAGES, TRANSLATE_STAGES
+from trace_workers.stream import EXAMPLE, PROGRAM, REQUEST, STATS, STREAM_SCHEMA, TRACE, stream_rows
+from translate.stage import VerifySettings, render_batch, to_requests_batch
+
+SCHEMA = "groundtrace.plan/1"
+BOOTSTRAP = 400  # resamples behind each range
+LOW, HIGH = 5, 95  # percentiles of a range
+GPU_BENCH_RECORD = Path(__file__).resolve().parent.parent / "bench" / "records" / "translate_gpu.json"
+CHARS_PER_TOKEN = 4  # without a tokenizer, prompts and outputs are counted as characters / 4
+
+
+class SampleBlocks:
+    """The screen's decisions over the sample, as the read stage looks them up (one block
+    per sampled record, named by its index)."""
+
+    def __init__(self, decided: dict[str, dict]):
+        self.decided = decided
+
+    def decision(self, block: str | None, where: str) -> dict | None:
+        return self.decided.get(block or "")
+
+
+# --- running the stages ------------------------------------------------------------------------
+
+@dataclass
+class Measured:
+    figures: list[Counter]  # one per sampled record
+    prompt_tokens_by: str  # "tokenizer of MODEL" or "characters / 4"
+    context: int | None  # the model's context, when the prompts were counted in its tokens
+    trace_wall_s: float
+    threads: int
+
+
+def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
+            progress=None) -> Measured:
+    """Each sampled record through the job's stages: its figures (counts per stage and
+    reason, sandbox and actor seconds, task items, prompt and output tokens)."""
+    blocks = [str(i) for i in range(len(sample.records))]
+    figures = [Counter() for _ in blocks]
+    decided = _screen(cfg, sample, blocks)
+    lines = pa.table({"where": [r.where for r in sample.records],
+                      "record": [r.text for r in sample.records], "block": blocks,
+                      "block_size": [1] * len(blocks)})
+    expanded = expand_batch(lines, cfg.trace.raw_filter(), SampleBlocks(decided))
+    programs = _take(expanded, figures)
+    started = time.perf_counter()
+    threads = max(1, min(threads or os.cpu_count() or 1, len(programs) or 1))
+    traces = _trace(cfg, programs, figures, threads, progress)
+    trace_wall_s = time.perf_counter() - started
+    by, context = _translate(cfg, traces, figures)
+    return Measured(figures, by, context, trace_wall_s, threads)
+
+
+def _screen(cfg: JobConfig, sample: Sample, blocks: list[str]) -> dict[str, dict]:
+    from jobs.screen import POSITION_BITS, load_benchmarks, screen_records
+
+    settings = cfg.screen.settings(cfg.trace.raw_filter())
+    if not settings.active():
+        return {}
+    index = (load_benchmarks(settings.decontaminate, settings.ngram, settings.coverage)
+             if settings.decontaminate else None)
+    by_file: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    block_of: dict[int, str] = {}
+    for block, record in zip(blocks, sample.records, strict=True):
+        # the record's place in input order: its file and its position there
+        by_file[record.file_index].append((f"{record.where.rsplit(':', 1)[0]}:{record.position}",
+                                           record.text))
+        block_of[record.file_index << POSITION_BITS | record.position] = block
+    decided = screen_records(settings, sorted(by_file.items()), index)
+    return {block_of[order]: decision for order, decision in decided.items() if order in block_of}
+
+
+def _take(table: pa.Table, figures: list[Counter], kinds: tuple[str, ...] = (PROGRAM,)) -> list[tuple]:
+    """The rows of ``kinds`` of a stream table (kind, payload, block); its counters go to
+    the figures of the records they belong to."""
+    wanted = []
+    for kind, payload, block in stream_rows(table):
+        if kind == STATS:
+            if block is not None:
+                _count(figures[int(block)], json.loads(payload))
+        elif kind in kinds:
+            wanted.append((kind, payload, block))
+    return wanted
+
+
+def _count(figures: Counter, stats: dict) -> None:
+    for stage, n in stats.get("seen", {}).items():
+        figures[f"seen:{stage}"] += n
+    for stage, n in stats.get("kept", {}).items():
+        figures[f"kept:{stage}"] += n
+    for stage, reasons in stats.get("rejected", {}).items():
+        for reason, n in reasons.items():
+            figures[f"rejected:{stage}:{reason}"] += n
+            figures[f"rejected:{stage}"] += n
+    for what, seconds in stats.get("timing", {}).items():
+        figures[f"s:{what}"] += seconds
+    figures["runs"] += stats.get("details", {}).get("runs", {}).get("executed", 0)
+
+
+def _trace(cfg: JobConfig, programs: list[tuple], figures: list[Counter], threads: int,
+           progress) -> list[tuple]:
+    """The program rows through trace actors (one per thread; each holds its own jails)."""
+    local = threading.local()
+    actors: list[TraceActor] = []
+    lock = threading.Lock()
+    done = [0]
+
+    def run(program: tuple) -> pa.Table:
+        actor = getattr(local, "actor", None)
+        if actor is None:
+            actor = local.actor = TraceActor(cfg.trace.stage())
+            with lock:
+                actors.append(actor)
+        started = time.perf_counter()
+        out = actor(pa.Table.from_pylist([dict(zip(("kind", "payload", "block"), program,
+                                                   strict=True))], schema=STREAM_SCHEMA))
+        figures[int(program[2])]["s:actor"] += time.perf_counter() - started
+        with lock:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], len(programs))
+        return out
+
+    traces: list[tuple] = []
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            for out in pool.map(run, programs):
+                traces += _take(out, figures, (TRACE,))
+    finally:
+        for actor in actors:
+            actor.tracer.close()
+    return traces
+
+
+def _translate(cfg: JobConfig, traces: list[tuple], figures: list[Counter]) -> tuple[str, int | None]:
+    """Task items, their prompts in tokens, the renderer's reasoning (the shortest an LLM
+    would write, and the renderer's own output and pass rate when it is the translator)."""
+    if not traces:
+        return _token_counter(cfg)[1], None
+    t = cfg.translate
+    table = pa.Table.from_pylist([dict(zip(("kind", "payload", "block"), row, strict=True))
+                                  for row in traces], schema=STREAM_SCHEMA)
+    task_cfg = t.task_settings(cfg.trace.seed)
+    count, by, context = *_token_counter(cfg), _context(cfg)
+    cap = t.max_tokens or _default_max_tokens()
+    # the make_tasks counts: from the requests for an LLM, from the renderer's own run else
+    counts_to = figures if t.uses_llm() else [Counter() for _ in figures]
+    requests = _take(to_requests_batch(table, keep_traces=False, task_cfg=task_cfg), counts_to,
+                     (REQUEST,))
+    from translate.tasks import render_reasoning, translation_prompt
+
+    for _, payload, block in requests:
+        item, mine = json.loads(payload), figures[int(block)]
+        prompt = count(translation_prompt(item), prompt=True)
+        mine["items"] += 1
+        mine["prompt_tokens"] += prompt
+        room = (context - prompt) if context else cap
+        if context and room < t.min_new_tokens:
+            mine["prompt_too_long"] += 1
+            continue
+        mine["max_output_tokens"] += min(cap, room)
+        try:
+            mine["render_tokens"] += count(render_reasoning(item), prompt=False)
+        except Exception:  # noqa: BLE001 - a task the renderer cannot write (input, rewrite)
+            mine["render_failed"] += 1
+    if not t.uses_llm():
+        verify_cfg = VerifySettings(thinking=False, float_rel_tol=cfg.trace.float_rel_tol,
+                                    check_steps=t.steps_checked_for(),
+                                    min_step_coverage=t.min_step_coverage)
+        started = time.perf_counter()
+        out = render_batch(table, verify_cfg, cfg.build.settings(), keep_traces=False,
+                           task_cfg=task_cfg)
+        elapsed = time.perf_counter() - started
+        for _, _, block in _take(out, figures, (EXAMPLE,)):
+            figures[int(block)]["examples"] += 1
+        for _, _, block in traces:  # the renderer's time, shared by the traces it rendered
+            figures[int(block)]["s:render"] += elapsed / len(traces)
+    return by, context
+
+
+def _default_max_tokens() -> int:
+    from translate.llm import LLMSettings
+
+    return LLMSettings.max_tokens
+
+
+def _token_counter(cfg: JobConfig):
+    """(count(text, prompt), what it counts in): the model's tokenizer when it loads (a
+    prompt as the engine sends it: the chat template around it), else characters / 4."""
+    model = cfg.translate.model
+    if model:
+        try:
+            from translate.export import load_tokenizer
+
+            tokenizer = load_tokenizer(str(model))
+        except Exception:  # noqa: BLE001 - a model id with no local copy, no network: say so
+            tokenizer = None
+        if tokenizer is not None:
+            thinking = cfg.translate.enable_thinking
+
+            def count(text: str, prompt: bool) -> int:
+                if prompt and getattr(tokenizer, "chat_template", None):
+                    text = tokenizer.apply_chat_template(
+                        [{"role": "user", "content": text}], tokenize=False,
+                        add_generation_prompt=True, enable_thinking=thinking)
+                return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+            return count, f"tokenizer of {model}"
+    return (lambda text, prompt: math.ceil(len(text) / CHARS_PER_TOKEN)), "characters / 4"
+
+
+def _context(cfg: JobConfig) -> int | None:
+    """The context the engine would have, when it can be told here (else no prompt is
+    counted as too long)."""
+    t = cfg.translate
+    if not t.model or t.endpoint:
+        return t.max_model_len
+    try:
+        from translate.llm import resolve_max_model_len
+
+        return resolve_max_model_len(str(t.model), t.max_model_len)
+    except Exception:  # noqa: BLE001 - a model whose config cannot be read here
+        return t.max_model_len
+
+
+# --- scaling, with ranges ----------------------------------------------------------------------
+
+class Scaler:
+    """Sums over the sample scaled to the whole input, each with a bootstrap range."""
+
+    def __init__(self, sample: Sample, figures: list[Counter], seed: int):
+        self.names = sorted({name for f in figures for name in f} | {"records"})
+        column = {name: i for i, name in enumerate(self.names)}
+        self.strata = []
+        rng = np.random.default_rng(seed)
+        for name, stratum in sample.strata.items():
+            units: dict[str, np.ndarray] = {}
+            for unit in stratum.unit_records:  # ratio strata: chunks read, records or not
+                units[unit] = np.zeros(len(self.names))
+            for record, values in zip(sample.records, figures, strict=True):
+                if record.stratum != name:
+                    continue
+                row = units.setdefault(record.unit, np.zeros(len(self.names)))
+                row[column["records"]] += 1
+                for key, value in values.items():
+                    row[column[key]] += value
+            keys = list(units)
+            sums = np.array([units[k] for k in keys]) if keys else np.zeros((0, len(self.names)))
+            weights = np.array([stratum.unit_bytes.get(k, 0) for k in keys], dtype=float)
+            draws = (rng.multinomial(len(keys), [1 / len(keys)] * len(keys), size=BOOTSTRAP)
+                     if keys else np.zeros((BOOTSTRAP, 0)))
+            self.strata.append((stratum, sums, weights, draws))
+
+    def _estimates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(point estimates, bootstrap estimates [resample x figure])."""
+        point = np.zeros(len(self.names))
+        boot = np.zeros((BOOTSTRAP, len(self.names)))
+        records = self.names.index("records")
+        for stratum, sums, weights, draws in self.strata:
+            if not len(sums):
+                continue
+            total = sums.sum(axis=0)
+            again = draws @ sums
+            if stratum.how == EXACT:
+                n, n_again = total[records], again[:, records]
+                size = stratum.estimate()
+                scale, scale_again = size / max(n, 1), size / np.maximum(n_again, 1)
+            else:
+                read, read_again = weights.sum(), draws @ weights
+                scale, scale_again = stratum.bytes / max(read, 1), stratum.bytes / np.maximum(read_again, 1)
+            here, here_again = total * scale, again * scale_again[:, None]
+            # a sample of a stratum's every record has nothing to vary (finite population)
+            spread = math.sqrt(max(0.0, 1 - min(1.0, stratum.fraction)))
+            point += here
+            boot += here + (here_again - here) * spread
+        return point, boot
+
+    def ranges(self) -> dict[str, dict]:
+        point, boot = self._estimates()
+        low, high = np.percentile(boot, [LOW, HIGH], axis=0)
+        return {name: {"estimate": _round(point[i]), "low": _round(min(low[i], point[i])),
+                       "high": _round(max(high[i], point[i]))}
+                for i, name in enumerate(self.names)}
+
+
+def _round(value: float) -> float:
+    return float(round(value, 3)) if abs(value) < 100 else float(round(value))
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+ZERO = {"estimate": 0.0, "low": 0.0, "high": 0.0}
+
+
+def funnel(figures: dict[str, dict], stages: tuple[str, ...]) -> dict[str, dict]:
+    """Per stage: seen, kept, rejected and its reasons, each a range, as the manifest's counts."""
+    out = {}
+    for stage in stages:
+        reasons = {name.split(":", 2)[2]: value for name, value in figures.items()
+                   if name.startswith(f"rejected:{stage}:")}
+        out[stage] = {"unit": STAGES[stage], "seen": figures.get(f"seen:{stage}", ZERO),
+                      "kept": figures.get(f"kept:{stage}", ZERO),
+                      "rejected": figures.get(f"rejected:{stage}", ZERO),
+                      "reasons": dict(sorted(reasons.items()))}
+    return out
+
+
+def duplicate_note(in_sample: int, fraction: float, scaled: float) -> dict:
+    """What a sample tells of duplicates across the corpus. A pair of copies is in the sample
+    whole with chance fraction^2, so ``in_sample`` duplicates scaled by 1/fraction undercount
+    pairs by a factor of 1/fraction; if every duplicate is one of a pair, the corpus holds
+    about in_sample / fraction^2 (larger groups of copies: between the two)."""
+    if fraction >= 1:
+        return {"in_sample": in_sample, "scaled": scaled, "if_pairs": scaled,
+                "note": "the whole input was screened: duplicates are counted exactly"}
+    pairs = in_sample / fraction ** 2 if fraction else 0.0
+    return {"in_sample": in_sample, "scaled": _round(scaled), "if_pairs": _round(pairs),
+            "note": (f"duplicates across the corpus are undercounted: the sample held "
+                     f"{in_sample}, scaled to {_round(scaled):g}; a sample of {fraction:.1%} "
+                     f"keeps both records of a pair of copies {fraction ** 2:.2%} of the time, so "
+                     f"if they are pairs the corpus holds about {_round(pairs):g} "
+                     "(the funnel after the screen counts them as kept)")}
+
+
+def scaled(r: dict, factor: float) -> dict:
+    return {key: _round(value * factor) if value is not None else None for key, value in r.items()}
+
+
+def gpu_throughput(cfg: JobConfig) -> tuple[float | None, str | None]:
+    """Output tokens per second per GPU: --gpu-tokens-per-s, else the GPU bench's recorded
+    figure (bench/translate_throughput.py --device gpu writes it), else unknown."""
+    p = cfg.plan
+    if p.gpu_tokens_per_s:
+        return p.gpu_tokens_per_s, "--gpu-tokens-per-s"
+    if GPU_BENCH_RECORD.exists():
+        try:
+            record = json.loads(GPU_BENCH_RECORD.read_text())
+            figure = (record.get("pipeline") or {}).get("marginal_tok_s") or record["pipeline"]["tok_s"]
+            return float(figure), (f"{GPU_BENCH_RECORD.name} ({record.get('preset') or 'a model'} "
+                                   f"on {record.get('gpu') or 'a GPU'}, {record.get('date', '')})")
+        except (ValueError, KeyError, TypeError, OSError):
+            return None, None
+    return None, None
+
+
+def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measured: Measured,
+               wall_s: float) -> dict:
+    """The plan as one JSON-ready dict (docs/plan.md: the schema)."""
+    figures = Scaler(sample, measured.figures, cfg.trace.seed).ranges()
+    t = cfg.translate
+    uses_llm = t.uses_llm()
+    stages = TRACE_STAGES
+    if job == "run":  # an LLM's translations are not run: its funnel stops at the requests
+        stages += ("make_tasks",) if uses_llm else TRANSLATE_STAGES
+    counted = funnel(figures, stages)
+    in_sample = sum(f["rejected:dedup"] for f in measured.figures)
+    items = figures.get("items", ZERO)
+    out: dict = {
+        "schema": SCHEMA, "job": job, "input": cfg.input, "files": len(files),
+        "bytes": sum(s.bytes for s in sample.strata.values()),
+        "sample": {"records": len(sample.records), "fraction": round(sample.fraction, 6),
+                   "seed": sample.seed, "strata": {n: s.to_dict() for n, s in sample.strata.items()},
+                   "trace_threads": measured.threads, "wall_s": round(wall_s, 2)},
+        "records": figures["records"],
+        "funnel": counted,
+        "duplicates": duplicate_note(in_sample, sample.fraction,
+                                     counted.get("dedup", {}).get("rejected", ZERO)["estimate"]),
+    }
+    runs = figures.get("runs", ZERO)
+    actor = figures.get("s:actor", ZERO)
+    out["trace"] = {"runs": runs, "kept_traces": counted["trace_filter"]["kept"],
+                    "sandbox_core_s": figures.get("s:sandbox_s", ZERO),
+                    "actor_core_s": actor, "core_hours": scaled(actor, 1 / 3600)}
+    if job == "run":
+        out["translation"] = _translation(cfg, figures, measured, items)
+        out["examples"] = _examples(cfg, figures, items)
+    out["wall_clock"] = _wall_clock(cfg, job, out)
+    out["notes"] = _notes(cfg, out, measured)
+    return out
+
+
+def _translation(cfg: JobConfig, figures: dict, measured: Measured, items: dict) -> dict:
+    t, p = cfg.translate, cfg.plan
+    tps, tps_from = gpu_throughput(cfg)
+    renderer = figures.get("render_tokens", ZERO)
+    ceiling = figures.get("max_output_tokens", ZERO)
+    expected = scaled(items, p.expect_output_tokens) if p.expect_output_tokens else None
+    output = {"renderer": renderer, "max": ceiling, "expected": expected}
+    gpus = _gpus(cfg)
+    gpu_hours = None
+    if t.uses_llm() and tps and gpus:
+        basis = expected or {"estimate": None, "low": renderer["low"], "high": ceiling["high"]}
+        gpu_hours = scaled(basis, 1 / (tps * 3600))
+    return {"translator": "llm" if t.uses_llm() else "render", "model": t.model,
+            "tasks": list(t.task_settings(cfg.trace.seed).tasks), "requests": items,
+            "prompt_tokens": figures.get("prompt_tokens", ZERO),
+            "prompt_tokens_by": measured.prompt_tokens_by, "context": measured.context,
+            "prompt_too_long": figures.get("prompt_too_long", ZERO),
+            "output_tokens": output, "gpu_tokens_per_s": tps, "gpu_tokens_per_s_from": tps_from,
+            "gpu_hours": gpu_hours,
+            "render_core_s": figures.get("s:render", ZERO) if not t.uses_llm() else None}
+
+
+def _examples(cfg: JobConfig, figures: dict, items: dict) -> dict:
+    t, p = cfg.translate, cfg.plan
+    if not t.uses_llm():
+        examples = figures.get("examples", ZERO)
+        rate = examples["estimate"] / items["estimate"] if items["estimate"] else None
+        return {**examples, "pass_rate": round(rate, 4) if rate is not None else None,
+                "pass_rate_from": "the renderer on the sample"}
+    if p.expect_pass_rate is not None:
+        return {**scaled(items, p.expect_pass_rate), "pass_rate": p.expect_pass_rate,
+                "pass_rate_from": "--expect-pass-rate"}
+    return {"estimate": None, "low": 0.0, "high": items["high"], "pass_rate": None,
+            "pass_rate_from": "unknown: pass --expect-pass-rate (at most every request)"}
+
+
+def _gpus(cfg: JobConfig) -> int:
+    t = cfg.translate
+    if cfg.plan.gpus is not None:
+        return cfg.plan.gpus
+    return t.replicas * t.tensor_parallel_size * t.pipeline_parallel_size if t.uses_engine() else 0
+
+
+def trace_actors(cfg: JobConfig, cpus: int) -> int:
+    """Trace actors on ``cpus`` CPUs, as the job places them on a cluster (two CPUs left to
+    the read, filter and write tasks), unless --actors says."""
+    return cfg.ray.actors or max(1, cpus - 2 if cpus > 2 else cpus)
+
+
+def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
+    cpus = cfg.plan.cpus or os.cpu_count() or 1
+    actors = trace_actors(cfg, cpus)
+    cpu_work = plan["trace"]["actor_core_s"]
+    tr = plan.get("translation") or {}
+    if tr.get("render_core_s"):
+        cpu_work = {k: cpu_work[k] + tr["render_core_s"][k] for k in ("estimate", "low", "high")}
+    cpu_s = scaled(cpu_work, 1 / actors)
+    out = {"cpus": cpus, "gpus": 0, "trace_actors": actors, "cpu_s": cpu_s, "gpu_s": None,
+           "total_s": cpu_s, "bound_by": "cpu", "advice": None}
+    if job != "run" or tr.get("translator") != "llm":
+        return out
+    gpus = _gpus(cfg)
+    out["gpus"] = gpus
+    if not gpus or tr.get("gpu_hours") is None:
+        out["advice"] = ("GPU time unknown: pass --gpu-tokens-per-s (output tokens a second on one "
+                         "GPU; bench/translate_throughput.py --device gpu measures it)"
+                         + ("" if cfg.plan.expect_output_tokens else
+                            " and --expect-output-tokens (the model's usual answer length)")
+                         if gpus else "an LLM run needs GPUs: pass --gpus")
+        return out
+    gpu_s = {k: (v * 3600 / gpus if v is not None else None) for k, v in tr["gpu_hours"].items()}
+    out["gpu_s"] = {k: (_round(v) if v is not None else None) for k, v in gpu_s.items()}
+    def point(r: dict) -> float:  # the range's geometric middle where there is no estimate
+        return r["estimate"] if r["estimate"] is not None else math.sqrt(max(r["low"], 1e-9) * r["high"])
+
+    total = {k: max(cpu_s[k], gpu_s[k] if gpu_s[k] is not None else 0) for k in ("low", "high")}
+    total["estimate"] = _round(max(cpu_s["estimate"], point(gpu_s)))
+    out["total_s"] = {"estimate": total["estimate"], "low": _round(total["low"]),
+                      "high": _round(total["high"])}
+    cpu_point, gpu_point = cpu_s["estimate"], point(gpu_s)
+    out["bound_by"] = "cpu" if cpu_point >= gpu_point else "gpu"
+    out["advice"] = _advice(cpu_point, gpu_point, actors, cpus, gpus, cfg)
+    return out
+
+
+def _advice(cpu_s: float, gpu_s: float, actors: int, cpus: int, gpus: int, cfg: JobConfig) -> str:
+    """What to change so that neither side waits for the other (the stages stream)."""
+    per_engine = cfg.translate.tensor_parallel_size * cfg.translate.pipeline_parallel_size
+    if not cpu_s or not gpu_s:
+        return "nothing to balance"
+    ratio = cpu_s / gpu_s
+    if ratio > 1.25:
+        need = math.ceil(actors * ratio)
+        return (f"the GPUs would wait for the traces {1 - 1 / ratio:.0%} of the time: about "
+                f"{need} trace actors (--actors, {need + 2} CPUs) keep {gpus} GPU(s) busy, or "
+                f"{max(per_engine, math.floor(gpus / ratio / per_engine) * per_engine)} GPU(s) "
+                f"suffice for {cpus} CPUs")
+    if ratio < 0.8:
+        engines = math.ceil(gpus / ratio / per_engine)
+        return (f"the trace actors would wait for the GPUs {1 - ratio:.0%} of the time: "
+                f"{max(1, math.ceil(actors * ratio)) + 2} CPUs suffice, or {engines} engine "
+                f"replicas (--replicas, {engines * per_engine} GPUs) keep {cpus} CPUs busy")
+    return "balanced: neither side waits long for the other"
+
+
+def _notes(cfg: JobConfig, plan: dict, measured: Measured) -> list[str]:
+    notes = [plan["duplicates"]["note"]]
+    if cfg.plan.sample_fraction is None and plan["sample"]["fraction"] >= 1:
+        notes.append("the input is no larger than the sample: the plan ran every record")
+    tr = plan.get("translation")
+    if tr and tr["translator"] == "llm":
+        if tr["prompt_tokens_by"] == "characters / 4":
+            notes.append(f"prompt tokens are characters / {CHARS_PER_TOKEN}: the tokenizer of "
+                         f"{cfg.translate.model} could not be loaded here")
+        notes.append("output tokens: the renderer's reasoning is the least a model writes; "
+                     "--max-tokens (or the context) the most")
+    return notes
+
+
+def plan_job(cfg: JobConfig, job: str = "run", progress=None) -> dict:
+    """Sample the input, run the stages on the sample, scale: the plan."""
+    from jobs.sample import draw
+    from jobs.sources import list_inputs
+    from trace_workers.sandbox import bwrap_path, check_arch
+
+    cfg.validate()
+    bwrap_path()
+    check_arch(cfg.trace.allow_unfiltered_arch)
+    started = time.perf_counter()
+    files = list_inputs(cfg.input)
+    p = cfg.plan
+    sample = draw(files, fraction=p.sample_fraction, records=p.sample, seed=cfg.trace.seed)
+    measured = measure(cfg, sample, progress=progress)
+    return build_plan(cfg, job, files, sample, measured, time.perf_counter() - started)
