@@ -142,18 +142,15 @@ def _plan(args: argparse.Namespace) -> int:
         return 2
     import json
 
-    from jobs.plan import plan_job
+    from jobs.plan import InputUnreadable, plan_job
     from jobs.plan_view import plan_lines, progress_printer
     from jobs.screen import BenchmarkError
     from trace_workers.sandbox import SandboxError
 
     try:
         plan = plan_job(cfg, progress=progress_printer())
-    except (FileNotFoundError, SandboxError, BenchmarkError) as exc:
+    except (FileNotFoundError, SandboxError, BenchmarkError, InputUnreadable) as exc:
         print(f"groundtrace: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"groundtrace: cannot read the input {cfg.input}: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(plan, indent=2) if args.json else "\n".join(plan_lines(plan)))
     return 0

@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import ray
 
 from jobs.config import JobConfig, TranslateConfig
+from jobs.datasource import PyEduSource
 from jobs.lease import LEASE_FILE, OutputBusy, OutputLease
 from jobs.ledger import RUN_FILE, Ledger, Resumed
 from jobs.manifest import build_manifest
@@ -30,7 +31,7 @@ from jobs.report import REPORT_FILE, write_report
 from jobs.retry import BUDGET_ENV, StorageUnavailable
 from jobs.screen import SCREEN_DIR, ScreenLookup, run_screen
 from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, StreamSink
-from jobs.sources import REMOTE_SCHEMES, PyEduSource, filesystem_for, input_versions, list_inputs
+from jobs.sources import REMOTE_SCHEMES, filesystem_for, input_versions, list_inputs
 from jobs.storage import ShardWriter
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch

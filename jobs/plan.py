@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from jobs.config import JobConfig
-from jobs.sample import EXACT, Sample
+from jobs.sample import RATIO, Sample
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.stats import STAGES, TRACE_STAGES, TRANSLATE_STAGES
@@ -43,6 +43,10 @@ BOOTSTRAP = 400  # resamples behind each range
 LOW, HIGH = 5, 95  # percentiles of a range
 GPU_BENCH_RECORD = Path(__file__).resolve().parent.parent / "bench" / "records" / "translate_gpu.json"
 CHARS_PER_TOKEN = 4  # without a tokenizer, prompts and outputs are counted as characters / 4
+
+
+class InputUnreadable(RuntimeError):
+    """An input that cannot be listed or read (credentials, an endpoint, a broken file)."""
 
 
 class SampleBlocks:
@@ -71,18 +75,35 @@ def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
             progress=None) -> Measured:
     """Each sampled record through the job's stages: its figures (counts per stage and
     reason, sandbox and actor seconds, task items, prompt and output tokens)."""
-    blocks = [str(i) for i in range(len(sample.records))]
-    figures = [Counter() for _ in blocks]
-    decided = _screen(cfg, sample, blocks)
-    lines = pa.table({"where": [r.where for r in sample.records],
-                      "record": [r.text for r in sample.records], "block": blocks,
-                      "block_size": [1] * len(blocks)})
-    expanded = expand_batch(lines, cfg.trace.raw_filter(), SampleBlocks(decided))
-    programs = _take(expanded, figures)
-    started = time.perf_counter()
-    threads = max(1, min(threads or os.cpu_count() or 1, len(programs) or 1))
-    traces = _trace(cfg, programs, figures, threads, progress)
-    trace_wall_s = time.perf_counter() - started
+    traced = sum(record.traced for record in sample.records)
+    threads = max(1, min(threads or os.cpu_count() or 1, traced or 1))
+    # the trace actors' jails start while the screen and the filters run, in the threads that
+    # then trace (a jail ends with the thread that started it: PR_SET_PDEATHSIG)
+    pool = ThreadPoolExecutor(threads)
+    actors = [pool.submit(TraceActor, cfg.trace.stage()) for _ in range(threads if traced else 0)]
+    try:
+        blocks = [str(i) for i in range(len(sample.records))]
+        figures = [Counter() for _ in blocks]
+        decided = _screen(cfg, sample, blocks)
+        lines = pa.table({"where": [r.where for r in sample.records],
+                          "record": [r.text for r in sample.records], "block": blocks,
+                          "block_size": [1] * len(blocks)})
+        expanded = expand_batch(lines, cfg.trace.raw_filter(), SampleBlocks(decided))
+        programs = []
+        for program in _take(expanded, figures):
+            record = int(program[2])
+            figures[record]["programs"] += 1
+            if sample.records[record].traced:
+                figures[record]["traced_programs"] += 1
+                programs.append(program)
+        started = time.perf_counter()
+        traces = _trace(programs, figures, [a.result() for a in actors], pool, progress)
+        trace_wall_s = time.perf_counter() - started
+    finally:
+        for actor in actors:
+            if actor.done() and actor.exception() is None:
+                actor.result().tracer.close()
+        pool.shutdown(cancel_futures=True)
     by, context = _translate(cfg, traces, figures)
     return Measured(figures, by, context, trace_wall_s, threads)
 
@@ -133,23 +154,22 @@ def _count(figures: Counter, stats: dict) -> None:
     figures["runs"] += stats.get("details", {}).get("runs", {}).get("executed", 0)
 
 
-def _trace(cfg: JobConfig, programs: list[tuple], figures: list[Counter], threads: int,
-           progress) -> list[tuple]:
-    """The program rows through trace actors (one per thread; each holds its own jails)."""
+def _trace(programs: list[tuple], figures: list[Counter], actors: list[TraceActor],
+           pool: ThreadPoolExecutor, progress) -> list[tuple]:
+    """The program rows through the trace actors, one thread each (the work is in the
+    jails' processes)."""
+    free = list(actors)
     local = threading.local()
-    actors: list[TraceActor] = []
     lock = threading.Lock()
     done = [0]
 
     def run(program: tuple) -> pa.Table:
-        actor = getattr(local, "actor", None)
-        if actor is None:
-            actor = local.actor = TraceActor(cfg.trace.stage())
+        if not hasattr(local, "actor"):
             with lock:
-                actors.append(actor)
+                local.actor = free.pop()
         started = time.perf_counter()
-        out = actor(pa.Table.from_pylist([dict(zip(("kind", "payload", "block"), program,
-                                                   strict=True))], schema=STREAM_SCHEMA))
+        out = local.actor(pa.Table.from_pylist(
+            [dict(zip(("kind", "payload", "block"), program, strict=True))], schema=STREAM_SCHEMA))
         figures[int(program[2])]["s:actor"] += time.perf_counter() - started
         with lock:
             done[0] += 1
@@ -158,13 +178,8 @@ def _trace(cfg: JobConfig, programs: list[tuple], figures: list[Counter], thread
         return out
 
     traces: list[tuple] = []
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            for out in pool.map(run, programs):
-                traces += _take(out, figures, (TRACE,))
-    finally:
-        for actor in actors:
-            actor.tracer.close()
+    for out in pool.map(run, programs):
+        traces += _take(out, figures, (TRACE,))
     return traces
 
 
@@ -194,9 +209,10 @@ def _translate(cfg: JobConfig, traces: list[tuple], figures: list[Counter]) -> t
         if context and room < t.min_new_tokens:
             mine["prompt_too_long"] += 1
             continue
-        mine["max_output_tokens"] += min(cap, room)
-        try:
-            mine["render_tokens"] += count(render_reasoning(item), prompt=False)
+        most = min(cap, room)
+        mine["max_output_tokens"] += most
+        try:  # what a model writes at the least, and can write at the most
+            mine["render_tokens"] += min(most, count(render_reasoning(item), prompt=False))
         except Exception:  # noqa: BLE001 - a task the renderer cannot write (input, rewrite)
             mine["render_failed"] += 1
     if not t.uses_llm():
@@ -261,62 +277,89 @@ def _context(cfg: JobConfig) -> int | None:
 
 # --- scaling, with ranges ----------------------------------------------------------------------
 
+CHEAP_STAGES = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
+
+
+def is_cheap(name: str) -> bool:
+    """A figure every screened record has (the stages before the sandbox), rather than one
+    only the traced records have."""
+    parts = name.split(":")
+    return name in ("records", "programs") or (len(parts) > 1 and parts[1] in CHEAP_STAGES)
+
+
 class Scaler:
-    """Sums over the sample scaled to the whole input, each with a bootstrap range."""
+    """Sums over the sample scaled to the whole input, each with a bootstrap range.
+
+    In each stratum (jobs.sample): N, the stratum's records (exact, or a ratio over the units
+    read); a cheap figure is N times its mean over the screened records; any other is N times
+    the programs per screened record times its mean per traced program (a double sample's
+    ratio estimate: what the filters pass is known from three times as many records). The
+    resamples draw the screened units again, each part's spread narrowed by its
+    finite-population correction (a sample of the whole input has none)."""
 
     def __init__(self, sample: Sample, figures: list[Counter], seed: int):
-        self.names = sorted({name for f in figures for name in f} | {"records"})
+        self.names = sorted({name for f in figures for name in f}
+                            | {"records", "programs", "traced_programs"})
+        self.cheap = np.array([is_cheap(name) for name in self.names])
         column = {name: i for i, name in enumerate(self.names)}
-        self.strata = []
         rng = np.random.default_rng(seed)
+        self.strata = []
         for name, stratum in sample.strata.items():
-            units: dict[str, np.ndarray] = {}
-            for unit in stratum.unit_records:  # ratio strata: chunks read, records or not
-                units[unit] = np.zeros(len(self.names))
+            units: dict[str, np.ndarray] = {unit: np.zeros(len(self.names))
+                                            for unit in stratum.counted}
             for record, values in zip(sample.records, figures, strict=True):
                 if record.stratum != name:
                     continue
                 row = units.setdefault(record.unit, np.zeros(len(self.names)))
                 row[column["records"]] += 1
                 for key, value in values.items():
-                    row[column[key]] += value
+                    if record.traced or self.cheap[column[key]]:
+                        row[column[key]] += value
             keys = list(units)
             sums = np.array([units[k] for k in keys]) if keys else np.zeros((0, len(self.names)))
-            weights = np.array([stratum.unit_bytes.get(k, 0) for k in keys], dtype=float)
-            draws = (rng.multinomial(len(keys), [1 / len(keys)] * len(keys), size=BOOTSTRAP)
-                     if keys else np.zeros((BOOTSTRAP, 0)))
-            self.strata.append((stratum, sums, weights, draws))
+            counted = np.array([stratum.counted.get(k, [0, 0]) for k in keys],
+                               dtype=float).reshape(-1, 2)  # [bytes, records] read (a ratio)
+            self.strata.append((stratum, sums, counted, _draws(rng, len(keys))))
 
-    def _estimates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(point estimates, bootstrap estimates [resample x figure])."""
-        point = np.zeros(len(self.names))
-        boot = np.zeros((BOOTSTRAP, len(self.names)))
-        records = self.names.index("records")
-        for stratum, sums, weights, draws in self.strata:
-            if not len(sums):
-                continue
-            total = sums.sum(axis=0)
-            again = draws @ sums
-            if stratum.how == EXACT:
-                n, n_again = total[records], again[:, records]
-                size = stratum.estimate()
-                scale, scale_again = size / max(n, 1), size / np.maximum(n_again, 1)
-            else:
-                read, read_again = weights.sum(), draws @ weights
-                scale, scale_again = stratum.bytes / max(read, 1), stratum.bytes / np.maximum(read_again, 1)
-            here, here_again = total * scale, again * scale_again[:, None]
-            # a sample of a stratum's every record has nothing to vary (finite population)
-            spread = math.sqrt(max(0.0, 1 - min(1.0, stratum.fraction)))
-            point += here
-            boot += here + (here_again - here) * spread
-        return point, boot
+    def _scaled(self, sums: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """Estimates from unit sums ([..., figure]) and the stratum's records ([...])."""
+        at = {name: i for i, name in enumerate(self.names)}
+        records = np.maximum(sums[..., at["records"]], 1)
+        programs, traced = sums[..., at["programs"]], sums[..., at["traced_programs"]]
+        cheap = sums / records[..., None]
+        dear = sums * (programs / records / np.maximum(traced, 1))[..., None]
+        return size[..., None] * np.where(self.cheap, cheap, dear)
 
     def ranges(self) -> dict[str, dict]:
-        point, boot = self._estimates()
+        point = np.zeros(len(self.names))
+        boot = np.zeros((BOOTSTRAP, len(self.names)))
+        for stratum, sums, counted, draws in self.strata:
+            if not len(sums):
+                continue
+            size = stratum.estimate()
+            here = self._scaled(sums.sum(axis=0), np.array(size))
+            again_sums = draws @ sums
+            if stratum.how == RATIO:
+                read = draws @ counted
+                size_again = stratum.bytes * read[:, 1] / np.maximum(read[:, 0], 1)
+            else:
+                size_again = np.full(BOOTSTRAP, size)
+            again = self._scaled(again_sums, size_again)
+            spread = np.where(self.cheap, math.sqrt(max(0.0, 1 - stratum.screen_fraction)),
+                              math.sqrt(max(0.0, 1 - stratum.fraction)))
+            point += here
+            boot += here + (again - here) * spread
         low, high = np.percentile(boot, [LOW, HIGH], axis=0)
         return {name: {"estimate": _round(point[i]), "low": _round(min(low[i], point[i])),
                        "high": _round(max(high[i], point[i]))}
                 for i, name in enumerate(self.names)}
+
+
+def _draws(rng: np.random.Generator, units: int) -> np.ndarray:
+    """BOOTSTRAP resamples of ``units`` units: how often each is drawn in each."""
+    if not units:
+        return np.zeros((BOOTSTRAP, 0))
+    return rng.multinomial(units, [1 / units] * units, size=BOOTSTRAP)
 
 
 def _round(value: float) -> float:
@@ -406,13 +449,30 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
     actor = figures.get("s:actor", ZERO)
     out["trace"] = {"runs": runs, "kept_traces": counted["trace_filter"]["kept"],
                     "sandbox_core_s": figures.get("s:sandbox_s", ZERO),
-                    "actor_core_s": actor, "core_hours": scaled(actor, 1 / 3600)}
+                    "actor_core_s": actor, "core_hours": scaled(actor, 1 / 3600),
+                    "slowest": slowest_share([f["s:actor"] for f in measured.figures])}
     if job == "run":
         out["translation"] = _translation(cfg, figures, measured, items)
         out["examples"] = _examples(cfg, figures, items)
     out["wall_clock"] = _wall_clock(cfg, job, out)
     out["notes"] = _notes(cfg, out, measured)
     return out
+
+
+SLOWEST = 0.01  # the share of the sampled programs whose part of the trace time is reported
+HEAVY_TAIL = 0.25  # from this part of it on, the plan warns that the figure is unsteady
+
+
+def slowest_share(seconds: list[float]) -> dict:
+    """How much of the sample's trace time its slowest programs took (1%, at least one). A
+    few programs that run to the time limit or the trace budget can hold most of it (dev
+    set: 10 of 794 programs, 56%); a sample that holds one more or one fewer of them moves
+    the figure by more than its range says."""
+    ranked = sorted(seconds, reverse=True)
+    count = max(1, math.ceil(len(ranked) * SLOWEST))
+    total = sum(ranked)
+    return {"programs": count, "of": len(ranked),
+            "share": round(sum(ranked[:count]) / total, 4) if total else 0.0}
 
 
 def _translation(cfg: JobConfig, figures: dict, measured: Measured, items: dict) -> dict:
@@ -522,6 +582,12 @@ def _advice(cpu_s: float, gpu_s: float, actors: int, cpus: int, gpus: int, cfg: 
 
 def _notes(cfg: JobConfig, plan: dict, measured: Measured) -> list[str]:
     notes = [plan["duplicates"]["note"]]
+    slowest = plan["trace"]["slowest"]
+    if slowest["share"] >= HEAVY_TAIL:
+        notes.append(f"the trace time is heavy-tailed: {slowest['programs']} of the "
+                     f"{slowest['of']} sampled programs took {slowest['share']:.0%} of it, so "
+                     "the core-hours can be off by more than their range; a larger --sample "
+                     "steadies them")
     if cfg.plan.sample_fraction is None and plan["sample"]["fraction"] >= 1:
         notes.append("the input is no larger than the sample: the plan ran every record")
     tr = plan.get("translation")
@@ -544,8 +610,13 @@ def plan_job(cfg: JobConfig, job: str = "run", progress=None) -> dict:
     bwrap_path()
     check_arch(cfg.trace.allow_unfiltered_arch)
     started = time.perf_counter()
-    files = list_inputs(cfg.input)
     p = cfg.plan
-    sample = draw(files, fraction=p.sample_fraction, records=p.sample, seed=cfg.trace.seed)
+    try:
+        files = list_inputs(cfg.input)
+        sample = draw(files, fraction=p.sample_fraction, records=p.sample, seed=cfg.trace.seed)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InputUnreadable(f"cannot read the input {cfg.input}: {exc}") from None
     measured = measure(cfg, sample, progress=progress)
     return build_plan(cfg, job, files, sample, measured, time.perf_counter() - started)

@@ -11,8 +11,8 @@ def number(value: float | None) -> str:
     """1234567 -> 1.23M; small figures as they are."""
     if value is None:
         return "?"
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
-        if abs(value) >= size:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= max(size, 1e4):
             return f"{value / size:.3g}{suffix}"
     return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
 
@@ -28,10 +28,13 @@ def ranged(r: dict | None) -> str:
     return f"{number(r['estimate'])} ({number(r['low'])}-{number(r['high'])})"
 
 
-def hours(r: dict | None) -> str:
+def duration(r: dict | None) -> str:
+    """A range of seconds in the unit that suits its largest end: s, min or h."""
     if r is None:
         return "?"
-    return ranged({k: (v / 3600 if v is not None else None) for k, v in r.items()}) + " h"
+    top = max(v for v in r.values() if v is not None)
+    size, unit = (1, "s") if top < 120 else (60, "min") if top < 7200 else (3600, "h")
+    return ranged({k: (v / size if v is not None else None) for k, v in r.items()}) + " " + unit
 
 
 def plan_lines(plan: dict) -> list[str]:
@@ -65,7 +68,7 @@ def plan_lines(plan: dict) -> list[str]:
         if tr["translator"] == "llm":
             lines.append(f"GPU: {tr['gpu_tokens_per_s'] or '?'} output tokens/s per GPU"
                          + (f" ({tr['gpu_tokens_per_s_from']})" if tr["gpu_tokens_per_s_from"] else "")
-                         + f", {hours(_times(tr['gpu_hours'], 3600))} GPU-hours"
+                         + f", {ranged(tr['gpu_hours'])} GPU-hours"
                          if tr["gpu_hours"] else "GPU-hours: ? (no --gpu-tokens-per-s)")
     e = plan.get("examples")
     if e:
@@ -74,17 +77,13 @@ def plan_lines(plan: dict) -> list[str]:
                         if e["pass_rate"] is not None else f" ({e['pass_rate_from']})"))
     w = plan["wall_clock"]
     lines.append(f"wall clock on {w['cpus']} CPUs ({w['trace_actors']} trace actors) and "
-                 f"{w['gpus']} GPUs: {hours(w['total_s'])}, bound by the {w['bound_by'].upper()}s"
-                 + (f" (CPU side {hours(w['cpu_s'])}, GPU side {hours(w['gpu_s'])})"
+                 f"{w['gpus']} GPUs: {duration(w['total_s'])}, bound by the {w['bound_by'].upper()}s"
+                 + (f" (CPU side {duration(w['cpu_s'])}, GPU side {duration(w['gpu_s'])})"
                     if w["gpu_s"] else ""))
     if w["advice"]:
         lines.append(f"advice: {w['advice']}")
     lines += [f"note: {note}" for note in plan["notes"]]
     return lines
-
-
-def _times(r: dict, factor: float) -> dict:
-    return {k: (v * factor if v is not None else None) for k, v in r.items()}
 
 
 def progress_printer(every_s: float = 10.0) -> Callable[[int, int], None]:

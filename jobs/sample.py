@@ -1,22 +1,26 @@
 """A seeded sample of a corpus, spread over its files, without reading the corpus.
 
 What ``groundtrace plan`` runs the real stages on. Every record of the input has the same
-chance to be in the sample, and the sample says how many records the whole input holds:
+chance to be in the sample, and the sample says how many records the whole input holds. The
+sample has two nested parts: the *screened* records (``screen_fraction``), which go through
+the cheap stages (the screen, the filters: about 3 ms a record) and give the record count,
+and among them the *traced* records (``fraction``), which also go through the sandbox and the
+translation (seconds a record). Each unit of the input draws one seeded number u; it is
+screened when u < screen_fraction and traced when u < fraction.
 
-- plain JSONL (local or object storage): the files are cut into byte ranges ("chunks") and a
-  seeded share of the chunks is read, each with one ranged read; a record belongs to the chunk
+- plain JSONL (local or object storage): the unit is a byte range ("chunk") of a file; the
+  chunks drawn are read with ranged reads (neighbours in one). A record belongs to the chunk
   its first byte lies in (as Hadoop splits a text file), so no record is in two chunks and
-  none is missed. The input's record count is its bytes times the records per byte of the
-  chunks read (a ratio estimate).
-- Parquet: the row counts are in the files' footers (exact); a seeded share of the rows is
-  read, each row group that holds a chosen row once.
+  none is missed. The record count is exact for inputs of at most COUNT_BYTES (a scan for
+  line ends), else the input's bytes times the records per byte of the chunks read (a ratio).
+- Parquet: the unit is a row; the row counts are in the files' footers (exact), and each row
+  group that holds a row drawn is read once.
 - compressed JSONL and https:// inputs cannot be read from the middle: a file is read through
-  and a seeded share of its records taken (its count exact). With many such files, a seeded
-  subset of them is read (at least ``MIN_THROUGH_FILES``) and the count is a ratio over
-  their compressed bytes.
+  and the unit is a record (its count exact). With many such files only a seeded subset of
+  them is read (at least ``MIN_THROUGH_FILES``), the unit is the file, and the count a ratio
+  over their compressed bytes.
 
-Each record comes with the unit it was sampled with (a chunk, a row, a record, a file) and its
-stratum: :mod:`jobs.plan` resamples the units to put a range on every figure it scales.
+:mod:`jobs.plan` resamples the units to put a range on every figure it scales.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ import json
 import lzma
 import math
 import posixpath
-import random
+import threading
 import zlib
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow.parquet as pq
 import zstandard
 
@@ -40,8 +46,11 @@ from jobs.storage import raw_filesystem_for
 
 CHUNK_MIN = 4 << 10  # bytes of one chunk at least...
 CHUNK_MAX = 1 << 20  # ...and at most
-UNITS_WANTED = 256  # chunks a sample should hold at least, where the input allows (its spread)
+UNITS_WANTED = 256  # chunks a traced sample should hold, where the input allows (its spread)
+SCREEN_FACTOR = 3  # the screened part is this many times the traced part (at most all of it)
+COUNT_BYTES = 64 << 20  # plain JSONL inputs up to this size have their records counted exactly
 READ_AHEAD = 64 << 10  # bytes read at once past a chunk's end, for the line that runs over it
+READ_THREADS = 16  # ranged reads at once (object storage answers each after a round trip)
 MIN_THROUGH_FILES = 16  # compressed files read through at least, when only some are
 PROBE_BYTES = 1 << 20  # bytes of a compressed file decompressed to guess its records per byte
 
@@ -55,41 +64,44 @@ class SampledRecord:
     where: str
     text: str
     stratum: str
-    unit: str  # what it was sampled with; records of one unit are resampled together
+    unit: str  # what it was drawn with; the records of one unit are resampled together
+    traced: bool  # in the traced part (else screened only)
 
 
 @dataclass
 class Stratum:
-    """Files read one way: how many records they hold (``records``, exact) or what tells it
-    (their bytes against the bytes and records of the units read: a ratio)."""
+    """Files read one way, and how many records they hold: exactly (``records``: all of
+    them read or counted, Parquet footers) or as a ratio, their bytes times the records per
+    byte of the units read (``counted``: unit -> [bytes, records])."""
 
     name: str
     how: str  # EXACT or RATIO
     files: int = 0
     bytes: int = 0
-    records: int | None = None  # EXACT: the files' records
-    unit_bytes: dict[str, int] = field(default_factory=dict)  # RATIO: bytes each unit read covers
-    unit_records: dict[str, int] = field(default_factory=dict)  # records each unit read holds
-    fraction: float = 0.0  # the share of this stratum's records the sample holds (expected)
+    records: int = 0  # EXACT: the files' records
+    counted: dict[str, list[int]] = field(default_factory=dict)  # RATIO: the units read
+    fraction: float = 0.0  # the share of the records traced (expected)
+    screen_fraction: float = 0.0  # the share of the records screened (expected)
 
     def estimate(self) -> float:
-        """Records these files hold (exact, or bytes x records per byte of the units read)."""
+        """Records these files hold."""
         if self.how == EXACT:
-            return float(self.records or 0)
-        read = sum(self.unit_bytes.values())
-        return self.bytes * sum(self.unit_records.values()) / read if read else 0.0
+            return float(self.records)
+        read = sum(b for b, _ in self.counted.values())
+        return self.bytes * sum(r for _, r in self.counted.values()) / read if read else 0.0
 
     def to_dict(self) -> dict:
         return {"files": self.files, "bytes": self.bytes, "how": self.how,
-                "records": round(self.estimate(), 1), "units_read": len(self.unit_records),
-                "fraction": round(self.fraction, 6)}
+                "records": round(self.estimate(), 1), "fraction": round(self.fraction, 6),
+                "screen_fraction": round(self.screen_fraction, 6)}
 
 
 @dataclass
 class Sample:
-    records: list[SampledRecord]
+    records: list[SampledRecord]  # every record screened, in input order
     strata: dict[str, Stratum]
-    fraction: float  # the share of the input's records asked for
+    fraction: float  # the share of the input's records traced
+    screen_fraction: float  # the share screened
     seed: int
 
     def total_records(self) -> float:
@@ -111,14 +123,15 @@ def _name(uri: str) -> str:
 
 
 def _chance(seed: int, *key: object) -> float:
-    """A number in [0, 1) fixed by the seed and the key: who is in the sample."""
+    """A number in [0, 1) fixed by the seed and the key."""
     text = ":".join(str(part) for part in (seed, *key)).encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big") / 2 ** 64
 
 
 def draw(files: list[str], *, fraction: float | None = None, records: int | None = None,
          seed: int = 0) -> Sample:
-    """A seeded sample of ``fraction`` of the input's records (or about ``records`` of them)."""
+    """A seeded sample: ``fraction`` of the input's records traced (or about ``records`` of
+    them), SCREEN_FACTOR times as many screened."""
     versions = input_versions(files)
     kinds = [_kind(uri, size) for uri, size, _ in versions]
     if fraction is None:
@@ -126,65 +139,105 @@ def draw(files: list[str], *, fraction: float | None = None, records: int | None
                     for (uri, size, _), kind in zip(versions, kinds, strict=True))
         fraction = 1.0 if not guess else min(1.0, (records or 0) / guess)
     fraction = min(1.0, max(fraction, 0.0))
-    strata: dict[str, Stratum] = {}
-    taken: list[SampledRecord] = []
+    screen = min(1.0, SCREEN_FACTOR * fraction)
     by_kind: dict[str, list[tuple[int, str, int | None]]] = defaultdict(list)
     for index, ((uri, size, _), kind) in enumerate(zip(versions, kinds, strict=True)):
         by_kind[kind].append((index, uri, size))
-    if by_kind["jsonl"]:
-        strata["jsonl"] = _chunks(by_kind["jsonl"], fraction, seed, taken)
-    if by_kind["parquet"]:
-        strata["parquet"] = _rows(by_kind["parquet"], fraction, seed, taken)
-    if by_kind["through"]:
-        strata["through"] = _through(by_kind["through"], fraction, seed, taken)
+    strata: dict[str, Stratum] = {}
+    taken: list[SampledRecord] = []
+    for kind, read in (("jsonl", _chunks), ("parquet", _rows), ("through", _through)):
+        if by_kind[kind]:
+            strata[kind] = read(by_kind[kind], fraction, screen, seed, taken)
     taken.sort(key=lambda r: (r.file_index, r.position))
-    return Sample(taken, strata, fraction, seed)
+    return Sample(taken, strata, fraction, screen, seed)
 
 
 # --- plain JSONL: byte ranges ------------------------------------------------------------------
 
 def chunk_size(total_bytes: int, fraction: float) -> int:
-    """Chunks small enough that the sample holds UNITS_WANTED of them (a spread sample), but
-    not so small that each read fetches a record or less."""
+    """Chunks small enough that the traced part holds UNITS_WANTED of them (a spread sample),
+    but not so small that each read fetches a record or less."""
     wanted = total_bytes * fraction / UNITS_WANTED
     return int(min(CHUNK_MAX, max(CHUNK_MIN, wanted)))
 
 
-def _chunks(files: list[tuple[int, str, int | None]], fraction: float, seed: int,
+def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: float, seed: int,
             taken: list[SampledRecord]) -> Stratum:
-    total = sum(size or 0 for _, _, size in files)
-    stratum = Stratum("jsonl", RATIO if fraction < 1 else EXACT, files=len(files), bytes=total,
-                      records=0 if fraction >= 1 else None, fraction=fraction)
-    size_of_chunk = chunk_size(total, fraction)
-    every = [(index, uri, size, start) for index, uri, size in files
-             for start in range(0, size or 0, size_of_chunk)]
-    if fraction >= 1:
-        chosen = every
-    else:
-        want = max(1, round(fraction * len(every)))
-        chosen = sorted(random.Random(seed).sample(range(len(every)), min(want, len(every))))
-        chosen = [every[i] for i in chosen]
-        # what each chunk's share of the records stands for (the last of a file is shorter)
-        stratum.fraction = sum(min(size_of_chunk, size - start)
-                               for _, _, size, start in chosen) / max(1, total)
-    by_file: dict[int, list] = defaultdict(list)
-    for index, uri, size, start in chosen:
-        by_file[index].append((uri, size, start))
-    for index, starts in by_file.items():
-        uri = starts[0][0]
-        fs, path = raw_filesystem_for(uri)
-        with fs.open_input_file(path) as handle:
-            for _, size, start in starts:
-                end = min(size, start + size_of_chunk)
-                unit = f"{index}@{start}"
-                lines = chunk_lines(handle, size, start, end)
-                stratum.unit_bytes[unit] = end - start
-                stratum.unit_records[unit] = len(lines)
-                if stratum.how == EXACT:
-                    stratum.records += len(lines)
-                taken += [SampledRecord(index, offset, f"{_name(uri)}:{offset}", text, "jsonl", unit)
-                          for offset, text in lines]
+    sizes = np.array([size or 0 for _, _, size in files], dtype=np.int64)
+    total = int(sizes.sum())
+    size = chunk_size(total, fraction)
+    per_file = -(-sizes // size)  # chunks of each file
+    draws = np.random.default_rng(seed).random(int(per_file.sum()))
+    first = np.concatenate([[0], np.cumsum(per_file)[:-1]])
+    stratum = Stratum("jsonl", EXACT if screen >= 1 else RATIO, files=len(files), bytes=total)
+    spans: list[tuple[int, int, int]] = []  # (file position in ``files``, start, end): read
+    for at, (count, begin) in enumerate(zip(per_file, first, strict=True)):
+        mine = draws[begin:begin + count]
+        chosen = np.nonzero(mine < screen)[0] if screen < 1 else np.arange(count)
+        for chunk in chosen:
+            start, end = int(chunk) * size, min(int(sizes[at]), (int(chunk) + 1) * size)
+            stratum.screen_fraction += (end - start) / max(1, total)
+            traced = mine[chunk] < fraction
+            stratum.fraction += (end - start) / max(1, total) if traced else 0.0
+            if spans and spans[-1][0] == at and spans[-1][2] == start:
+                spans[-1] = (at, spans[-1][1], end)  # a neighbour: one read
+            else:
+                spans.append((at, start, end))
+            stratum.counted[f"{files[at][0]}@{start}"] = [end - start, 0]
+    with _Files() as opened, ThreadPoolExecutor(READ_THREADS) as pool:
+        read = pool.map(lambda span: chunk_lines(opened.get(files[span[0]][1]), int(sizes[span[0]]),
+                                                 span[1], span[2]), spans)
+        for (at, _, _), lines in zip(spans, read, strict=True):
+            index, uri, _ = files[at]
+            for offset, text in lines:
+                chunk = offset // size
+                unit = f"{index}@{chunk * size}"
+                stratum.counted[unit][1] += 1
+                stratum.records += 1
+                traced = bool(draws[first[at] + chunk] < fraction)
+                taken.append(SampledRecord(index, offset, f"{_name(uri)}:{offset}", text,
+                                           "jsonl", unit, traced))
+        if stratum.how == RATIO and total <= COUNT_BYTES:
+            # a count is a scan for line ends, cheaper than a ratio's spread on a small input
+            stratum.how, stratum.counted = EXACT, {}
+            stratum.records = sum(pool.map(lambda f: count_records(opened.get(f[1]), f[2] or 0), files))
+    if stratum.how == EXACT:
+        stratum.counted = {}
     return stratum
+
+
+def count_records(handle, size: int) -> int:
+    """The non-blank lines of a whole file (what jobs.sources reads as records)."""
+    count, tail, offset = 0, b"", 0
+    while offset < size:
+        block = handle.read_at(min(8 << 20, size - offset), offset)
+        offset += len(block)
+        lines = (tail + block).split(b"\n")
+        tail = lines.pop()
+        count += sum(1 for line in lines if line.strip())
+    return count + (1 if tail.strip() else 0)
+
+
+class _Files:
+    """Input files opened once for ranged reads from several threads (pyarrow's read_at)."""
+
+    def __init__(self):
+        self.handles: dict = {}
+        self.lock = threading.Lock()
+
+    def get(self, uri: str):
+        with self.lock:
+            if uri not in self.handles:
+                fs, path = raw_filesystem_for(uri)
+                self.handles[uri] = fs.open_input_file(path)
+            return self.handles[uri]
+
+    def __enter__(self) -> _Files:
+        return self
+
+    def __exit__(self, *_) -> None:
+        for handle in self.handles.values():
+            handle.close()
 
 
 def chunk_lines(handle, size: int, start: int, end: int) -> list[tuple[int, str]]:
@@ -219,77 +272,83 @@ def chunk_lines(handle, size: int, start: int, end: int) -> list[tuple[int, str]
 
 # --- Parquet: rows -----------------------------------------------------------------------------
 
-def _rows(files: list[tuple[int, str, int | None]], fraction: float, seed: int,
+def _rows(files: list[tuple[int, str, int | None]], fraction: float, screen: float, seed: int,
           taken: list[SampledRecord]) -> Stratum:
     stratum = Stratum("parquet", EXACT, files=len(files),
-                      bytes=sum(size or 0 for _, _, size in files), records=0, fraction=fraction)
-    rng = random.Random(seed)
+                      bytes=sum(size or 0 for _, _, size in files),
+                      fraction=fraction, screen_fraction=screen)
     for index, uri, _ in files:
-        fs, path = raw_filesystem_for(uri)
-        with fs.open_input_file(path) as handle:
-            reader = pq.ParquetFile(handle)
-            rows = reader.metadata.num_rows
-            stratum.records += rows
-            chosen = sorted(rng.sample(range(rows), _share(rows, fraction, rng)))
-            first = 0
-            wanted = iter(chosen)
-            row = next(wanted, None)
-            for group in range(reader.metadata.num_row_groups):
-                count = reader.metadata.row_group(group).num_rows
-                if row is None:
-                    break
-                if row >= first + count:
-                    first += count
-                    continue
-                table = reader.read_row_group(group).to_pylist()
-                while row is not None and row < first + count:
-                    position = row + 1  # as jobs.sources numbers rows
-                    taken.append(SampledRecord(
-                        index, position, f"{_name(uri)}:{position}",
-                        json.dumps(table[row - first], default=_json_default),
-                        "parquet", f"{index}#{position}"))
-                    row = next(wanted, None)
-                first += count
+        mine: list[SampledRecord] = []
+        try:
+            stratum.records += _parquet_rows(index, uri, fraction, screen, seed, mine)
+        except Exception:  # noqa: BLE001 - a damaged file: read as the job reads it
+            mine = []
+            stratum.records += _read_through(index, uri, fraction, screen, seed, "parquet", mine)
+        taken += mine
     return stratum
 
 
-def _share(count: int, fraction: float, rng: random.Random) -> int:
-    """How many of ``count`` items a ``fraction`` takes: the fraction's share, its remainder
-    rounded at random (so that many small files are not each rounded to nothing)."""
-    whole = count * fraction
-    return min(count, int(whole) + (rng.random() < whole - int(whole)))
+def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: int,
+                  taken: list[SampledRecord]) -> int:
+    """The rows of one Parquet file drawn, each row group read once; its row count."""
+    fs, path = raw_filesystem_for(uri)
+    with fs.open_input_file(path) as handle:
+        reader = pq.ParquetFile(handle)
+        rows = reader.metadata.num_rows
+        draws = np.random.default_rng([seed, index]).random(rows)
+        first = 0
+        for group in range(reader.metadata.num_row_groups):
+            count = reader.metadata.row_group(group).num_rows
+            chosen = np.nonzero(draws[first:first + count] < screen)[0]
+            if len(chosen):
+                table = reader.read_row_group(group)
+                for row, values in zip(chosen, table.take(chosen).to_pylist(), strict=True):
+                    position = first + int(row) + 1  # as jobs.sources numbers rows
+                    taken.append(SampledRecord(
+                        index, position, f"{_name(uri)}:{position}",
+                        json.dumps(values, default=_json_default), "parquet",
+                        f"{index}#{position}", bool(draws[first + row] < fraction)))
+            first += count
+    return rows
 
 
 # --- compressed JSONL, https://: read through --------------------------------------------------
 
-def _through(files: list[tuple[int, str, int | None]], fraction: float, seed: int,
+def _through(files: list[tuple[int, str, int | None]], fraction: float, screen: float, seed: int,
              taken: list[SampledRecord]) -> Stratum:
     sized = all(size is not None for _, _, size in files)
-    wanted = min(len(files), max(MIN_THROUGH_FILES, math.ceil(fraction * len(files))))
+    wanted = min(len(files), max(MIN_THROUGH_FILES, math.ceil(screen * len(files))))
     some = sized and wanted < len(files)
-    if some:
-        ranked = sorted(files, key=lambda f: _chance(seed, "file", f[0]))
-        read = sorted(ranked[:wanted])
-    else:
-        read = files
-    rate = min(1.0, fraction * len(files) / len(read))
+    read = (sorted(sorted(files, key=lambda f: _chance(seed, "file", f[0]))[:wanted]) if some
+            else files)
+    scale = len(files) / len(read)  # the files read stand for all of them
     stratum = Stratum("through", RATIO if some else EXACT, files=len(files),
                       bytes=sum(size or 0 for _, _, size in files),
-                      records=None if some else 0, fraction=fraction)
+                      fraction=fraction, screen_fraction=screen)
     for index, uri, size in read:
-        count = 0
-        for where, text in iter_records(uri):
-            count += 1
-            position = int(where.rsplit(":", 1)[1])
-            if _chance(seed, index, position) < rate:
-                unit = f"{index}" if some else f"{index}#{position}"
-                taken.append(SampledRecord(index, position, where, text, "through", unit))
+        count = _read_through(index, uri, min(1.0, fraction * scale), min(1.0, screen * scale),
+                              seed, "through", taken, per_file=some)
+        stratum.records += count
         if some:
-            stratum.unit_bytes[str(index)] = size or 0
-            stratum.unit_records[str(index)] = count
-        else:
-            stratum.records += count
+            stratum.counted[str(index)] = [size or 0, count]
     return stratum
+
+
+def _read_through(index: int, uri: str, fraction: float, screen: float, seed: int, stratum: str,
+                  taken: list[SampledRecord], per_file: bool = False) -> int:
+    """Read a file through, taking each record with chance ``screen`` (traced: ``fraction``);
+    its records' count. A record's unit is itself, or its file (``per_file``: when only some
+    files are read, the files are what was drawn)."""
+    count = 0
+    for where, text in iter_records(uri):
+        count += 1
+        position = int(where.rsplit(":", 1)[1])
+        chance = _chance(seed, index, position)
+        if chance < screen:
+            taken.append(SampledRecord(index, position, where, text, stratum,
+                                       str(index) if per_file else f"{index}#{position}",
+                                       chance < fraction))
+    return count
 
 
 # --- how many records, roughly, before sampling (--sample N) -----------------------------------

@@ -379,7 +379,8 @@ def run_screen(cfg: ScreenSettings, files: list[str], output: str, programs_per_
     inputs and settings: a resumed run makes the same choices). Returns done.json's content."""
     import ray
 
-    from jobs.sources import PyEduSource, input_versions
+    from jobs.datasource import PyEduSource
+    from jobs.sources import input_versions
     from jobs.storage import ShardWriter
 
     writer = ShardWriter(output)

@@ -39,3 +39,61 @@ def corpus(programs: int, seed: int = 0, ios: int = 2) -> list[str]:
     """``programs`` records as JSONL lines, the same for the same seed."""
     rng = random.Random(seed)
     return [json.dumps(program(rng, ios)) for _ in range(programs)]
+
+
+# what a record of a mixed corpus is made to meet, and how often (mixed_corpus)
+FATES = {"kept": 0.50, "mismatch": 0.08, "error": 0.08, "trace_limit": 0.08, "slow": 0.06,
+         "randomness": 0.05, "syntax_error": 0.04, "too_large": 0.05, "unreadable": 0.03,
+         "exception_in_trace": 0.03}
+
+
+def fated(rng: random.Random, fate: str) -> str:
+    """One JSONL line whose program meets ``fate`` in the job: kept, a reject at a given
+    stage, or kept after computing for a while (slow: sandbox time of its own)."""
+    if fate == "unreadable":
+        return '{"refcode": "def main_solution(n):' + f" return {rng.randint(0, 9)}"  # cut off
+    record = program(rng)
+    code = record["refcode"]
+    if fate == "mismatch":
+        for pair in record["ios"]:
+            pair["output"] = ["not", "this", rng.randint(0, 999)]
+    elif fate == "error":
+        code = code.replace("    return", f"    if k < {rng.randint(30, 90)}:\n"
+                                          "        raise ValueError('no answer for this k')\n"
+                                          "    return", 1)
+    elif fate == "trace_limit":
+        for pair in record["ios"]:  # hundreds of iterations: past the trace's line budget
+            pair["input"]["n"] = rng.randint(400, 900)
+        record["ios"] = _outputs(code, record["ios"])
+    elif fate == "slow":  # a loop without lines of its own in the trace: a builtin's time
+        code = code.replace("    return", f"    spin = sum(range({rng.randint(2, 6)} * 10 ** 6))"
+                                          "\n    return", 1)
+    elif fate == "randomness":
+        code = "import random\n" + code.replace("    return", f"    random.seed({rng.randint(0, 9)})"
+                                                             "\n    return", 1)
+    elif fate == "syntax_error":
+        code = code.replace("):", ")", 1)
+    elif fate == "too_large":
+        for pair in record["ios"]:
+            pair["input"]["k"] = "x" * 5000  # a string longer than --max-str-chars
+    elif fate == "exception_in_trace":  # an exception raised and caught on the way
+        code = code.replace("    return", "    try:\n        int('x')\n    except ValueError:\n"
+                                          "        pass\n    return", 1)
+    record["refcode"] = code
+    return json.dumps(record)
+
+
+def _outputs(code: str, ios: list[dict]) -> list[dict]:
+    namespace: dict = {}
+    exec(compile(code, "<generated>", "exec"), namespace)  # our own generated code
+    return [{"input": pair["input"], "output": namespace["main_solution"](**pair["input"])}
+            for pair in ios]
+
+
+def mixed_corpus(records: int, seed: int = 0) -> list[str]:
+    """``records`` JSONL lines of every fate in FATES' shares, shuffled; the same for a seed."""
+    rng = random.Random(seed)
+    fates = [fate for fate, share in FATES.items() for _ in range(round(share * records))]
+    fates = (fates + ["kept"] * records)[:records]
+    rng.shuffle(fates)
+    return [fated(rng, fate) for fate in fates]
