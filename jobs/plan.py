@@ -438,6 +438,8 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
         "schema": SCHEMA, "job": job, "input": cfg.input, "files": len(files),
         "bytes": sum(s.bytes for s in sample.strata.values()),
         "sample": {"records": len(sample.records), "fraction": round(sample.fraction, 6),
+                   "screen_fraction": round(sample.screen_fraction, 6),
+                   "traced_records": sum(r.traced for r in sample.records),
                    "seed": sample.seed, "strata": {n: s.to_dict() for n, s in sample.strata.items()},
                    "trace_threads": measured.threads, "wall_s": round(wall_s, 2)},
         "records": figures["records"],

@@ -90,10 +90,11 @@ def _outputs(code: str, ios: list[dict]) -> list[dict]:
             for pair in ios]
 
 
-def mixed_corpus(records: int, seed: int = 0) -> list[str]:
-    """``records`` JSONL lines of every fate in FATES' shares, shuffled; the same for a seed."""
+def mixed_corpus(records: int, seed: int = 0, shares: dict[str, float] | None = None) -> list[str]:
+    """``records`` JSONL lines of every fate in ``shares`` (FATES'), shuffled; the same for
+    a seed."""
     rng = random.Random(seed)
-    fates = [fate for fate, share in FATES.items() for _ in range(round(share * records))]
+    fates = [fate for fate, share in (shares or FATES).items() for _ in range(round(share * records))]
     fates = (fates + ["kept"] * records)[:records]
     rng.shuffle(fates)
     return [fated(rng, fate) for fate in fates]

@@ -1,0 +1,142 @@
+"""``groundtrace plan`` against the run it plans: from a fifth of a corpus, the kept traces,
+the rejects of each stage and the prompt tokens within 10% of the real run's, its sandbox
+time within 30%, for the corpus as one file, many files, compressed files and Parquet; and
+nothing written anywhere."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import ROOT, read_rows
+from generated_programs import mixed_corpus
+
+from jobs.config import JobConfig
+from jobs.plan import plan_job
+from trace_workers.stats import TRACE_STAGES, StageStats
+from translate.llm import prompt_token_ids
+from translate.tasks import task_items
+
+pytestmark = pytest.mark.slow
+
+RECORDS = 2000
+# every stage rejects a share of what it sees, so that each has rejects enough to scale
+SHARES = {"kept": 0.36, "mismatch": 0.08, "error": 0.08, "trace_limit": 0.07, "slow": 0.05,
+          "randomness": 0.06, "syntax_error": 0.05, "too_large": 0.08, "unreadable": 0.08,
+          "exception_in_trace": 0.09}
+# A stage's rejects are held to 10% when the sample is expected to hold this many of the
+# records behind them, else to the plan's own range: a sample of a fifth cannot pin down
+# what a few dozen of its records do (the rejects of one program come and go together).
+ENOUGH = 100
+CHEAP = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, str]:
+    """The same records as one JSONL file, 40 files, .jsonl.gz files and a Parquet file."""
+    folder = tmp_path_factory.mktemp("plan-corpus")
+    lines = mixed_corpus(RECORDS, seed=11, shares=SHARES)
+    (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
+    for name in ("many", "gz"):
+        (folder / name).mkdir()
+    for k in range(0, RECORDS, 50):
+        (folder / "many" / f"part-{k:05d}.jsonl").write_text("\n".join(lines[k:k + 50]) + "\n")
+    for k in range(0, RECORDS, 250):
+        (folder / "gz" / f"part-{k:05d}.jsonl.gz").write_bytes(
+            gzip.compress(("\n".join(lines[k:k + 250]) + "\n").encode()))
+    rows = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            rows.append({**record, "ios": json.dumps(record["ios"])})
+        except ValueError:  # a cut-off line: in Parquet, a row the read stage rejects as well
+            rows.append({"refcode": None, "funcname": None, "ios": "[]"})
+    pq.write_table(pa.Table.from_pylist(rows), folder / "rows.parquet", row_group_size=128)
+    return {"one": str(folder / "one.jsonl"), "many": str(folder / "many"),
+            "gz": str(folder / "gz"), "parquet": str(folder / "rows.parquet")}
+
+
+def _config(input_path: str, output: Path, **plan) -> JobConfig:
+    cfg = JobConfig(input=input_path, output=str(output))
+    for key, value in plan.items():
+        setattr(cfg.plan, key, value)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def real_run(corpus, ray_local, tmp_path_factory) -> tuple[dict, list[dict]]:
+    from jobs.pipeline import run_job
+
+    out = tmp_path_factory.mktemp("plan-real") / "out"
+    cfg = _config(corpus["one"], out)
+    cfg.ray.progress_s = 0
+    manifest = run_job(cfg, "trace")
+    assert manifest["accounting_ok"]
+    behind: dict[str, set] = {}
+    for row in read_rows(out / "rejects"):
+        behind.setdefault(row["stage"], set()).add(row["problem_id"] or row["id"])
+    manifest["records_behind"] = {stage: len(ids) for stage, ids in behind.items()}
+    return manifest, read_rows(out / "traces")
+
+
+def _prompt_tokens(traces: list[dict], model: str) -> int:
+    """What the engine would be sent: every task item's prompt, in the model's tokens."""
+    cfg = JobConfig()
+    cfg.translate.model, cfg.translate.translator, cfg.translate.device = model, "llm", "cpu"
+    llm = cfg.translate.llm(0)
+    tasks = cfg.translate.task_settings(0)
+    return sum(len(prompt_token_ids(item, llm)) for trace in traces
+               for item in task_items(trace, tasks, StageStats()))
+
+
+@pytest.mark.parametrize("shape", ["one", "many", "gz", "parquet"])
+def test_a_plan_from_a_fifth_predicts_the_run(shape, corpus, real_run, tiny_model, tmp_path):
+    manifest, traces = real_run
+    cfg = _config(corpus[shape], tmp_path / "never", sample_fraction=0.2)
+    cfg.translate.model, cfg.translate.translator, cfg.translate.device = tiny_model, "llm", "cpu"
+    plan = plan_job(cfg)
+    assert not (tmp_path / "never").exists()  # a plan writes nothing
+    assert plan["records"]["estimate"] == RECORDS  # counted, not guessed, at this size
+    funnel, truth = plan["funnel"], manifest["counts"]
+    kept = funnel["trace_filter"]["kept"]["estimate"]
+    assert kept == pytest.approx(truth["trace_filter"]["kept"], rel=0.10)
+    held = []
+    for stage in TRACE_STAGES:
+        got, real = funnel[stage]["rejected"], truth[stage]["rejected"]
+        share = plan["sample"]["screen_fraction" if stage in CHEAP else "fraction"]
+        if manifest["records_behind"].get(stage, 0) * share >= ENOUGH:
+            held.append(stage)
+            assert got["estimate"] == pytest.approx(real, rel=0.10), stage
+        else:
+            assert got["low"] <= real <= got["high"], stage
+    assert {"program_filter", "trace"} <= set(held)
+    tokens = plan["translation"]["prompt_tokens"]["estimate"]
+    assert plan["translation"]["prompt_tokens_by"] == f"tokenizer of {tiny_model}"
+    assert tokens == pytest.approx(_prompt_tokens(traces, tiny_model), rel=0.10)
+    assert plan["trace"]["sandbox_core_s"]["estimate"] == pytest.approx(
+        manifest["timing_s"]["sandbox_s"], rel=0.30)
+    assert plan["trace"]["actor_core_s"]["estimate"] == pytest.approx(
+        manifest["timing_s"]["trace_actor_s"], rel=0.30)
+
+
+def test_the_command_prints_a_table_or_json_and_refuses_a_bad_share(tmp_path):
+    command = [sys.executable, "-m", "jobs.cli", "plan", "--input", str(ROOT / "data" / "sample.jsonl"),
+               "--output", str(tmp_path / "out")]
+    table = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert table.returncode == 0, table.stderr
+    assert "trace_filter" in table.stdout and "examples expected" in table.stdout
+    assert "the plan ran every record" in table.stdout  # 18 records: fewer than --sample
+    plan = json.loads(subprocess.run(command + ["--json"], capture_output=True, text=True,
+                                     cwd=ROOT, timeout=300, check=True).stdout)
+    assert plan["schema"] == "groundtrace.plan/1" and plan["records"]["estimate"] == 18
+    assert not (tmp_path / "out").exists()
+    bad = subprocess.run(command + ["--sample-fraction", "1.5"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "--sample-fraction" in bad.stderr
