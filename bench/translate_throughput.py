@@ -336,6 +336,28 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if args.device == "gpu":
+        record_gpu_figure(result, args)
+
+
+def record_gpu_figure(result: dict, args) -> None:
+    """The GPU figure, where ``groundtrace plan`` finds it for its GPU hours (jobs.plan:
+    GPU_BENCH_RECORD): output tokens a second of one engine on one GPU."""
+    import datetime
+
+    from jobs.plan import GPU_BENCH_RECORD
+
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - the figure stands without the GPU's name
+        gpu = None
+    record = {**result, "gpu": gpu, "model": args.model, "date": datetime.date.today().isoformat(),
+              "command": " ".join(sys.argv)}
+    GPU_BENCH_RECORD.parent.mkdir(parents=True, exist_ok=True)
+    GPU_BENCH_RECORD.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"recorded for groundtrace plan: {GPU_BENCH_RECORD}", flush=True)
 
 
 if __name__ == "__main__":

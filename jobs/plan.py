@@ -363,7 +363,11 @@ def _draws(rng: np.random.Generator, units: int) -> np.ndarray:
 
 
 def _round(value: float) -> float:
-    return float(round(value, 3)) if abs(value) < 100 else float(round(value))
+    """Four significant digits (a small figure, such as GPU hours, keeps its own)."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(round(value, max(0, 3 - math.floor(math.log10(abs(value))))))
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -415,8 +419,9 @@ def gpu_throughput(cfg: JobConfig) -> tuple[float | None, str | None]:
         try:
             record = json.loads(GPU_BENCH_RECORD.read_text())
             figure = (record.get("pipeline") or {}).get("marginal_tok_s") or record["pipeline"]["tok_s"]
-            return float(figure), (f"{GPU_BENCH_RECORD.name} ({record.get('preset') or 'a model'} "
-                                   f"on {record.get('gpu') or 'a GPU'}, {record.get('date', '')})")
+            model = record.get("preset") or record.get("model") or "a model"
+            return float(figure), (f"{GPU_BENCH_RECORD.name} ({model} on "
+                                   f"{record.get('gpu') or 'a GPU'}, {record.get('date', '')})")
         except (ValueError, KeyError, TypeError, OSError):
             return None, None
     return None, None

@@ -1,0 +1,96 @@
+"""``groundtrace plan`` against the job it plans: its time, and how near its figures come.
+
+    .venv/bin/python bench/plan.py                     # the dev set (../shared), 2 seeds
+    .venv/bin/python bench/plan.py --input IN --seeds 5 --fraction 0.1 --accuracy-fraction 0.2
+
+(1) ``groundtrace trace`` on the whole input, timed from the command's start to its end
+    (Ray's start and the screen included: what a user waits for);
+(2) ``groundtrace plan --sample-fraction F`` (default 10%), timed the same way, per seed;
+(3) plans from ``--accuracy-fraction`` (default 20%) per seed, each figure's error against
+    the job's manifest: kept traces, the rejects of each stage, sandbox and trace-actor
+    core-seconds, and whether the job's figure lies in the plan's range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("read", "dedup", "decontaminate", "program_filter", "pair_filter", "trace", "trace_filter")
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True)
+    return time.perf_counter() - started, done.stdout
+
+
+def groundtrace(*args: str) -> list[str]:
+    return [sys.executable, "-m", "jobs.cli", *args]
+
+
+def errors(plan: dict, manifest: dict) -> dict:
+    """Each figure: the plan's estimate, the job's, the error, and the job's in the range."""
+    def one(got: dict, real: float) -> dict:
+        return {"plan": got["estimate"], "job": real,
+                "error": round((got["estimate"] - real) / real, 4) if real else None,
+                "in_range": got["low"] <= real <= got["high"]}
+
+    out = {"kept_traces": one(plan["funnel"]["trace_filter"]["kept"],
+                              manifest["counts"]["trace_filter"]["kept"])}
+    for stage in STAGES:
+        out[f"rejected:{stage}"] = one(plan["funnel"][stage]["rejected"],
+                                       manifest["counts"][stage]["rejected"])
+    out["sandbox_core_s"] = one(plan["trace"]["sandbox_core_s"], manifest["timing_s"]["sandbox_s"])
+    out["actor_core_s"] = one(plan["trace"]["actor_core_s"], manifest["timing_s"]["trace_actor_s"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", default=str(ROOT.parent / "shared" / "data" / "pyedu_dev.jsonl"))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--fraction", type=float, default=0.1, help="the timed plans' sample")
+    parser.add_argument("--accuracy-fraction", type=float, default=0.2)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if not Path(args.input).exists() and "://" not in args.input:
+        sys.exit(f"no input at {args.input}")
+    with tempfile.TemporaryDirectory() as folder:
+        job_s, _ = timed(groundtrace("trace", "--input", args.input, "--output", folder,
+                                     "--overwrite", "--progress-s", "0"))
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    print(f"groundtrace trace: {job_s:.1f} s", flush=True)
+    plan_s = []
+    for seed in range(args.seeds):
+        seconds, _ = timed(groundtrace("plan", "--input", args.input, "--sample-fraction",
+                                       str(args.fraction), "--seed", str(seed), "--json"))
+        plan_s.append(round(seconds, 2))
+        print(f"groundtrace plan --sample-fraction {args.fraction} --seed {seed}: {seconds:.1f} s "
+              f"({seconds / job_s:.3f} of the job)", flush=True)
+    accuracy = []
+    for seed in range(args.seeds):
+        _, text = timed(groundtrace("plan", "--input", args.input, "--sample-fraction",
+                                    str(args.accuracy_fraction), "--seed", str(seed), "--json"))
+        found = errors(json.loads(text), manifest)
+        accuracy.append(found)
+        print(f"seed {seed}, {args.accuracy_fraction:.0%} sample: " + ", ".join(
+            f"{name} {f['error']:+.1%}{'' if f['in_range'] else ' (out of range)'}"
+            for name, f in found.items() if f["error"] is not None), flush=True)
+    result = {"input": args.input, "job_s": round(job_s, 2), "plan_fraction": args.fraction,
+              "plan_s": plan_s, "plan_over_job": [round(s / job_s, 3) for s in plan_s],
+              "accuracy_fraction": args.accuracy_fraction, "accuracy": accuracy}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
