@@ -69,6 +69,7 @@ class Measured:
     context: int | None  # the model's context, when the prompts were counted in its tokens
     trace_wall_s: float
     threads: int
+    jail_start_s: float = 0.0  # the jails' first starts, all actors together (not scaled)
 
 
 def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
@@ -89,15 +90,13 @@ def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
                           "record": [r.text for r in sample.records], "block": blocks,
                           "block_size": [1] * len(blocks)})
         expanded = expand_batch(lines, cfg.trace.raw_filter(), SampleBlocks(decided))
-        programs = []
-        for program in _take(expanded, figures):
-            record = int(program[2])
-            figures[record]["programs"] += 1
-            if sample.records[record].traced:
-                figures[record]["traced_programs"] += 1
-                programs.append(program)
+        programs = [program for program in _take(expanded, figures)
+                    if sample.records[int(program[2])].traced]
+        for record, mine in zip(sample.records, figures, strict=True):
+            if record.traced:  # what the traced figures are scaled by (Scaler)
+                mine["traced_pairs"] = mine["kept:pair_filter"]
         started = time.perf_counter()
-        traces = _trace(programs, figures, [a.result() for a in actors], pool, progress)
+        traces, jail_start_s = _trace(programs, figures, [a.result() for a in actors], pool, progress)
         trace_wall_s = time.perf_counter() - started
     finally:
         for actor in actors:
@@ -105,7 +104,7 @@ def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
                 actor.result().tracer.close()
         pool.shutdown(cancel_futures=True)
     by, context = _translate(cfg, traces, figures)
-    return Measured(figures, by, context, trace_wall_s, threads)
+    return Measured(figures, by, context, trace_wall_s, threads, jail_start_s)
 
 
 def _screen(cfg: JobConfig, sample: Sample, blocks: list[str]) -> dict[str, dict]:
@@ -155,10 +154,11 @@ def _count(figures: Counter, stats: dict) -> None:
 
 
 def _trace(programs: list[tuple], figures: list[Counter], actors: list[TraceActor],
-           pool: ThreadPoolExecutor, progress) -> list[tuple]:
+           pool: ThreadPoolExecutor, progress) -> tuple[list[tuple], float]:
     """The program rows through the trace actors, one thread each (the work is in the
     jails' processes)."""
     free = list(actors)
+    starts = [jail.first_start_s or 0.0 for actor in actors for jail in actor.tracer.jails.values()]
     local = threading.local()
     lock = threading.Lock()
     done = [0]
@@ -167,11 +167,16 @@ def _trace(programs: list[tuple], figures: list[Counter], actors: list[TraceActo
         if not hasattr(local, "actor"):
             with lock:
                 local.actor = free.pop()
+        jails = local.actor.tracer.jails.values()
+        unstarted = [jail for jail in jails if jail.first_start_s is None]
         started = time.perf_counter()
         out = local.actor(pa.Table.from_pylist(
             [dict(zip(("kind", "payload", "block"), program, strict=True))], schema=STREAM_SCHEMA))
-        figures[int(program[2])]["s:actor"] += time.perf_counter() - started
+        # a jail's first start is the actor's fixed cost, not this program's (nor scaled)
+        first = sum(jail.first_start_s or 0.0 for jail in unstarted)
+        figures[int(program[2])]["s:actor"] += time.perf_counter() - started - first
         with lock:
+            starts.append(first)
             done[0] += 1
             if progress is not None:
                 progress(done[0], len(programs))
@@ -180,7 +185,7 @@ def _trace(programs: list[tuple], figures: list[Counter], actors: list[TraceActo
     traces: list[tuple] = []
     for out in pool.map(run, programs):
         traces += _take(out, figures, (TRACE,))
-    return traces
+    return traces, sum(starts)
 
 
 def _translate(cfg: JobConfig, traces: list[tuple], figures: list[Counter]) -> tuple[str, int | None]:
@@ -278,28 +283,30 @@ def _context(cfg: JobConfig) -> int | None:
 # --- scaling, with ranges ----------------------------------------------------------------------
 
 CHEAP_STAGES = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
+PAIRS = "kept:pair_filter"  # the pairs sent to the sandbox
 
 
 def is_cheap(name: str) -> bool:
     """A figure every screened record has (the stages before the sandbox), rather than one
     only the traced records have."""
     parts = name.split(":")
-    return name in ("records", "programs") or (len(parts) > 1 and parts[1] in CHEAP_STAGES)
+    return name == "records" or (len(parts) > 1 and parts[1] in CHEAP_STAGES)
 
 
 class Scaler:
     """Sums over the sample scaled to the whole input, each with a bootstrap range.
 
     In each stratum (jobs.sample): N, the stratum's records (exact, or a ratio over the units
-    read); a cheap figure is N times its mean over the screened records; any other is N times
-    the programs per screened record times its mean per traced program (a double sample's
-    ratio estimate: what the filters pass is known from three times as many records). The
-    resamples draw the screened units again, each part's spread narrowed by its
-    finite-population correction (a sample of the whole input has none)."""
+    read). A cheap figure is N times its mean over the screened records; any other is the
+    pairs sent to the sandbox (a cheap figure, known from three times as many records) times
+    its mean per pair of the traced records (a double sample's ratio estimate: the trace
+    stage sees exactly what the pair filter kept, as in the job). The resamples draw the
+    screened units again, each part's spread narrowed by its finite-population correction
+    (a sample of the whole input has none)."""
 
     def __init__(self, sample: Sample, figures: list[Counter], seed: int):
         self.names = sorted({name for f in figures for name in f}
-                            | {"records", "programs", "traced_programs"})
+                            | {"records", PAIRS, "traced_pairs"})
         self.cheap = np.array([is_cheap(name) for name in self.names])
         column = {name: i for i, name in enumerate(self.names)}
         rng = np.random.default_rng(seed)
@@ -325,9 +332,9 @@ class Scaler:
         """Estimates from unit sums ([..., figure]) and the stratum's records ([...])."""
         at = {name: i for i, name in enumerate(self.names)}
         records = np.maximum(sums[..., at["records"]], 1)
-        programs, traced = sums[..., at["programs"]], sums[..., at["traced_programs"]]
+        pairs, traced = sums[..., at[PAIRS]], sums[..., at["traced_pairs"]]
         cheap = sums / records[..., None]
-        dear = sums * (programs / records / np.maximum(traced, 1))[..., None]
+        dear = sums * (pairs / records / np.maximum(traced, 1))[..., None]
         return size[..., None] * np.where(self.cheap, cheap, dear)
 
     def ranges(self) -> dict[str, dict]:
@@ -457,7 +464,9 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
     out["trace"] = {"runs": runs, "kept_traces": counted["trace_filter"]["kept"],
                     "sandbox_core_s": figures.get("s:sandbox_s", ZERO),
                     "actor_core_s": actor, "core_hours": scaled(actor, 1 / 3600),
-                    "slowest": slowest_share([f["s:actor"] for f in measured.figures])}
+                    "slowest": slowest_share([f["s:actor"] for f in measured.figures]),
+                    # each trace actor starts its jails once (per node, not per program)
+                    "jail_start_s_per_actor": round(measured.jail_start_s / measured.threads, 3)}
     if job == "run":
         out["translation"] = _translation(cfg, figures, measured, items)
         out["examples"] = _examples(cfg, figures, items)
@@ -538,7 +547,8 @@ def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
     tr = plan.get("translation") or {}
     if tr.get("render_core_s"):
         cpu_work = {k: cpu_work[k] + tr["render_core_s"][k] for k in ("estimate", "low", "high")}
-    cpu_s = scaled(cpu_work, 1 / actors)
+    fixed = plan["trace"]["jail_start_s_per_actor"]  # every actor starts its jails once
+    cpu_s = {k: _round(v / actors + fixed) for k, v in cpu_work.items()}
     out = {"cpus": cpus, "gpus": 0, "trace_actors": actors, "cpu_s": cpu_s, "gpu_s": None,
            "total_s": cpu_s, "bound_by": "cpu", "advice": None}
     if job != "run" or tr.get("translator") != "llm":
@@ -590,7 +600,7 @@ def _advice(cpu_s: float, gpu_s: float, actors: int, cpus: int, gpus: int, cfg: 
 def _notes(cfg: JobConfig, plan: dict, measured: Measured) -> list[str]:
     notes = [plan["duplicates"]["note"]]
     slowest = plan["trace"]["slowest"]
-    if slowest["share"] >= HEAVY_TAIL:
+    if slowest["share"] >= HEAVY_TAIL and plan["sample"]["fraction"] < 1:
         notes.append(f"the trace time is heavy-tailed: {slowest['programs']} of the "
                      f"{slowest['of']} sampled programs took {slowest['share']:.0%} of it, so "
                      "the core-hours can be off by more than their range; a larger --sample "

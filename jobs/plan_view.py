@@ -41,8 +41,9 @@ def plan_lines(plan: dict) -> list[str]:
     s = plan["sample"]
     lines = [f"plan of groundtrace {plan['job']} on {plan['input']}: {plan['files']} file(s), "
              f"{number(plan['bytes'])} bytes, {ranged(plan['records'])} records",
-             f"sample: {s['records']} records ({s['fraction']:.1%}, seed {s['seed']}), "
-             f"run in {s['wall_s']:.1f} s; ranges: 5th-95th percentile",
+             f"sample (seed {s['seed']}): {s['records']} records screened "
+             f"({s['screen_fraction']:.1%}), {s['traced_records']} of them traced "
+             f"({s['fraction']:.1%}), in {s['wall_s']:.1f} s; ranges: 5th-95th percentile",
              f"{'stage':<15} {'unit':<8} {'seen':>22} {'kept':>22} {'rejected':>22}"]
     for stage, c in plan["funnel"].items():
         lines.append(f"{stage:<15} {c['unit']:<8} {ranged(c['seen']):>22} {ranged(c['kept']):>22} "

@@ -20,7 +20,7 @@ RECORDS = 1000  # the input the sample stands for: ten sampled records, each 1/1
 def _plan(cfg: JobConfig, *, actor_s: float = 1.0, items: int = 1) -> dict:
     records = [SampledRecord(0, i, f"in.jsonl:{i}", "{}", "jsonl", f"0#{i}", True)
                for i in range(10)]
-    figures = [Counter({"seen:read": 1, "kept:read": 1, "programs": 1, "traced_programs": 1,
+    figures = [Counter({"seen:read": 1, "kept:read": 1, "kept:pair_filter": 1, "traced_pairs": 1,
                         "kept:trace_filter": 1, "s:actor": actor_s, "s:sandbox_s": actor_s / 2,
                         "items": items, "prompt_tokens": 1000 * items,
                         "render_tokens": 300 * items, "max_output_tokens": 4000 * items,

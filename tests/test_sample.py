@@ -147,7 +147,7 @@ def test_a_sample_of_everything_gives_exact_figures_with_no_spread(tmp_path):
     lines = _lines(500, seed=8)
     files = list_inputs(_jsonl(tmp_path / "a.jsonl", lines))
     sample = draw(files, fraction=1.0, seed=0)
-    figures = [Counter({"seen:read": 1, "programs": 1, "traced_programs": 1, "s:actor": 0.5,
+    figures = [Counter({"seen:read": 1, "kept:pair_filter": 1, "traced_pairs": 1, "s:actor": 0.5,
                         "kept:trace": json.loads(r.text)["n"] % 3 == 0}) for r in sample.records]
     ranges = Scaler(sample, figures, seed=0).ranges()
     assert ranges["records"] == {"estimate": 500, "low": 500, "high": 500}
@@ -165,8 +165,8 @@ def test_a_part_sample_scales_each_figure_and_its_range_covers_the_truth(tmp_pat
         figures = []
         for r in sample.records:
             hit = json.loads(r.text)["n"] % 4 == 0
-            figures.append(Counter({"seen:read": 1, "programs": 1,
-                                    "traced_programs": int(r.traced), "kept:trace": hit}))
+            figures.append(Counter({"seen:read": 1, "kept:pair_filter": 1,
+                                    "traced_pairs": int(r.traced), "kept:trace": hit}))
         got = Scaler(sample, figures, seed=seed).ranges()["kept:trace"]
         assert got["estimate"] == pytest.approx(truth, rel=0.25)
         covered += got["low"] <= truth <= got["high"]
@@ -175,7 +175,7 @@ def test_a_part_sample_scales_each_figure_and_its_range_covers_the_truth(tmp_pat
 
 def test_cheap_figures_are_the_ones_before_the_sandbox():
     assert is_cheap("records") and is_cheap("seen:read") and is_cheap("rejected:dedup:x")
-    assert is_cheap("kept:pair_filter") and is_cheap("programs")
+    assert is_cheap("kept:pair_filter")
     assert not is_cheap("kept:trace") and not is_cheap("s:actor") and not is_cheap("prompt_tokens")
 
 

@@ -197,6 +197,8 @@ class Sandbox:
         self._buffer = b""
         self.info: dict = {}
         self.restarts = 0
+        # seconds the first start took (the jail's fixed cost, apart from any program's)
+        self.first_start_s: float | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -261,6 +263,7 @@ class Sandbox:
         return argv
 
     def start(self) -> dict:
+        began = time.monotonic()
         uid, identity = self._identity()
         if self._workdir is None:
             # The zygote is copied out of the checkout so that the jail never needs to see it.
@@ -301,6 +304,8 @@ class Sandbox:
             raise SandboxError(f"the sandbox did not start: {exc}; bwrap said: {said}") from None
         self.info = {**ready, "identity": identity, "seccomp": sorted(seccomp.refused_calls()),
                      "seccomp_filter": seccomp.filter_name() or "none"}
+        if self.first_start_s is None:
+            self.first_start_s = time.monotonic() - began
         return self.info
 
     def stop(self) -> None:
