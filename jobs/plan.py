@@ -85,7 +85,10 @@ def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
     try:
         blocks = [str(i) for i in range(len(sample.records))]
         figures = [Counter() for _ in blocks]
+        started = time.perf_counter()
         decided = _screen(cfg, sample, blocks)
+        for mine in figures:  # the screen's time, shared by the records it read
+            mine[SCREEN_S] = (time.perf_counter() - started) / max(1, len(figures))
         lines = pa.table({"where": [r.where for r in sample.records],
                           "record": [r.text for r in sample.records], "block": blocks,
                           "block_size": [1] * len(blocks)})
@@ -284,13 +287,14 @@ def _context(cfg: JobConfig) -> int | None:
 
 CHEAP_STAGES = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
 PAIRS = "kept:pair_filter"  # the pairs sent to the sandbox
+SCREEN_S = "s:screen"  # the screen's seconds (before any program runs: a cheap figure)
 
 
 def is_cheap(name: str) -> bool:
     """A figure every screened record has (the stages before the sandbox), rather than one
     only the traced records have."""
     parts = name.split(":")
-    return name == "records" or (len(parts) > 1 and parts[1] in CHEAP_STAGES)
+    return name in ("records", SCREEN_S) or (len(parts) > 1 and parts[1] in CHEAP_STAGES)
 
 
 class Scaler:
@@ -459,6 +463,7 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
         "duplicates": duplicate_note(in_sample, sample.fraction,
                                      counted.get("dedup", {}).get("rejected", ZERO)["estimate"]),
     }
+    out["screen_core_s"] = figures.get(SCREEN_S, ZERO)
     runs = figures.get("runs", ZERO)
     actor = figures.get("s:actor", ZERO)
     out["trace"] = {"runs": runs, "kept_traces": counted["trace_filter"]["kept"],
@@ -548,7 +553,8 @@ def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
     if tr.get("render_core_s"):
         cpu_work = {k: cpu_work[k] + tr["render_core_s"][k] for k in ("estimate", "low", "high")}
     fixed = plan["trace"]["jail_start_s_per_actor"]  # every actor starts its jails once
-    cpu_s = {k: _round(v / actors + fixed) for k, v in cpu_work.items()}
+    screen = plan["screen_core_s"]  # before the trace, on every CPU (one, for a small input)
+    cpu_s = {k: _round(screen[k] / cpus + v / actors + fixed) for k, v in cpu_work.items()}
     out = {"cpus": cpus, "gpus": 0, "trace_actors": actors, "cpu_s": cpu_s, "gpu_s": None,
            "total_s": cpu_s, "bound_by": "cpu", "advice": None}
     if job != "run" or tr.get("translator") != "llm":

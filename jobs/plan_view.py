@@ -52,7 +52,8 @@ def plan_lines(plan: dict) -> list[str]:
         if reasons:
             lines.append(" " * 16 + ", ".join(f"{r} {ranged(v)}" for r, v in reasons))
     t = plan["trace"]
-    lines.append(f"trace: {ranged(t['runs'])} sandbox runs, {ranged(t['kept_traces'])} kept traces; "
+    lines.append(f"screen: {ranged(plan['screen_core_s'])} core-s; "
+                 f"trace: {ranged(t['runs'])} sandbox runs, {ranged(t['kept_traces'])} kept traces; "
                  f"sandbox {ranged(t['sandbox_core_s'])} core-s, trace actors "
                  f"{ranged(t['actor_core_s'])} core-s = {ranged(t['core_hours'])} core-hours")
     tr = plan.get("translation")
