@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/plan.py                     # the dev set (../shared), 2 seeds
     .venv/bin/python bench/plan.py --input IN --seeds 5 --fraction 0.1 --accuracy-fraction 0.2
+    .venv/bin/python bench/plan.py --generated 2000     # tests/test_plan.py's corpus, 4 shapes
 
 (1) ``groundtrace trace`` on the whole input, timed from the command's start to its end
     (Ray's start and the screen included: what a user waits for);
@@ -9,6 +10,10 @@
 (3) plans from ``--accuracy-fraction`` (default 20%) per seed, each figure's error against
     the job's manifest: kept traces, the rejects of each stage, sandbox and trace-actor
     core-seconds, and whether the job's figure lies in the plan's range.
+
+With ``--generated N``, the input is N made-up records of every fate (tests/generated_programs.py:
+kept, mismatch, error, trace budget, slow, filtered, unreadable) written as one JSONL file, and
+step (3) also runs on the same records as 40 files, as .jsonl.gz files and as Parquet.
 """
 
 from __future__ import annotations
@@ -60,9 +65,49 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.1, help="the timed plans' sample")
     parser.add_argument("--accuracy-fraction", type=float, default=0.2)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--generated", type=int, help="plan a made-up corpus of this many records")
     args = parser.parse_args()
-    if not Path(args.input).exists() and "://" not in args.input:
-        sys.exit(f"no input at {args.input}")
+    with tempfile.TemporaryDirectory() as scratch:
+        shapes = generated(args.generated, Path(scratch)) if args.generated else {"input": args.input}
+        args.input = next(iter(shapes.values()))
+        if not Path(args.input).exists() and "://" not in args.input:
+            sys.exit(f"no input at {args.input}")
+        run(args, shapes)
+
+
+def generated(records: int, folder: Path) -> dict[str, str]:
+    """tests/test_plan.py's corpus: one JSONL file, 40 files, .jsonl.gz files, Parquet."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from generated_programs import EVERY_STAGE, mixed_corpus
+
+    lines = mixed_corpus(records, seed=11, shares=EVERY_STAGE)
+    (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
+    for name in ("many", "gz"):
+        (folder / name).mkdir()
+    step = max(1, records // 40)
+    for k in range(0, records, step):
+        (folder / "many" / f"part-{k:06d}.jsonl").write_text("\n".join(lines[k:k + step]) + "\n")
+    for k in range(0, records, step * 5):
+        (folder / "gz" / f"part-{k:06d}.jsonl.gz").write_bytes(
+            gzip.compress(("\n".join(lines[k:k + step * 5]) + "\n").encode()))
+    rows = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            rows.append({**record, "ios": json.dumps(record["ios"])})
+        except ValueError:  # a cut-off line: a row the read stage rejects as well
+            rows.append({"refcode": None, "funcname": None, "ios": "[]"})
+    pq.write_table(pa.Table.from_pylist(rows), folder / "rows.parquet", row_group_size=128)
+    return {"one file": str(folder / "one.jsonl"), "40 files": str(folder / "many"),
+            ".jsonl.gz": str(folder / "gz"), "Parquet": str(folder / "rows.parquet")}
+
+
+def run(args, shapes: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         job_s, _ = timed(groundtrace("trace", "--input", args.input, "--output", folder,
                                      "--overwrite", "--progress-s", "0"))
@@ -76,14 +121,15 @@ def main() -> None:
         print(f"groundtrace plan --sample-fraction {args.fraction} --seed {seed}: {seconds:.1f} s "
               f"({seconds / job_s:.3f} of the job)", flush=True)
     accuracy = []
-    for seed in range(args.seeds):
-        _, text = timed(groundtrace("plan", "--input", args.input, "--sample-fraction",
-                                    str(args.accuracy_fraction), "--seed", str(seed), "--json"))
-        found = errors(json.loads(text), manifest)
-        accuracy.append(found)
-        print(f"seed {seed}, {args.accuracy_fraction:.0%} sample: " + ", ".join(
-            f"{name} {f['error']:+.1%}{'' if f['in_range'] else ' (out of range)'}"
-            for name, f in found.items() if f["error"] is not None), flush=True)
+    for shape, path in shapes.items():
+        for seed in range(args.seeds):
+            _, text = timed(groundtrace("plan", "--input", path, "--sample-fraction",
+                                        str(args.accuracy_fraction), "--seed", str(seed), "--json"))
+            found = errors(json.loads(text), manifest)
+            accuracy.append({"shape": shape, "seed": seed, **found})
+            print(f"{shape}, seed {seed}, {args.accuracy_fraction:.0%} sample: " + ", ".join(
+                f"{name} {f['error']:+.1%}{'' if f['in_range'] else ' (out of range)'}"
+                for name, f in found.items() if f["error"] is not None), flush=True)
     result = {"input": args.input, "job_s": round(job_s, 2), "plan_fraction": args.fraction,
               "plan_s": plan_s, "plan_over_job": [round(s / job_s, 3) for s in plan_s],
               "accuracy_fraction": args.accuracy_fraction, "accuracy": accuracy}

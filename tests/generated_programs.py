@@ -47,6 +47,12 @@ FATES = {"kept": 0.50, "mismatch": 0.08, "error": 0.08, "trace_limit": 0.08, "sl
          "exception_in_trace": 0.03}
 
 
+# a mix where every stage rejects a share of what it sees (tests/test_plan.py, bench/plan.py)
+EVERY_STAGE = {"kept": 0.36, "mismatch": 0.08, "error": 0.08, "trace_limit": 0.07, "slow": 0.05,
+               "randomness": 0.06, "syntax_error": 0.05, "too_large": 0.08, "unreadable": 0.08,
+               "exception_in_trace": 0.09}
+
+
 def fated(rng: random.Random, fate: str) -> str:
     """One JSONL line whose program meets ``fate`` in the job: kept, a reject at a given
     stage, or kept after computing for a while (slow: sandbox time of its own)."""

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, read_rows
-from generated_programs import mixed_corpus
+from generated_programs import EVERY_STAGE, mixed_corpus
 
 from jobs.config import JobConfig
 from jobs.plan import plan_job
@@ -26,10 +26,6 @@ from translate.tasks import task_items
 pytestmark = pytest.mark.slow
 
 RECORDS = 2000
-# every stage rejects a share of what it sees, so that each has rejects enough to scale
-SHARES = {"kept": 0.36, "mismatch": 0.08, "error": 0.08, "trace_limit": 0.07, "slow": 0.05,
-          "randomness": 0.06, "syntax_error": 0.05, "too_large": 0.08, "unreadable": 0.08,
-          "exception_in_trace": 0.09}
 # A stage's rejects are held to 10% when the sample is expected to hold this many of the
 # records behind them, else to the plan's own range: a sample of a fifth cannot pin down
 # what a few dozen of its records do (the rejects of one program come and go together).
@@ -41,7 +37,7 @@ CHEAP = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
 def corpus(tmp_path_factory) -> dict[str, str]:
     """The same records as one JSONL file, 40 files, .jsonl.gz files and a Parquet file."""
     folder = tmp_path_factory.mktemp("plan-corpus")
-    lines = mixed_corpus(RECORDS, seed=11, shares=SHARES)
+    lines = mixed_corpus(RECORDS, seed=11, shares=EVERY_STAGE)
     (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
     for name in ("many", "gz"):
         (folder / name).mkdir()
