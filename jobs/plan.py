@@ -35,7 +35,16 @@ from jobs.sample import RATIO, Sample
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.stats import STAGES, TRACE_STAGES, TRANSLATE_STAGES
-from trace_workers.stream import EXAMPLE, PROGRAM, REQUEST, STATS, STREAM_SCHEMA, TRACE, stream_rows
+from trace_workers.stream import (
+    EXAMPLE,
+    PROGRAM,
+    REQUEST,
+    STATS,
+    STREAM_SCHEMA,
+    TRACE,
+    stream_rows,
+    utf8_safe,
+)
 from translate.stage import VerifySettings, render_batch, to_requests_batch
 
 SCHEMA = "groundtrace.plan/1"
@@ -210,8 +219,12 @@ def _translate(cfg: JobConfig, traces: list[tuple], figures: list[Counter]) -> t
 
     for _, payload, block in requests:
         item, mine = json.loads(payload), figures[int(block)]
-        prompt = count(translation_prompt(item), prompt=True)
         mine["items"] += 1
+        try:
+            prompt = count(utf8_safe(translation_prompt(item)), prompt=True)
+        except Exception:  # noqa: BLE001 - as the engine's preprocess: one prompt_failed reject
+            mine["prompt_failed"] += 1
+            continue
         mine["prompt_tokens"] += prompt
         room = (context - prompt) if context else cap
         if context and room < t.min_new_tokens:
@@ -220,9 +233,9 @@ def _translate(cfg: JobConfig, traces: list[tuple], figures: list[Counter]) -> t
         most = min(cap, room)
         mine["max_output_tokens"] += most
         try:  # what a model writes at the least, and can write at the most
-            mine["render_tokens"] += min(most, count(render_reasoning(item), prompt=False))
-        except Exception:  # noqa: BLE001 - a task the renderer cannot write (input, rewrite)
-            mine["render_failed"] += 1
+            mine["render_tokens"] += min(most, count(utf8_safe(render_reasoning(item)), prompt=False))
+        except Exception:  # noqa: BLE001 - a task the renderer cannot write (input, rewrite):
+            pass  # no least length from it
     if not t.uses_llm():
         verify_cfg = VerifySettings(thinking=False, float_rel_tol=cfg.trace.float_rel_tol,
                                     check_steps=t.steps_checked_for(),
@@ -469,7 +482,8 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
     out["trace"] = {"runs": runs, "kept_traces": counted["trace_filter"]["kept"],
                     "sandbox_core_s": figures.get("s:sandbox_s", ZERO),
                     "actor_core_s": actor, "core_hours": scaled(actor, 1 / 3600),
-                    "slowest": slowest_share([f["s:actor"] for f in measured.figures]),
+                    "slowest": slowest_share([f["s:actor"] for f in measured.figures
+                                              if f["traced_pairs"]]),
                     # each trace actor starts its jails once (per node, not per program)
                     "jail_start_s_per_actor": round(measured.jail_start_s / measured.threads, 3)}
     if job == "run":
@@ -513,6 +527,7 @@ def _translation(cfg: JobConfig, figures: dict, measured: Measured, items: dict)
             "prompt_tokens": figures.get("prompt_tokens", ZERO),
             "prompt_tokens_by": measured.prompt_tokens_by, "context": measured.context,
             "prompt_too_long": figures.get("prompt_too_long", ZERO),
+            "prompt_failed": figures.get("prompt_failed", ZERO),
             "output_tokens": output, "gpu_tokens_per_s": tps, "gpu_tokens_per_s_from": tps_from,
             "gpu_hours": gpu_hours,
             "render_core_s": figures.get("s:render", ZERO) if not t.uses_llm() else None}
