@@ -7,6 +7,7 @@ import gzip
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -184,3 +185,22 @@ def test_duplicates_in_a_sample_say_how_many_pairs_the_corpus_may_hold():
     assert note["scaled"] == 20 and note["if_pairs"] == 100
     assert "undercounted" in note["note"]
     assert duplicate_note(3, 1.0, 3.0)["if_pairs"] == 3.0
+
+
+def test_a_sample_of_a_bucket_is_the_sample_of_the_same_files_on_disk(tmp_path, s3_server,
+                                                                      monkeypatch):
+    """Ranged reads from object storage draw the same records as from a local folder."""
+    for key, value in s3_server.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    shapes = _shapes(tmp_path, _lines(600, seed=10))
+    local, remote = {}, {}
+    for shape in ("many", "parquet"):
+        path = Path(shapes[shape])
+        for file in sorted(path.iterdir()) if path.is_dir() else [path]:
+            s3_server["client"].upload_file(str(file), s3_server["BUCKET"], f"plan/{shape}/{file.name}")
+        local[shape] = draw(list_inputs(shapes[shape]), fraction=0.2, seed=1)
+        remote[shape] = draw(list_inputs(f"s3://{s3_server['BUCKET']}/plan/{shape}/"),
+                             fraction=0.2, seed=1)
+        assert [r.text for r in remote[shape].records] == [r.text for r in local[shape].records]
+        assert remote[shape].total_records() == local[shape].total_records() == 600
