@@ -305,9 +305,10 @@ class PlanConfig:
     """``groundtrace plan`` only: how much of the input to sample, and what the plan cannot
     measure here (the GPUs' speed, a model's habits)."""
 
-    sample: int = _opt(1000, "records to run the stages on (a seeded sample spread over the "
-                             "input files; the whole input when it holds fewer)")
-    sample_fraction: float | None = _opt(None, "share of the input's records to sample instead "
+    sample: int = _opt(1000, "records to trace, about (a seeded sample spread over the input "
+                             "files; three times as many go through the screen and the "
+                             "filters; the whole input when it holds fewer)")
+    sample_fraction: float | None = _opt(None, "share of the input's records to trace instead "
                                                "of --sample (0 to 1)")
     cpus: int | None = _opt(None, "CPUs the run will have, for its wall clock (default: this "
                                   "machine's)")

@@ -577,11 +577,12 @@ def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
     gpus = _gpus(cfg)
     out["gpus"] = gpus
     if not gpus or tr.get("gpu_hours") is None:
-        out["advice"] = ("GPU time unknown: pass --gpu-tokens-per-s (output tokens a second on one "
-                         "GPU; bench/translate_throughput.py --device gpu measures it)"
-                         + ("" if cfg.plan.expect_output_tokens else
-                            " and --expect-output-tokens (the model's usual answer length)")
-                         if gpus else "an LLM run needs GPUs: pass --gpus")
+        if not gpus:
+            out["advice"] = ("GPU time unknown: pass --gpus, the GPUs that serve the endpoint"
+                             if cfg.translate.endpoint else "an LLM run needs GPUs: pass --gpus")
+        else:
+            out["advice"] = ("GPU time unknown: pass --gpu-tokens-per-s (output tokens a second "
+                             "on one GPU; bench/translate_throughput.py --device gpu measures it)")
         return out
     gpu_s = {k: (v * 3600 / gpus if v is not None else None) for k, v in tr["gpu_hours"].items()}
     out["gpu_s"] = {k: (_round(v) if v is not None else None) for k, v in gpu_s.items()}
