@@ -136,7 +136,7 @@ def _stop(line: str, code: int, stop_ray) -> int:
 def _plan(args: argparse.Namespace) -> int:
     try:
         cfg = config_mod.from_args(args)
-        cfg.validate()
+        cfg.validate(engine=False)  # a plan needs no model's config (nor the model)
     except (ValueError, OSError) as exc:
         print(f"groundtrace: bad configuration: {exc}", file=sys.stderr)
         return 2

@@ -252,9 +252,12 @@ class TranslateConfig:
             key_env=self.endpoint_key_env, seed=seed if self.endpoint_seed else None, body=body,
             batch_size=max(1, self.endpoint_concurrency), actors=actors, policy=policy)
 
-    def llm(self, seed: int) -> LLMSettings:
+    def device_check(self) -> None:
         if self.device not in ("gpu", "cpu"):
             raise ValueError(f"device must be gpu or cpu, not {self.device!r}")
+
+    def llm(self, seed: int) -> LLMSettings:
+        self.device_check()
         return settings_from(
             LLMSettings, self, model=str(self.model), seed=seed, batch_size=self.llm_batch_size,
             max_model_len=resolve_max_model_len(str(self.model), self.max_model_len),
@@ -368,8 +371,9 @@ class JobConfig:
             data["translate"]["endpoint"] = public_endpoint(self.translate.endpoint)
         return data
 
-    def validate(self) -> None:
-        """Raise ValueError for settings that cannot work, before anything starts."""
+    def validate(self, engine: bool = True) -> None:
+        """Raise ValueError for settings that cannot work, before anything starts (``engine``:
+        the engine's too, which reads the model's config: a plan does without it)."""
         self.screen.settings(self.trace.raw_filter())
         self.build.settings()
         self.translate.steps_checked_for()
@@ -383,7 +387,9 @@ class JobConfig:
             self.translate.uses_llm()
             self.translate.endpoint_settings(self.trace.seed)
         elif self.translate.uses_llm():
-            self.translate.llm(self.trace.seed)
+            self.translate.device_check()
+            if engine:
+                self.translate.llm(self.trace.seed)
 
 
 SECTIONS = {"trace": TraceConfig, "screen": ScreenConfig, "translate": TranslateConfig, "build": BuildConfig,

@@ -608,14 +608,16 @@ def _advice(cpu_s: float, gpu_s: float, actors: int, cpus: int, gpus: int, cfg: 
     if ratio > 1.25:
         need = math.ceil(actors * ratio)
         return (f"the GPUs would wait for the traces {1 - 1 / ratio:.0%} of the time: about "
-                f"{need} trace actors (--actors, {need + 2} CPUs) keep {gpus} GPU(s) busy, or "
+                f"{need} trace actors (--actors, {need + cpus - actors} CPUs) keep {gpus} GPU(s) "
+                "busy, or "
                 f"{max(per_engine, math.floor(gpus / ratio / per_engine) * per_engine)} GPU(s) "
                 f"suffice for {cpus} CPUs")
     if ratio < 0.8:
         engines = math.ceil(gpus / ratio / per_engine)
+        fewer = max(1, math.ceil(actors * ratio)) + (cpus - actors)
         return (f"the trace actors would wait for the GPUs {1 - ratio:.0%} of the time: "
-                f"{max(1, math.ceil(actors * ratio)) + 2} CPUs suffice, or {engines} engine "
-                f"replicas (--replicas, {engines * per_engine} GPUs) keep {cpus} CPUs busy")
+                f"{engines} engine replicas (--replicas, {engines * per_engine} GPUs) keep "
+                f"{cpus} CPUs busy" + (f", or {fewer} CPUs suffice" if fewer < cpus else ""))
     return "balanced: neither side waits long for the other"
 
 
@@ -634,6 +636,9 @@ def _notes(cfg: JobConfig, plan: dict, measured: Measured) -> list[str]:
         if tr["prompt_tokens_by"] == "characters / 4":
             notes.append(f"prompt tokens are characters / {CHARS_PER_TOKEN}: the tokenizer of "
                          f"{cfg.translate.model} could not be loaded here")
+        if tr["context"] is None:
+            notes.append("the model's context is not known here (its config did not load): "
+                         "prompts too long for it are not counted; pass --max-model-len")
         notes.append("output tokens: the renderer's reasoning is the least a model writes; "
                      "--max-tokens (or the context) the most")
     return notes
@@ -645,7 +650,7 @@ def plan_job(cfg: JobConfig, job: str = "run", progress=None) -> dict:
     from jobs.sources import list_inputs
     from trace_workers.sandbox import bwrap_path, check_arch
 
-    cfg.validate()
+    cfg.validate(engine=False)
     bwrap_path()
     check_arch(cfg.trace.allow_unfiltered_arch)
     started = time.perf_counter()

@@ -112,3 +112,13 @@ def test_a_bad_plan_setting_is_refused():
         setattr(cfg.plan, key, value)
         with pytest.raises(ValueError):
             cfg.validate()
+
+
+def test_a_plan_needs_neither_the_model_nor_its_config(tmp_path):
+    cfg = _llm()
+    cfg.translate.model = str(tmp_path / "not-here")  # as a model id with no local copy
+    with pytest.raises(ValueError):
+        cfg.validate()  # a run reads the model's context before it starts
+    cfg.validate(engine=False)
+    plan = _plan(cfg)
+    assert "pass --max-model-len" in " ".join(plan["notes"])
