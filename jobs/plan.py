@@ -567,7 +567,8 @@ def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
     tr = plan.get("translation") or {}
     if tr.get("render_core_s"):
         cpu_work = {k: cpu_work[k] + tr["render_core_s"][k] for k in ("estimate", "low", "high")}
-    fixed = plan["trace"]["jail_start_s_per_actor"]  # every actor starts its jails once
+    # every actor starts its jails once, when there is something to run in them
+    fixed = plan["trace"]["jail_start_s_per_actor"] if plan["trace"]["runs"]["estimate"] else 0.0
     screen = plan["screen_core_s"]  # before the trace, on every CPU (one, for a small input)
     cpu_s = {k: _round(screen[k] / cpus + v / actors + fixed) for k, v in cpu_work.items()}
     out = {"cpus": cpus, "gpus": 0, "trace_actors": actors, "cpu_s": cpu_s, "gpu_s": None,
