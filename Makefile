@@ -12,10 +12,14 @@ INPUT ?= data/sample.jsonl
 OUTPUT ?= out
 ARGS ?=
 
-.PHONY: run test test-fast golden lint bench bench-translate system system-test venv venv-test clean
+.PHONY: run plan test test-fast golden lint bench bench-translate system system-test venv venv-test clean
 
 run: venv
 	$(BIN)/groundtrace run --input $(INPUT) --output $(OUTPUT) --overwrite $(ARGS)
+
+# the bill before the run: groundtrace plan on the same input (writes nothing)
+plan: venv
+	$(BIN)/groundtrace plan --input $(INPUT) $(ARGS)
 
 test: venv-test
 	$(BIN)/ruff check .
