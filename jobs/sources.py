@@ -33,7 +33,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import smart_open
 import zstandard
 from fsspec.utils import glob_translate
 
@@ -188,6 +187,8 @@ def _read_file(uri: str, name: str, skip: int) -> Iterator[tuple[int, str, str]]
                     if position > skip:
                         yield position, f"{name}:{position}", json.dumps(row, default=_json_default)
         return
+    import smart_open  # here: what samples plain files without it (jobs.sample) starts faster
+
     with smart_open.open(uri, "rb", transport_params=_transport(uri)) as handle:
         for position, raw in enumerate(handle, 1):
             if position <= skip:
