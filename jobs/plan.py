@@ -52,6 +52,7 @@ BOOTSTRAP = 400  # resamples behind each range
 LOW, HIGH = 5, 95  # percentiles of a range
 GPU_BENCH_RECORD = Path(__file__).resolve().parent.parent / "bench" / "records" / "translate_gpu.json"
 CHARS_PER_TOKEN = 4  # without a tokenizer, prompts and outputs are counted as characters / 4
+HEAVY_JAIL = "full"  # trace_workers.actor.JAILS: the jail whose start costs a core a second or more
 
 
 class InputUnreadable(RuntimeError):
@@ -168,17 +169,15 @@ def _count(figures: Counter, stats: dict) -> None:
 def _trace(programs: list[tuple], figures: list[Counter], actors: list[TraceActor],
            pool: ThreadPoolExecutor, progress) -> tuple[list[tuple], float]:
     """The program rows through the trace actors, one thread each (the work is in the
-    jails' processes)."""
+    jails' processes). The programs of the heaviest jail go first and to one actor: one
+    start of it, not one per thread, and it overlaps the other threads' work."""
     free = list(actors)
     starts = [jail.first_start_s or 0.0 for actor in actors for jail in actor.tracer.jails.values()]
     local = threading.local()
     lock = threading.Lock()
     done = [0]
 
-    def run(program: tuple) -> pa.Table:
-        if not hasattr(local, "actor"):
-            with lock:
-                local.actor = free.pop()
+    def run_one(program: tuple) -> pa.Table:
         jails = local.actor.tracer.jails.values()
         unstarted = [jail for jail in jails if jail.first_start_s is None]
         started = time.perf_counter()
@@ -194,9 +193,19 @@ def _trace(programs: list[tuple], figures: list[Counter], actors: list[TraceActo
                 progress(done[0], len(programs))
         return out
 
+    def run(unit: list[tuple]) -> list[pa.Table]:
+        if not hasattr(local, "actor"):
+            with lock:
+                local.actor = free.pop()
+        return [run_one(program) for program in unit]
+
+    heavy = [p for p in programs if json.loads(p[1]).get("jail") == HEAVY_JAIL]
+    blocks = {p[2] for p in heavy}
+    units = ([heavy] if heavy else []) + [[p] for p in programs if p[2] not in blocks]
     traces: list[tuple] = []
-    for out in pool.map(run, programs):
-        traces += _take(out, figures, (TRACE,))
+    for outs in pool.map(run, units):
+        for out in outs:
+            traces += _take(out, figures, (TRACE,))
     return traces, sum(starts)
 
 
