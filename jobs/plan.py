@@ -482,7 +482,8 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
                    "trace_threads": measured.threads, "wall_s": round(wall_s, 2)},
         "records": figures["records"],
         "funnel": counted,
-        "duplicates": duplicate_note(in_sample, sample.fraction,
+        # the screen's decisions are over the screened records: their share is what counts
+        "duplicates": duplicate_note(in_sample, sample.screen_fraction,
                                      counted.get("dedup", {}).get("rejected", ZERO)["estimate"]),
     }
     out["screen_core_s"] = figures.get(SCREEN_S, ZERO)

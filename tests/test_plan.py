@@ -136,3 +136,23 @@ def test_the_command_prints_a_table_or_json_and_refuses_a_bad_share(tmp_path):
                          cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "--sample-fraction" in bad.stderr
+
+
+def test_copies_across_the_corpus_are_undercounted_and_the_note_says_how_many(tmp_path):
+    """150 records repeat 150 others, anywhere in the input: a sample holds both records of a
+    pair only now and then; the note's count for pairs comes near the truth."""
+    import random
+
+    from generated_programs import corpus
+
+    lines = corpus(600, seed=3, ios=1)
+    rng = random.Random(0)
+    lines += rng.sample(lines, 150)
+    rng.shuffle(lines)
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = _config(str(tmp_path / "in.jsonl"), tmp_path / "out", sample_fraction=0.2)
+    plan = plan_job(cfg)
+    dups = plan["duplicates"]
+    assert plan["funnel"]["dedup"]["rejected"]["estimate"] == dups["scaled"] < 150 * 0.75
+    assert dups["if_pairs"] == pytest.approx(150, rel=0.30)
+    assert "undercounted" in dups["note"] and dups["note"] in plan["notes"]
