@@ -167,23 +167,29 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
     total = int(sizes.sum())
     size = chunk_size(total, fraction)
     per_file = -(-sizes // size)  # chunks of each file
-    draws = np.random.default_rng(seed).random(int(per_file.sum()))
     first = np.concatenate([[0], np.cumsum(per_file)[:-1]])
+    count = int(per_file.sum())
+    rng = np.random.default_rng(seed)
+    # each chunk screened with chance ``screen`` and, if so, traced with chance fraction/screen
+    # (as one number u per chunk would: screened when u < screen, traced when u < fraction),
+    # drawn in memory for the chunks chosen only (a terabyte holds hundreds of millions)
+    chosen = (np.arange(count) if screen >= 1 else
+              np.sort(rng.choice(count, size=rng.binomial(count, screen), replace=False)))
+    traced_of = dict(zip(chosen.tolist(), (rng.random(len(chosen)) < fraction / max(screen, 1e-12))
+                         .tolist(), strict=True))
     stratum = Stratum("jsonl", EXACT if screen >= 1 else RATIO, files=len(files), bytes=total)
     spans: list[tuple[int, int, int]] = []  # (file position in ``files``, start, end): read
-    for at, (count, begin) in enumerate(zip(per_file, first, strict=True)):
-        mine = draws[begin:begin + count]
-        chosen = np.nonzero(mine < screen)[0] if screen < 1 else np.arange(count)
-        for chunk in chosen:
-            start, end = int(chunk) * size, min(int(sizes[at]), (int(chunk) + 1) * size)
-            stratum.screen_fraction += (end - start) / max(1, total)
-            traced = mine[chunk] < fraction
-            stratum.fraction += (end - start) / max(1, total) if traced else 0.0
-            if spans and spans[-1][0] == at and spans[-1][2] == start:
-                spans[-1] = (at, spans[-1][1], end)  # a neighbour: one read
-            else:
-                spans.append((at, start, end))
-            stratum.counted[f"{files[at][0]}@{start}"] = [end - start, 0]
+    for number in chosen.tolist():
+        at = int(np.searchsorted(first, number, side="right")) - 1
+        start = (number - int(first[at])) * size
+        end = min(int(sizes[at]), start + size)
+        stratum.screen_fraction += (end - start) / max(1, total)
+        stratum.fraction += (end - start) / max(1, total) if traced_of[number] else 0.0
+        if spans and spans[-1][0] == at and spans[-1][2] == start:
+            spans[-1] = (at, spans[-1][1], end)  # a neighbour: one read
+        else:
+            spans.append((at, start, end))
+        stratum.counted[f"{files[at][0]}@{start}"] = [end - start, 0]
     with _Files() as opened, ThreadPoolExecutor(READ_THREADS) as pool:
         read = pool.map(lambda span: chunk_lines(opened.get(files[span[0]][1]), int(sizes[span[0]]),
                                                  span[1], span[2]), spans)
@@ -194,7 +200,7 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
                 unit = f"{index}@{chunk * size}"
                 stratum.counted[unit][1] += 1
                 stratum.records += 1
-                traced = bool(draws[first[at] + chunk] < fraction)
+                traced = traced_of[int(first[at]) + chunk]
                 taken.append(SampledRecord(index, offset, f"{_name(uri)}:{offset}", text,
                                            "jsonl", unit, traced))
         if stratum.how == RATIO and total <= COUNT_BYTES:
@@ -295,11 +301,12 @@ def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: in
     with fs.open_input_file(path) as handle:
         reader = pq.ParquetFile(handle)
         rows = reader.metadata.num_rows
-        draws = np.random.default_rng([seed, index]).random(rows)
+        rng = np.random.default_rng([seed, index])
         first = 0
         for group in range(reader.metadata.num_row_groups):
             count = reader.metadata.row_group(group).num_rows
-            chosen = np.nonzero(draws[first:first + count] < screen)[0]
+            draws = rng.random(count)  # one number a row, a row group at a time
+            chosen = np.nonzero(draws < screen)[0]
             if len(chosen):
                 table = reader.read_row_group(group)
                 for row, values in zip(chosen, table.take(chosen).to_pylist(), strict=True):
@@ -307,7 +314,7 @@ def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: in
                     taken.append(SampledRecord(
                         index, position, f"{_name(uri)}:{position}",
                         json.dumps(values, default=_json_default), "parquet",
-                        f"{index}#{position}", bool(draws[first + row] < fraction)))
+                        f"{index}#{position}", bool(draws[row] < fraction)))
             first += count
     return rows
 

@@ -1,7 +1,7 @@
-"""``groundtrace plan`` against the run it plans: from a fifth of a corpus, the kept traces,
-the rejects of each stage and the prompt tokens within 10% of the real run's, its sandbox
-time within 30%, for the corpus as one file, many files, compressed files and Parquet; and
-nothing written anywhere."""
+"""``groundtrace plan`` against the run it plans: from a fifth of a corpus (4,000 records of
+every fate, as one file, 40 files, .jsonl.gz files and Parquet), the kept traces, the
+rejects of each stage and the prompt tokens within 10% of the real run's, its sandbox time
+within 30%; and nothing written anywhere."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from translate.tasks import task_items
 
 pytestmark = pytest.mark.slow
 
-RECORDS = 2000
+RECORDS = 4000  # a fifth of it: the errors of kept traces and prompt tokens have about 2.5%
 # A stage's rejects are held to 10% when the sample is expected to hold this many of the
 # records behind them, else to the plan's own range: a sample of a fifth cannot pin down
 # what a few dozen of its records do (the rejects of one program come and go together).
+# The range (5th-95th percentile) is widened by half its width on each side, about a 99%
+# range: a 90% one misses one figure in ten by design.
 ENOUGH = 100
 CHEAP = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
 
@@ -41,11 +43,12 @@ def corpus(tmp_path_factory) -> dict[str, str]:
     (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
     for name in ("many", "gz"):
         (folder / name).mkdir()
-    for k in range(0, RECORDS, 50):
-        (folder / "many" / f"part-{k:05d}.jsonl").write_text("\n".join(lines[k:k + 50]) + "\n")
-    for k in range(0, RECORDS, 250):
+    for k in range(0, RECORDS, RECORDS // 40):
+        (folder / "many" / f"part-{k:05d}.jsonl").write_text(
+            "\n".join(lines[k:k + RECORDS // 40]) + "\n")
+    for k in range(0, RECORDS, RECORDS // 8):
         (folder / "gz" / f"part-{k:05d}.jsonl.gz").write_bytes(
-            gzip.compress(("\n".join(lines[k:k + 250]) + "\n").encode()))
+            gzip.compress(("\n".join(lines[k:k + RECORDS // 8]) + "\n").encode()))
     rows = []
     for line in lines:
         try:
@@ -110,7 +113,8 @@ def test_a_plan_from_a_fifth_predicts_the_run(shape, corpus, real_run, tiny_mode
             held.append(stage)
             assert got["estimate"] == pytest.approx(real, rel=0.10), stage
         else:
-            assert got["low"] <= real <= got["high"], stage
+            half = (got["high"] - got["low"]) / 2
+            assert got["low"] - half <= real <= got["high"] + half, stage
     assert {"program_filter", "trace"} <= set(held)
     tokens = plan["translation"]["prompt_tokens"]["estimate"]
     assert plan["translation"]["prompt_tokens_by"] == f"tokenizer of {tiny_model}"
