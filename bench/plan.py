@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/plan.py                     # the dev set (../shared), 2 seeds
     .venv/bin/python bench/plan.py --input IN --seeds 5 --fraction 0.1 --accuracy-fraction 0.2
-    .venv/bin/python bench/plan.py --generated 2000     # tests/test_plan.py's corpus, 4 shapes
+    .venv/bin/python bench/plan.py --generated 4000     # tests/test_plan.py's corpus, 4 shapes
 
 (1) ``groundtrace trace`` on the whole input, timed from the command's start to its end
     (Ray's start and the screen included: what a user waits for);
