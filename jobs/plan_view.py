@@ -71,7 +71,8 @@ def plan_lines(plan: dict) -> list[str]:
             lines.append(f"GPU: {tr['gpu_tokens_per_s'] or '?'} output tokens/s per GPU"
                          + (f" ({tr['gpu_tokens_per_s_from']})" if tr["gpu_tokens_per_s_from"] else "")
                          + f", {ranged(tr['gpu_hours'])} GPU-hours"
-                         if tr["gpu_hours"] else "GPU-hours: ? (no --gpu-tokens-per-s)")
+                         if tr["gpu_hours"] else "GPU-hours: ? " + (
+                             "(no --gpu-tokens-per-s)" if not tr["gpu_tokens_per_s"] else "(no --gpus)"))
     e = plan.get("examples")
     if e:
         lines.append(f"examples expected: {ranged(e)}"
