@@ -588,6 +588,7 @@ def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
     gpus = _gpus(cfg)
     out["gpus"] = gpus
     if not gpus or tr.get("gpu_hours") is None:
+        out["bound_by"] = None  # the CPU side is known, the GPU side not: total_s is the least
         if not gpus:
             out["advice"] = ("GPU time unknown: pass --gpus, the GPUs that serve the endpoint"
                              if cfg.translate.endpoint else "an LLM run needs GPUs: pass --gpus")

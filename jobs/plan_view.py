@@ -79,8 +79,10 @@ def plan_lines(plan: dict) -> list[str]:
                      + (f" (pass rate {e['pass_rate']:.3f}: {e['pass_rate_from']})"
                         if e["pass_rate"] is not None else f" ({e['pass_rate_from']})"))
     w = plan["wall_clock"]
+    bound = (f"bound by the {w['bound_by'].upper()}s" if w["bound_by"]
+             else "at the least: the GPU side is not known")
     lines.append(f"wall clock on {w['cpus']} CPUs ({w['trace_actors']} trace actors) and "
-                 f"{w['gpus']} GPUs: {duration(w['total_s'])}, bound by the {w['bound_by'].upper()}s"
+                 f"{w['gpus']} GPUs: {duration(w['total_s'])}, {bound}"
                  + (f" (CPU side {duration(w['cpu_s'])}, GPU side {duration(w['gpu_s'])})"
                     if w["gpu_s"] else ""))
     if w["advice"]:
