@@ -554,7 +554,7 @@ def _examples(cfg: JobConfig, figures: dict, items: dict) -> dict:
         return {**scaled(items, p.expect_pass_rate), "pass_rate": p.expect_pass_rate,
                 "pass_rate_from": "--expect-pass-rate"}
     return {"estimate": None, "low": 0.0, "high": items["high"], "pass_rate": None,
-            "pass_rate_from": "unknown: pass --expect-pass-rate (at most every request)"}
+            "pass_rate_from": "unknown: pass --expect-pass-rate; at most every request verifies"}
 
 
 def _gpus(cfg: JobConfig) -> int:
