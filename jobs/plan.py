@@ -598,6 +598,7 @@ def _wall_clock(cfg: JobConfig, job: str, plan: dict) -> dict:
         return out
     gpu_s = {k: (v * 3600 / gpus if v is not None else None) for k, v in tr["gpu_hours"].items()}
     out["gpu_s"] = {k: (_round(v) if v is not None else None) for k, v in gpu_s.items()}
+
     def point(r: dict) -> float:  # the range's geometric middle where there is no estimate
         return r["estimate"] if r["estimate"] is not None else math.sqrt(max(r["low"], 1e-9) * r["high"])
 
