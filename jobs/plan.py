@@ -77,7 +77,6 @@ class Measured:
     figures: list[Counter]  # one per sampled record
     prompt_tokens_by: str  # "tokenizer of MODEL" or "characters / 4"
     context: int | None  # the model's context, when the prompts were counted in its tokens
-    trace_wall_s: float
     threads: int
     jail_start_s: float = 0.0  # the jails' first starts, all actors together (not scaled)
 
@@ -108,16 +107,14 @@ def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
         for record, mine in zip(sample.records, figures, strict=True):
             if record.traced:  # what the traced figures are scaled by (Scaler)
                 mine["traced_pairs"] = mine["kept:pair_filter"]
-        started = time.perf_counter()
         traces, jail_start_s = _trace(programs, figures, [a.result() for a in actors], pool, progress)
-        trace_wall_s = time.perf_counter() - started
     finally:
         for actor in actors:
             if actor.done() and actor.exception() is None:
                 actor.result().tracer.close()
         pool.shutdown(cancel_futures=True)
     by, context = _translate(cfg, traces, figures)
-    return Measured(figures, by, context, trace_wall_s, threads, jail_start_s)
+    return Measured(figures, by, context, threads, jail_start_s)
 
 
 def _screen(cfg: JobConfig, sample: Sample, blocks: list[str]) -> dict[str, dict]:

@@ -177,7 +177,10 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
               np.sort(rng.choice(count, size=rng.binomial(count, screen), replace=False)))
     traced_of = dict(zip(chosen.tolist(), (rng.random(len(chosen)) < fraction / max(screen, 1e-12))
                          .tolist(), strict=True))
-    stratum = Stratum("jsonl", EXACT if screen >= 1 else RATIO, files=len(files), bytes=total)
+    # exact where every chunk is read, or where a scan for line ends costs little (a count
+    # then beats a ratio's spread); else a ratio over the chunks read
+    stratum = Stratum("jsonl", EXACT if screen >= 1 or total <= COUNT_BYTES else RATIO,
+                      files=len(files), bytes=total)
     spans: list[tuple[int, int, int]] = []  # (file position in ``files``, start, end): read
     for number in chosen.tolist():
         at = int(np.searchsorted(first, number, side="right")) - 1
@@ -189,7 +192,8 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
             spans[-1] = (at, spans[-1][1], end)  # a neighbour: one read
         else:
             spans.append((at, start, end))
-        stratum.counted[f"{files[at][0]}@{start}"] = [end - start, 0]
+        if stratum.how == RATIO:
+            stratum.counted[f"{files[at][0]}@{start}"] = [end - start, 0]
     with _Files() as opened, ThreadPoolExecutor(READ_THREADS) as pool:
         read = pool.map(lambda span: chunk_lines(opened.get(files[span[0]][1]), int(sizes[span[0]]),
                                                  span[1], span[2]), spans)
@@ -198,17 +202,14 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
             for offset, text in lines:
                 chunk = offset // size
                 unit = f"{index}@{chunk * size}"
-                stratum.counted[unit][1] += 1
-                stratum.records += 1
+                if stratum.how == RATIO:
+                    stratum.counted[unit][1] += 1
                 traced = traced_of[int(first[at]) + chunk]
                 taken.append(SampledRecord(index, offset, f"{_name(uri)}:{offset}", text,
                                            "jsonl", unit, traced))
-        if stratum.how == RATIO and total <= COUNT_BYTES:
-            # a count is a scan for line ends, cheaper than a ratio's spread on a small input
-            stratum.how, stratum.counted = EXACT, {}
+            stratum.records += len(lines)
+        if stratum.how == EXACT and screen < 1:  # the chunks read are not all of it: count
             stratum.records = sum(pool.map(lambda f: count_records(opened.get(f[1]), f[2] or 0), files))
-    if stratum.how == EXACT:
-        stratum.counted = {}
     return stratum
 
 

@@ -28,8 +28,8 @@ def _plan(cfg: JobConfig, *, actor_s: float = 1.0, items: int = 1) -> dict:
     strata = {"jsonl": Stratum("jsonl", EXACT, files=1, bytes=10**6, records=RECORDS,
                                fraction=0.01, screen_fraction=0.01)}
     sample = Sample(records, strata, 0.01, 0.01, seed=0)
-    return build_plan(cfg, "run", ["in.jsonl"], sample, Measured(figures, "characters / 4", None,
-                                                                 1.0, 2), wall_s=1.0)
+    return build_plan(cfg, "run", ["in.jsonl"], sample,
+                      Measured(figures, "characters / 4", None, 2), wall_s=1.0)
 
 
 def _llm(**plan) -> JobConfig:
