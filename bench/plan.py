@@ -77,34 +77,12 @@ def main() -> None:
 
 def generated(records: int, folder: Path) -> dict[str, str]:
     """tests/test_plan.py's corpus: one JSONL file, 40 files, .jsonl.gz files, Parquet."""
-    import gzip
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     sys.path.insert(0, str(ROOT / "tests"))
-    from generated_programs import EVERY_STAGE, mixed_corpus
+    from generated_programs import EVERY_STAGE, mixed_corpus, write_shapes
 
-    lines = mixed_corpus(records, seed=11, shares=EVERY_STAGE)
-    (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
-    for name in ("many", "gz"):
-        (folder / name).mkdir()
-    step = max(1, records // 40)
-    for k in range(0, records, step):
-        (folder / "many" / f"part-{k:06d}.jsonl").write_text("\n".join(lines[k:k + step]) + "\n")
-    for k in range(0, records, step * 5):
-        (folder / "gz" / f"part-{k:06d}.jsonl.gz").write_bytes(
-            gzip.compress(("\n".join(lines[k:k + step * 5]) + "\n").encode()))
-    rows = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-            rows.append({**record, "ios": json.dumps(record["ios"])})
-        except ValueError:  # a cut-off line: a row the read stage rejects as well
-            rows.append({"refcode": None, "funcname": None, "ios": "[]"})
-    pq.write_table(pa.Table.from_pylist(rows), folder / "rows.parquet", row_group_size=128)
-    return {"one file": str(folder / "one.jsonl"), "40 files": str(folder / "many"),
-            ".jsonl.gz": str(folder / "gz"), "Parquet": str(folder / "rows.parquet")}
+    shapes = write_shapes(mixed_corpus(records, seed=11, shares=EVERY_STAGE), folder)
+    return {"one file": shapes["one"], "40 files": shapes["many"], ".jsonl.gz": shapes["gz"],
+            "Parquet": shapes["parquet"]}
 
 
 def run(args, shapes: dict[str, str]) -> None:

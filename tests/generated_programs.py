@@ -4,8 +4,10 @@ inputs whose outputs the generator worked out by running its own code."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
+from pathlib import Path
 
 OPS = ["+", "-", "*", "^", "|", "&"]
 NAMES = ["acc", "total", "best", "count", "value", "step", "mark", "weight", "score", "left",
@@ -104,3 +106,31 @@ def mixed_corpus(records: int, seed: int = 0, shares: dict[str, float] | None = 
     fates = (fates + ["kept"] * records)[:records]
     rng.shuffle(fates)
     return [fated(rng, fate) for fate in fates]
+
+
+def write_shapes(lines: list[str], folder: Path) -> dict[str, str]:
+    """The same JSONL lines as one file, 40 files, 8 .jsonl.gz files and a Parquet file (ios
+    as JSON text, as CodeI/O's Parquet has it; a cut-off line becomes a row the read stage
+    rejects as well): shape -> input path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
+    for name in ("many", "gz"):
+        (folder / name).mkdir()
+    step = max(1, len(lines) // 40)
+    for k in range(0, len(lines), step):
+        (folder / "many" / f"part-{k:06d}.jsonl").write_text("\n".join(lines[k:k + step]) + "\n")
+    for k in range(0, len(lines), step * 5):
+        (folder / "gz" / f"part-{k:06d}.jsonl.gz").write_bytes(
+            gzip.compress(("\n".join(lines[k:k + step * 5]) + "\n").encode()))
+    rows = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            rows.append({**record, "ios": json.dumps(record["ios"])})
+        except ValueError:
+            rows.append({"refcode": None, "funcname": None, "ios": "[]"})
+    pq.write_table(pa.Table.from_pylist(rows), folder / "rows.parquet", row_group_size=128)
+    return {"one": str(folder / "one.jsonl"), "many": str(folder / "many"),
+            "gz": str(folder / "gz"), "parquet": str(folder / "rows.parquet")}

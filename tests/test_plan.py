@@ -5,17 +5,14 @@ within 30%; and nothing written anywhere."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, read_rows
-from generated_programs import EVERY_STAGE, mixed_corpus
+from generated_programs import EVERY_STAGE, mixed_corpus, write_shapes
 
 from jobs.config import JobConfig
 from jobs.plan import plan_job
@@ -38,27 +35,8 @@ CHEAP = ("read", "dedup", "decontaminate", "program_filter", "pair_filter")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, str]:
     """The same records as one JSONL file, 40 files, .jsonl.gz files and a Parquet file."""
-    folder = tmp_path_factory.mktemp("plan-corpus")
-    lines = mixed_corpus(RECORDS, seed=11, shares=EVERY_STAGE)
-    (folder / "one.jsonl").write_text("\n".join(lines) + "\n")
-    for name in ("many", "gz"):
-        (folder / name).mkdir()
-    for k in range(0, RECORDS, RECORDS // 40):
-        (folder / "many" / f"part-{k:05d}.jsonl").write_text(
-            "\n".join(lines[k:k + RECORDS // 40]) + "\n")
-    for k in range(0, RECORDS, RECORDS // 8):
-        (folder / "gz" / f"part-{k:05d}.jsonl.gz").write_bytes(
-            gzip.compress(("\n".join(lines[k:k + RECORDS // 8]) + "\n").encode()))
-    rows = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-            rows.append({**record, "ios": json.dumps(record["ios"])})
-        except ValueError:  # a cut-off line: in Parquet, a row the read stage rejects as well
-            rows.append({"refcode": None, "funcname": None, "ios": "[]"})
-    pq.write_table(pa.Table.from_pylist(rows), folder / "rows.parquet", row_group_size=128)
-    return {"one": str(folder / "one.jsonl"), "many": str(folder / "many"),
-            "gz": str(folder / "gz"), "parquet": str(folder / "rows.parquet")}
+    return write_shapes(mixed_corpus(RECORDS, seed=11, shares=EVERY_STAGE),
+                        tmp_path_factory.mktemp("plan-corpus"))
 
 
 def _config(input_path: str, output: Path, **plan) -> JobConfig:
