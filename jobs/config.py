@@ -71,7 +71,12 @@ class TraceConfig:
     trace_all: bool = _opt(SHARED, "run every pair even when a problem already has its samples "
                                   "(slower; gives full status counts)")
     seed: int = _opt(0, "seed for every sample")
-    max_trace_lines: int = _opt(SHARED, "traces must have fewer lines; a run is stopped when it reaches this")
+    max_trace_lines: int = _opt(SHARED, "the story budget: a kept run is told in fewer lines than "
+                                        "this; a longer trace is told with the middle of its long "
+                                        "loops and its deep calls folded (story_too_long when "
+                                        "even that does not fit)")
+    max_run_lines: int = _opt(SHARED, "the run budget: a run is stopped (trace_limit) when its "
+                                      "trace reaches this many lines")
     max_trace_bytes: int = _opt(SHARED, "a run is stopped when its trace passes this many characters")
     timeout_s: float = _opt(SHARED, "wall-clock limit of one run, seconds")
     timeout_streak: int = _opt(SHARED, "after this many timeouts in a row, a program's other runs are "

@@ -261,3 +261,92 @@ def in_style(text: str, style: str) -> str:
         text = text.replace("takes the next item:", "moves on, so")
         return text
     raise ValueError(style)
+
+
+# -- wrong summaries of a folded run (translate.digest) ----------------------------------------
+FOLD_KINDS = ("fold_count_higher", "fold_count_lower", "fold_count_and_range",
+              "fold_value_of_previous_iteration", "folded_call_return")
+_FOLD = re.compile(r"^(Line (\d+): the loop .*? runs )(\d+)( more times, iterations )(\d+)( to )"
+                   r"(\d+)(.*)$", re.MULTILINE)
+_FOLDED_CALL = re.compile(r"(`[A-Za-z_][\w.]*\([^`\n]*\)` returns |this call returns )([^\n]*?)"
+                          r"(, and we are back|\.$)", re.MULTILINE)
+
+
+def perturb_fold(text: str, kind: str, rng: random.Random, code: str, trace: str) -> str | None:
+    """The renderer's reasoning of a folded run with one wrong summary of a fold: its count one
+    off (alone, or with the range told to match), a value it leaves taken from the iteration
+    before, or a folded call's return changed; None when the text has no fold of that kind."""
+    if kind == "folded_call_return":
+        calls = [m for m in _FOLDED_CALL.finditer(text) if _other_value(m.group(2)) is not None]
+        if not calls:
+            return None
+        match = rng.choice(calls)
+        return _replace(text, match.start(2), match.end(2), _other_value(match.group(2)))
+    folds = list(_FOLD.finditer(text))
+    if not folds:
+        return None
+    match = rng.choice(folds)
+    count, last = int(match.group(3)), int(match.group(7))
+    if kind == "fold_count_higher":
+        return _replace(text, match.start(3), match.end(3), str(count + 1))
+    if kind == "fold_count_lower":
+        return _replace(text, match.start(3), match.end(3), str(count - 1)) if count > 1 else None
+    if kind == "fold_count_and_range":  # a miscount told consistently: one iteration more
+        shifted = f"{match.group(1)}{count + 1}{match.group(4)}{match.group(5)}{match.group(6)}" \
+                  f"{last + 1}" + match.group(8).replace(_ordinal_of(last), _ordinal_of(last + 1), 1)
+        return _replace(text, match.start(), match.end(), shifted)
+    # fold_value_of_previous_iteration: a value stated is the one an iteration earlier
+    return _value_one_iteration_early(text, match, code, trace, rng)
+
+
+def _other_value(text: str) -> str | None:
+    """A value one step away from ``text``'s: a number one higher, a list's last item one
+    higher, a string one letter longer."""
+    ok, value = literal(text)
+    if not ok or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return repr(value + 1)
+    if isinstance(value, list) and value and isinstance(value[-1], int):
+        return repr(value[:-1] + [value[-1] + 1])
+    if isinstance(value, str):
+        return repr(value + "x")
+    return None
+
+
+def _ordinal_of(n: int) -> str:
+    from translate.step_text import ordinal
+
+    return ordinal(n)
+
+
+def _value_one_iteration_early(text: str, match: re.Match, code: str, trace: str,
+                               rng: random.Random) -> str | None:
+    from translate.trace_model import loop_runs, parse_trace, program_loops
+
+    model = parse_trace(trace)
+    header, last = int(match.group(2)), int(match.group(7))
+    told_before = int(match.group(5)) - 1
+    runs = [r for r in loop_runs(model, program_loops(code))
+            if r.header == header and r.iterations >= last and r.iterations > told_before]
+    stated = list(re.finditer(r"`([A-Za-z_]\w*)` is ", match.group(8)))
+    options = []
+    for run in runs:
+        end, before = run.iteration_ends[last - 1], run.iteration_ends[last - 2]
+        for value in stated:
+            name = value.group(1)
+            changes = [c for c in model.changes if c.name == name and c.frame == run.frame
+                       and not c.in_comprehension]
+            at_end = [c for c in changes if c.position < end]
+            earlier = [c for c in changes if c.position < before]
+            if at_end and earlier and _differs(at_end[-1].text, earlier[-1].text):
+                options.append((value, at_end[-1].text, earlier[-1].text))
+        if options:
+            break
+    if not options:
+        return None
+    value, now, then = rng.choice(options)
+    start = match.start(8) + value.end()
+    if not text.startswith(now, start):
+        return None
+    return _replace(text, start, start + len(now), then)

@@ -197,7 +197,7 @@ def test_a_timeout_is_reported_and_the_jail_keeps_working():
 def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
     code = ("def main_solution(n):\n    total = 0\n    for i in range(n):\n        total += i\n"
             "    return total\n")
-    roomy = SandboxLimits(max_trace_lines=10_000, timeout_s=2.0)
+    roomy = SandboxLimits(max_run_lines=10_000, timeout_s=2.0)
     with Sandbox(SandboxSettings(limits=roomy, preload=())) as box:
         lengths = {n: box.run(code, "main_solution", json.dumps({"n": n}), 1)["trace_lines"]
                    for n in range(60, 80)}
@@ -353,11 +353,11 @@ def main_solution(n):
 def test_the_dry_run_counts_a_floor_of_snoops_lines_never_more(name):
     """At a budget one line above the trace's own length the dry run must let it through."""
     code, kwargs, depth = FLOOR_TRAPS[name]
-    roomy = SandboxLimits(max_trace_lines=10_000, timeout_s=5.0, dry_run=False)
+    roomy = SandboxLimits(max_run_lines=10_000, timeout_s=5.0, dry_run=False)
     with Sandbox(SandboxSettings(limits=roomy, preload=())) as box:
         whole = box.run(code, "main_solution", json.dumps(kwargs), depth)
     assert whole["status"] == "returned" and whole["trace_lines"] > 40
-    tight = SandboxLimits(max_trace_lines=whole["trace_lines"] + 1, timeout_s=5.0)
+    tight = SandboxLimits(max_run_lines=whole["trace_lines"] + 1, timeout_s=5.0)
     with Sandbox(SandboxSettings(limits=tight, preload=())) as box:
         fitted = box.run(code, "main_solution", json.dumps(kwargs), depth)
         kwargs_twice = {k: v * 3 if isinstance(v, int) else v for k, v in kwargs.items()}

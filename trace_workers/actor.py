@@ -24,6 +24,7 @@ from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, Sandb
 from trace_workers.stats import BlockStats, StageStats
 from trace_workers.stream import PROGRAM, TRACE, map_stream, reject, row
 from trace_workers.trace_filter import trace_problem
+from translate.digest import Digest, digest
 
 # jail name -> the libraries its zygote imports once (snoop always)
 JAILS = {"stdlib": (), "numpy": ("numpy",), "full": DEFAULT_PRELOAD}
@@ -41,6 +42,9 @@ class TraceStageConfig:
     # sandbox time or more, skip the program's other runs (unless one of its runs returned)
     trace_limit_streak: int = 2
     trace_limit_streak_s: float = 0.3
+    # the story budget: a kept trace is told (renderer, prompt) in fewer lines than this,
+    # folded where it is longer (translate.digest); the run budget is limits.max_run_lines
+    max_trace_lines: int = 300
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
 
@@ -114,13 +118,21 @@ class Tracer:
                 continue
             stats.keep("trace")
             stats.see("trace_filter")
-            problem = trace_problem(verdict["trace"], work.funcname, self.cfg.limits.max_trace_lines)
+            problem = trace_problem(verdict["trace"], work.funcname, self.cfg.limits.max_run_lines)
+            told = None if problem else digest(verdict["trace"], work.refcode,
+                                               self.cfg.max_trace_lines)
+            if told is None and not problem:
+                problem = ("story_too_long", f"{verdict['trace_lines']} lines, and told with its "
+                           f"loops and calls folded still {self.cfg.max_trace_lines} lines or "
+                           "more (--max-trace-lines)")
             if problem:
                 rows.append(reject(stats, "trace_filter", problem[0], run.id, work.problem_id, problem[1]))
                 continue
             kept += 1
             stats.keep("trace_filter")
-            rows.append(row(TRACE, self._trace_row(work, run, verdict)))
+            note_story(stats, told)
+            rows.append(row(TRACE, {**self._trace_row(work, run, verdict),
+                                    "story_lines": told.told_lines, "story_level": told.level}))
         return self._sample_kept(rows, work, stats) if self.cfg.trace_all else rows
 
     def check(self, code: str, funcname: str, input_text: str, expected_output: str,
@@ -190,6 +202,25 @@ class Tracer:
             kept += out_row["kind"] == TRACE
             out.append(out_row)
         return out
+
+
+def note_story(stats: StageStats, told: Digest) -> None:
+    """How a kept trace is told: whole or digested, what its digest folds, and its length
+    beside the run's (the report's two histograms)."""
+    stats.note("stories", "digested" if told.folds else "whole")
+    if told.folds:
+        stats.note("story_folds", "iterations", told.folded_iterations)
+        stats.note("story_folds", "calls", told.folded_calls)
+    stats.note("run_lines", _bucket(len(told.trace.lines)))
+    stats.note("story_lines", _bucket(told.told_lines))
+
+
+def _bucket(lines: int) -> str:
+    """A histogram bucket: powers of two from 32 lines (<32, 32-63, ...)."""
+    if lines < 32:
+        return "<32"
+    low = 1 << (lines.bit_length() - 1)
+    return f"{low}-{2 * low - 1}"
 
 
 class TraceActor:

@@ -50,7 +50,9 @@ class SandboxError(RuntimeError):
 
 @dataclass
 class SandboxLimits:
-    """Per-run limits. The trace budget (max_trace_lines/bytes) stops runaway programs early."""
+    """Per-run limits. The run budget (max_run_lines, max_trace_bytes) stops runaway programs
+    early; it is far above what is told of a run (the story budget, the trace stage's
+    ``max_trace_lines``): a long run is kept and told folded (translate.digest)."""
 
     timeout_s: float = 5.0
     memory_mb: int = 1024
@@ -58,8 +60,8 @@ class SandboxLimits:
     max_file_mb: int = 16
     max_open_files: int = 64
     scratch_mb: int = 64
-    max_trace_lines: int = 300
-    max_trace_bytes: int = 262_144
+    max_run_lines: int = 10_000
+    max_trace_bytes: int = 1_048_576
     max_stdout_bytes: int = 1_048_576
     dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
     fast_tracer: bool = True  # fast_snoop's tracer (the same trace); False: snoop's own
@@ -74,7 +76,7 @@ class SandboxLimits:
             "max_procs": self.max_procs,
             "max_file_bytes": self.max_file_mb << 20,
             "max_open_files": self.max_open_files,
-            "max_trace_lines": self.max_trace_lines,
+            "max_trace_lines": self.max_run_lines,
             "max_trace_bytes": self.max_trace_bytes,
             "max_stdout_bytes": self.max_stdout_bytes,
             "dry_run": self.dry_run,

@@ -145,6 +145,9 @@ TRACE_SCHEMA = pa.schema([
     ("io_requirements", pa.string()), ("refcode", pa.string()), ("funcname", pa.string()),
     ("input", pa.string()), ("expected_output", pa.string()), ("returned", pa.string()),
     ("trace", pa.string()), ("trace_lines", pa.int32()), ("status", pa.string()),
+    # how the run is told: its lines told (under the story budget) and the digest's level
+    # (0: whole; translate.digest folds the loops and calls of a longer run)
+    ("story_lines", pa.int32()), ("story_level", pa.int32()),
     # "json": input/expected_output/returned are JSON (PyEdu); "python": an argument list and
     # Python literals (the call format)
     ("value_format", pa.string()),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import re
 
+from translate.digest import digest_at
+
 FINAL_ANSWER_MARK = "Final answer:"
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -39,6 +41,19 @@ def signature(code: str, name: str) -> str | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
             return f"def {name}({ast.unparse(node.args)})"
     return None
+
+
+def told_trace(item: dict) -> str:
+    """The trace as the translation prompt shows it: whole, or, for a run longer than the
+    story budget, its digest (long loops and deep calls folded, translate.digest)."""
+    level = item.get("story_level") or 0
+    trace = digest_at(item["trace"], item.get("refcode") or "", level).text() if level else item["trace"]
+    return strip_addresses(trace).rstrip()
+
+
+def step_form(item: dict) -> str:
+    """How to write each step; for a folded trace, also how to tell what it folds."""
+    return STEP_FORM + (FOLD_FORM if item.get("story_level") else "")
 
 
 def strip_addresses(trace: str) -> str:
@@ -97,3 +112,10 @@ or "it is false, so we skip its block"; for a while loop "it holds, so the loop 
 "it no longer holds, so the loop ends".
 - Say how many times a loop runs as "the loop over `items` runs N times"; when you sum up a \
 loop instead of walking each pass, say so: "after the loop, `total` is 45"."""
+# ...and where the trace is folded (a long run's digest): each fold told in one step
+FOLD_FORM = """
+- The trace leaves out the middle of long loops: a line `... (the loop at line N runs K more \
+times, iterations A to B, left out here; after iteration B: x = v)` stands for them. Tell it in \
+one step, in these words: "the loop over `items` runs K more times, iterations A to B; after the \
+Bth iteration, `x` is v", then go on with the iteration that follows.
+- Where it leaves out the steps of a call, tell the call by what it returns: "`f(3)` returns 2"."""

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from trace_workers.records import parse_literal_output
+from translate.digest import CallFold, Fold, LoopFold, digest_at
 from translate.prompts import FINAL_ANSWER_MARK, is_python, shown_input
+from translate.step_text import ordinal
 from translate.trace_model import (
     CALL_EVENT,
     COMPREHENSION_EVENT,
     CONDITION,
     FOR,
     LINE,
+    RESUME,
     RETURN_EVENT,
     START,
     YIELD_EVENT,
@@ -66,8 +70,21 @@ class _Renderer:
     def say(self, text: str) -> None:
         self.out.append(text)
 
-    def walk(self, events: list[Event]) -> list[str]:
-        for number, event in enumerate(events):
+    def walk(self, events: list[Event], folds: Sequence[Fold] = ()) -> list[str]:
+        starts = {fold.start: fold for fold in folds}
+        number = -1
+        while number + 1 < len(events):
+            number += 1
+            event = events[number]
+            if (fold := starts.get(number)) is not None:
+                self.pass_over(events[fold.start:fold.end])
+                if isinstance(fold, LoopFold):
+                    self.loop_fold(fold)
+                    number = fold.end - 1
+                else:
+                    self.call_fold(fold)
+                    number = fold.end  # its return is told with it
+                continue
             if event.kind == LINE:
                 self.line(event, _next_line(events, number))
             elif event.kind == CALL_EVENT:
@@ -89,6 +106,44 @@ class _Renderer:
                 self.stack.append(_Frame(event.name))
                 self.say(f"The generator `{event.name}` {'starts' if event.kind == START else 'resumes'}.")
         return self.out
+
+    def pass_over(self, events: list[Event]) -> None:
+        """Events a fold tells in one step: the frames they open and close, and the names
+        they set, are kept in step; nothing is said."""
+        for event in events:
+            if event.kind in (CALL_EVENT, START, RESUME):
+                self.stack.append(_Frame(event.name))
+            elif event.kind in (RETURN_EVENT, YIELD_EVENT):
+                if self.stack:
+                    self.stack.pop()
+            if self.stack:
+                self.stack[-1].known.update(c.name for c in event.changes)
+
+    def loop_fold(self, fold: LoopFold) -> None:
+        if loop := FOR.match(fold.code):
+            which = f"the loop over `{loop.group(2)}`"
+        elif condition := CONDITION.match(fold.code):
+            which = f"the loop while `{condition.group(2)}`"
+        else:
+            which = "the loop"
+        text = (f"Line {fold.header}: {which} runs {fold.count} more times, iterations "
+                f"{fold.first} to {fold.last}")
+        values = [f"`{name}` is {value}" for name, value in fold.values]
+        if values:
+            text += f"; after the {ordinal(fold.last)} iteration, {_join(values)}"
+        self.say(text + ".")
+
+    def call_fold(self, fold: CallFold) -> None:
+        if self.stack:
+            self.stack.pop()
+        caller = f", and we are back in `{self.stack[-1].name}`" if self.stack else ""
+        args = [text for _, text in fold.args]
+        shown = f"{fold.name.rsplit('.', 1)[-1]}({', '.join(args)})"
+        if all(_is_literal(a) and "\n" not in a for a in args) and len(shown) <= 60:
+            told = f"`{shown}` returns {fold.value}"
+        else:
+            told = f"this call returns {fold.value}"
+        self.say(f"We do not follow this call step by step: {told}{caller}.")
 
     def call(self, event: Event) -> None:
         frame = self.stack[-1]
@@ -178,9 +233,13 @@ def _next_line(events: list[Event], number: int) -> Event | None:
     return None
 
 
-def render_steps(trace: str, source: str = "") -> list[str]:
+def render_steps(trace: str, source: str = "", story_level: int = 0) -> list[str]:
     """The trace as a list of sentences, one per executed line (plus calls and returns).
-    ``source`` (the program) tells which block a jump lands in."""
+    ``source`` (the program) tells which block a jump lands in; ``story_level`` (the trace
+    stage's, :mod:`translate.digest`) which loops and calls are told in one step."""
+    if story_level:
+        told = digest_at(trace, source, story_level)
+        return _Renderer(source).walk(told.trace.events, told.folds)
     return _Renderer(source).walk(parse_trace(trace).events)
 
 
@@ -195,7 +254,7 @@ def render_variable(row: dict) -> str:
 
 def render_output(row: dict) -> str:
     """The output task: the whole trace walked, and the returned value."""
-    steps = render_steps(row["trace"], row.get("refcode") or "")
+    steps = render_steps(row["trace"], row.get("refcode") or "", row.get("story_level") or 0)
     if is_python(row):
         answer = row["returned"]  # the value's repr, checked by the trace stage
     else:

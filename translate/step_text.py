@@ -23,6 +23,7 @@ checkable. Code quoted in backticks (`low, high = 0, len(items) - 1`) is code, n
 
 from __future__ import annotations
 
+import ast
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -107,6 +108,11 @@ def extent(text: str) -> int:
     return match.end() if match else 0
 
 
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 @dataclass(frozen=True, slots=True)
 class Abbreviated:
     """A value written with "..." as snoop abbreviates long values: it says too little to be
@@ -178,9 +184,12 @@ class ValueClaim:
 @dataclass(slots=True)
 class ReturnClaim:
     at: int
-    name: str
+    name: str  # "" for "this call returns"
     value: Any
     shown: str
+    # "`f(3, [1])` returns 2": the call's arguments, positional and by keyword (None: no call
+    # written out)
+    args: tuple[list[Any], dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -199,6 +208,12 @@ class LoopCountClaim:
     count: int
     quoted: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # "the loop on line 4"
+    # "the loop runs 37 more times, iterations 3 to 39": iterations told in one step, after
+    # those told before; the range when the sentence gives it; where the sentence ends
+    more: bool = False
+    first: int = 0
+    last: int = 0
+    end: int = 0
 
 
 Claim = Anchor | ValueClaim | ReturnClaim | BranchClaim | LoopCountClaim
@@ -221,6 +236,8 @@ _CLAUSE_START = re.compile(r"(?:^|[\n:;,]|(?<=[.!?])\s|\b(?:so|then|now|and|next
 _CALL_WITH = re.compile(r"\bcall(?:s|ed|ing)?\b[^.\n;:]{0,100}?\bwith\s*$", re.IGNORECASE)
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _RETURNS = re.compile(r"`([A-Za-z_][\w.]*)`\s+(?:returns|gives back)\s+")
+_CALL_RETURNS = re.compile(r"`([A-Za-z_][\w.]*)\(([^`\n]*)\)`\s+(?:returns|gives back)\s+")
+_THIS_CALL_RETURNS = re.compile(r"\b[Tt]his call (?:returns|gives back)\s+")
 _COUNT_WORDS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
                 "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
@@ -228,7 +245,13 @@ _ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixt
 _LOOP_COUNT = re.compile(
     r"\b(?:loop|body)\b[^.\n]{0,80}?\b(?:runs|iterates|repeats|executes|goes round|goes around|"
     r"ran|iterated|repeated|executed)\s+(\d+|once|twice|one|two|three|four|five|six|seven|eight|"
-    r"nine|ten)(?:\s+times?)?\b", re.IGNORECASE)
+    r"nine|ten)(?!\s+more\b)(?:\s+times?)?\b", re.IGNORECASE)
+_LOOP_MORE = re.compile(
+    r"\b(?:loop|body)\b[^.\n]{0,80}?\b(?:runs|iterates|repeats|executes|goes round|goes around|"
+    r"ran|iterated|repeated|executed)\s+(\d+|once|twice|one|two|three|four|five|six|seven|eight|"
+    r"nine|ten)\s+more(?:\s+times?)?\b", re.IGNORECASE)
+_ITERATION_RANGE = re.compile(r"\biterations\s+(\d+)\s*(?:to|through|-|\u2013)\s*(\d+)\b",
+                              re.IGNORECASE)
 _LINE_MENTION = re.compile(r"\bline (\d+)\b", re.IGNORECASE)
 _SUMMARY_LOOP = re.compile(
     r"\b(?:after|once|when|by the time|by the end of|at the end of|out of)\s+(?:the\s+|this\s+|"
@@ -404,6 +427,15 @@ def read_claims(text: str) -> list[Claim]:
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
         if ok and not nested.inside(match.start()):
             claims.append(ReturnClaim(match.start(), match.group(1), value, shown))
+    for match in _CALL_RETURNS.finditer(text):
+        args = call_arguments(match.group(2))
+        ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
+        if ok and args is not None:
+            claims.append(ReturnClaim(match.start(), match.group(1), value, shown, args))
+    for match in _THIS_CALL_RETURNS.finditer(prose):
+        ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
+        if ok:
+            claims.append(ReturnClaim(match.start(), "", value, shown))
 
     claims.extend(_branch_claims(text, prose, sentences))
 
@@ -417,8 +449,33 @@ def read_claims(text: str) -> list[Claim]:
             match.start(), int(word) if word.isdigit() else _COUNT_WORDS[word],
             [m.group(1).strip() for m in _CODE_SPAN.finditer(sentence)],
             [int(m.group(1)) for m in _LINE_MENTION.finditer(sentence)]))
+    more = _LOOP_MORE.finditer(prose) if "more" in prose else ()
+    for match in more:
+        word = match.group(1).lower()
+        start, end = sentence_at(match.start())
+        sentence = text[start:end]
+        span = _ITERATION_RANGE.search(prose, match.end(), end)
+        claims.append(LoopCountClaim(
+            match.start(), int(word) if word.isdigit() else _COUNT_WORDS[word],
+            [m.group(1).strip() for m in _CODE_SPAN.finditer(sentence)],
+            [int(m.group(1)) for m in _LINE_MENTION.finditer(sentence)], True,
+            int(span.group(1)) if span else 0, int(span.group(2)) if span else 0, end))
     claims.sort(key=lambda claim: claim.at)
     return claims
+
+
+def call_arguments(text: str) -> tuple[list[Any], dict[str, Any]] | None:
+    """The arguments of a call written out (``3, [1, 2], k=4``), each a literal; None when
+    one is not (``n - 1``: nothing to compare)."""
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        positional = [ast.literal_eval(arg) for arg in call.args]
+        named = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return None
+    if any(isinstance(arg, ast.Starred) for arg in call.args) or len(named) < len(call.keywords):
+        return None
+    return positional, named
 
 
 class _SentenceOf:

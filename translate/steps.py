@@ -32,7 +32,6 @@ The first wrong step is named, with what the trace holds there, and its kind: ``
 
 from __future__ import annotations
 
-import ast
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +46,11 @@ from translate.step_text import (
     ValueClaim,
     abbreviated,
     literal,
+    ordinal,
     read_claims,
 )
 from translate.trace_model import (
+    CALL_EVENT,
     CONDITION,
     FOR,
     LINE,
@@ -57,10 +58,13 @@ from translate.trace_model import (
     YIELD_EVENT,
     Change,
     Event,
+    LoopRun,
     Trace,
     block_ends,
     enters_block,
+    loop_runs,
     parse_trace,
+    program_loops,
 )
 
 KINDS = ("value", "branch", "loop_count")
@@ -79,21 +83,6 @@ class StepCheck:
     @property
     def coverage(self) -> float:
         return self.stated / self.changes if self.changes else 1.0
-
-
-@dataclass(slots=True)
-class _LoopRun:
-    frame: int
-    header: int  # the loop's line
-    start: int  # position of its first header run
-    end: int  # position of the first line its frame runs after it (or its frame's end)
-    iterations: int
-    iteration_ends: list[int]  # positions where each iteration ends
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def _same(held: Any, stated: Any, rel_tol: float) -> bool:
@@ -140,11 +129,17 @@ class _Run:
             self.stacks.append(tuple(stack))
         for change in trace.changes:
             self.group[change.position] = change.owner if change.owner >= 0 else change.position
+        self.event_at = {event.position: event for event in trace.events}
+        self.calls = [event for event in trace.events if event.kind == CALL_EVENT]
+        self.return_of: dict[int, Event] = {}  # a call's frame -> its return
+        for event in self.returns:
+            if event.kind == RETURN_EVENT:
+                self.return_of.setdefault(event.frame, event)
         self.values: dict[int, tuple[bool, Any]] = {}
         self._ends: dict[int, int] | None = None
         self._next_in_frame: dict[int, Event | None] | None = None
         self._loops: list[tuple[int, int, int]] | None = None
-        self._loop_runs: list[_LoopRun] | None = None
+        self._loop_runs: list[LoopRun] | None = None
 
     # -- values ----------------------------------------------------------------------------
     def value(self, change: Change) -> tuple[bool, Any]:
@@ -226,55 +221,15 @@ class _Run:
     def loops(self) -> list[tuple[int, int, int]]:
         """(header line, first and last line of the body) of every loop in the program."""
         if self._loops is None:
-            self._loops = []
-            try:
-                tree = ast.parse(self.code)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                tree = None
-            for node in ast.walk(tree) if tree is not None else ():
-                if isinstance(node, (ast.For, ast.While, ast.AsyncFor)) and node.body:
-                    self._loops.append((node.lineno, node.body[0].lineno,
-                                        max(b.end_lineno or b.lineno for b in node.body)))
+            self._loops = program_loops(self.code)
         return self._loops
 
-    def loop_runs(self) -> list[_LoopRun]:
-        """Every run of every loop, in each frame (iterations = times the header led into the
-        body)."""
-        if self._loop_runs is not None:
-            return self._loop_runs
-        ends = {event.frame: event.position for event in self.returns}
-        runs: list[_LoopRun] = []
-        for frame, lines in self.frame_lines.items():
-            for header, first, last in self.loops():
-                active: _LoopRun | None = None
-                previous = None
-                for event in lines:
-                    lineno = event.lineno
-                    if lineno == header:
-                        if active is None:
-                            active = _LoopRun(frame, header, event.position, -1, 0, [])
-                        elif previous is not None and previous.lineno != header:
-                            active.iteration_ends.append(event.position)
-                    elif active is not None and first <= lineno <= last:
-                        if previous is not None and previous.lineno == header:
-                            active.iterations += 1
-                    elif active is not None and not header < lineno <= last:
-                        active.end = event.position
-                        if len(active.iteration_ends) < active.iterations:
-                            active.iteration_ends.append(event.position)
-                        runs.append(active)
-                        active = None
-                    previous = event
-                if active is not None:
-                    active.end = ends.get(frame, 1 << 60)
-                    if len(active.iteration_ends) < active.iterations:
-                        active.iteration_ends.append(active.end)
-                    runs.append(active)
-        runs.sort(key=lambda run: run.start)
-        self._loop_runs = runs
-        return runs
+    def loop_runs(self) -> list[LoopRun]:
+        if self._loop_runs is None:
+            self._loop_runs = loop_runs(self.trace, self.loops(), self.frame_lines)
+        return self._loop_runs
 
-    def run_for(self, position: int, headers: set[int] | None, frame: int | None) -> _LoopRun | None:
+    def run_for(self, position: int, headers: set[int] | None, frame: int | None) -> LoopRun | None:
         """The loop run ``position`` is in (the innermost), else the next, else the last."""
         runs = [r for r in self.loop_runs() if (headers is None or r.header in headers)
                 and (frame is None or r.frame == frame)]
@@ -326,6 +281,9 @@ class _Walk:
         self.last_stated: dict[str, int] = {}
         self.last_taken = -2  # the last change a step stated
         self.stated: set[int] = set()
+        # a loop told in one step ("runs 37 more times"): (its run, where that sentence ends,
+        # the last iteration it tells); the sentence's values are where that iteration ends
+        self.fold: tuple[LoopRun, int, int] | None = None
 
     def move(self, position: int) -> None:
         if position > self.position:
@@ -362,6 +320,8 @@ class _Walk:
         if isinstance(claim.value, Abbreviated) and not any(
                 abbreviated(c.text) == claim.value for c in run.by_name[name]):
             return  # shortened its own way: nothing to compare
+        if self.fold is not None and claim.at < self.fold[1] and claim.summary != "iteration":
+            claim.summary, claim.iteration = "iteration", self.fold[2]
         if claim.summary and self.summary(claim):
             return
         anchored = [c for c in self.anchor.changes if c.name == name] if self.anchor else []
@@ -400,6 +360,9 @@ class _Walk:
         frame = run.frame_at(self.position)
         points: list[int] = []
         loop = run.run_for(self.position, None, frame)
+        if self.fold is not None and claim.at < self.fold[1]:
+            loop = self.fold[0]
+            frame = loop.frame
         if claim.summary == "iteration" and loop is not None and loop.iteration_ends:
             n = claim.iteration
             if n == -1 or n > len(loop.iteration_ends):
@@ -458,9 +421,12 @@ class _Walk:
             return ""
         nth = sum(1 for e in self.run.frame_lines.get(owner.frame, [])
                   if e.lineno == owner.lineno and e.position <= owner.origin)
-        return f", at line {owner.lineno}'s {_ordinal(nth)} run"
+        return f", at line {owner.lineno}'s {ordinal(nth)} run"
 
     def returned(self, claim: ReturnClaim) -> None:
+        if claim.args is not None or not claim.name:
+            self.call_returned(claim)
+            return
         event = next((e for e in self.run.returns if e.position > self.position
                       and e.kind == RETURN_EVENT and e.name == claim.name), None)
         if event is None:
@@ -476,6 +442,55 @@ class _Walk:
             self.move(event.position)
         self.count("value", right, f"`{claim.name}` returns {claim.shown[:80]}: the trace has it "
                                    f"return {event.value[:80]}")
+
+    def call_returned(self, claim: ReturnClaim) -> None:
+        """"`f(3)` returns 2": the return of the call of ``f`` with those arguments (the next
+        one from the position on, else the last before); "this call returns 2": the return of
+        the call whose arguments were just stated, else of the frame the position is in."""
+        run = self.run
+        if claim.name:
+            short = claim.name.rsplit(".", 1)[-1]
+            calls = [e for e in run.calls if e.name.rsplit(".", 1)[-1] == short]
+            if not calls:
+                return  # not a function the trace follows (a builtin, a library's)
+            matching = [e for e in calls if self.arguments_match(e, claim.args)]
+            start = run.group_start(self.position)
+            call = next((e for e in matching if e.position >= start), None) or (
+                matching[-1] if matching else None)
+            if call is None:
+                self.count("value", False, f"`{claim.name}(...)` returns {claim.shown[:80]}: the "
+                           f"trace has no call of `{short}` with these arguments")
+                return
+            frame = call.frame
+        else:
+            owner = run.event_at.get(run.group_start(self.position))
+            frame = owner.frame if owner is not None and owner.kind == CALL_EVENT \
+                else run.frame_at(self.position)
+        event = run.return_of.get(frame)
+        if event is None or event.position < self.position and not claim.name:
+            return
+        ok, held = literal(event.value) if "..." not in event.value else (False, None)
+        if isinstance(claim.value, Abbreviated):
+            right = abbreviated(event.value) == claim.value
+        elif not ok:
+            return
+        else:
+            right = _same(held, claim.value, run.rel_tol)
+        if right:
+            self.move(event.position)
+        self.count("value", right, f"the call of `{event.name}` said to return {claim.shown[:80]}"
+                                   f": the trace has it return {event.value[:80]}")
+
+    def arguments_match(self, call: Event, args: tuple[list[Any], dict[str, Any]] | None) -> bool:
+        positional, named = args or ([], {})
+        printed = call.changes
+        if printed and printed[0].name in ("self", "cls") and len(positional) < len(printed):
+            printed = printed[1:]  # a method written as `obj.f(3)`
+        if len(positional) > len(printed):
+            return False
+        by_name = {c.name: c for c in printed}
+        return all(self.run.holds(c, v) for c, v in zip(printed, positional, strict=False)) and \
+            all(self.run.holds(by_name.get(k), v) for k, v in named.items())
 
     def branch(self, claim: BranchClaim) -> None:
         run = self.run
@@ -537,10 +552,30 @@ class _Walk:
         loop = run.run_for(self.position, named or None, None)
         if loop is None:
             return
+        if claim.more:
+            self.loop_more(claim, loop)
+            return
         self.count("loop_count", loop.iterations == claim.count,
                    f"the loop at line {loop.header} said to run {claim.count} time(s): "
                    f"it runs {loop.iterations} time(s) there")
 
+
+    def loop_more(self, claim: LoopCountClaim, loop: LoopRun) -> None:
+        """"The loop runs N more times, iterations A to B": N iterations after those that lie
+        before the position (A and B, when given, agree); the position moves to where the Nth
+        of them ends, and the sentence's values are checked there."""
+        told = loop.told(self.position)
+        last = told + claim.count
+        right = (claim.count > 0 and last <= loop.iterations
+                 and claim.first in (0, told + 1) and claim.last in (0, last))
+        said = f" (iterations {claim.first} to {claim.last})" if claim.first else ""
+        self.count("loop_count", right,
+                   f"the loop at line {loop.header} said to run {claim.count} more time(s){said}: "
+                   f"{told} of its {loop.iterations} iterations come before this point, so "
+                   f"{loop.iterations - told} remain")
+        if right:
+            self.fold = (loop, claim.end, last)
+            self.move(loop.iteration_ends[last - 1] - 1)
 
 def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
                 rel_tol: float = 1e-6) -> StepCheck:

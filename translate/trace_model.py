@@ -261,3 +261,86 @@ def enters_block(event: Event, following: Event, ends: dict[int, int]) -> bool:
 
 def is_name(text: str) -> bool:
     return _NAME.fullmatch(text) is not None
+
+
+@dataclass(slots=True)
+class LoopRun:
+    """One run of a loop in one frame: ``iterations`` is how many times the header led into
+    the body; iteration k (1-based) ends at ``iteration_ends[k - 1]``, the position of the
+    header run that starts the next one (the last: the first line after the loop, or its
+    frame's end)."""
+
+    frame: int
+    header: int  # the loop's line
+    start: int  # position of its first header run
+    end: int  # position of the first line its frame runs after it (or its frame's end)
+    iterations: int
+    iteration_ends: list[int]
+
+    def iteration_start(self, k: int) -> int:
+        """Position of the header run that leads into iteration ``k`` (1-based)."""
+        return self.start if k == 1 else self.iteration_ends[k - 2]
+
+    def told(self, position: int) -> int:
+        """How many iterations lie before ``position`` or hold it: at the header run that
+        leads into iteration k, k - 1; inside iteration k's body, k."""
+        if position <= self.start:
+            return 0
+        return 1 + sum(1 for end in self.iteration_ends[:self.iterations - 1] if end < position)
+
+
+def program_loops(code: str) -> list[tuple[int, int, int]]:
+    """(header line, first and last line of the body) of every loop in the program."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    return [(node.lineno, node.body[0].lineno, max(b.end_lineno or b.lineno for b in node.body))
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.For, ast.While, ast.AsyncFor)) and node.body]
+
+
+def frame_lines(trace: Trace) -> dict[int, list[Event]]:
+    """Each frame's line runs in order (reprints and comprehension blocks left out)."""
+    lines: dict[int, list[Event]] = {}
+    for event in trace.events:
+        if event.kind == LINE and not event.reprint and not event.in_comprehension:
+            lines.setdefault(event.frame, []).append(event)
+    return lines
+
+
+def loop_runs(trace: Trace, loops: list[tuple[int, int, int]],
+              lines_of_frames: dict[int, list[Event]] | None = None) -> list[LoopRun]:
+    """Every run of every loop, in each frame, in run order (``loops``: program_loops)."""
+    ends = {event.frame: event.position for event in trace.events
+            if event.kind in (RETURN_EVENT, YIELD_EVENT)}
+    runs: list[LoopRun] = []
+    for frame, lines in (lines_of_frames if lines_of_frames is not None
+                         else frame_lines(trace)).items():
+        for header, first, last in loops:
+            active: LoopRun | None = None
+            previous = None
+            for event in lines:
+                lineno = event.lineno
+                if lineno == header:
+                    if active is None:
+                        active = LoopRun(frame, header, event.position, -1, 0, [])
+                    elif previous is not None and previous.lineno != header:
+                        active.iteration_ends.append(event.position)
+                elif active is not None and first <= lineno <= last:
+                    if previous is not None and previous.lineno == header:
+                        active.iterations += 1
+                elif active is not None and not header < lineno <= last:
+                    active.end = event.position
+                    if len(active.iteration_ends) < active.iterations:
+                        active.iteration_ends.append(event.position)
+                    runs.append(active)
+                    active = None
+                previous = event
+            if active is not None:
+                active.end = ends.get(frame, 1 << 60)
+                if len(active.iteration_ends) < active.iterations:
+                    active.iteration_ends.append(active.end)
+                runs.append(active)
+    runs.sort(key=lambda run: run.start)
+    return runs

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from translate.prompts import (
     FINAL_ANSWER_MARK,
-    STEP_FORM,
     question,
     question_and_code,
     shown_input,
-    strip_addresses,
+    step_form,
+    told_trace,
     value_kind,
 )
 from translate.render import render_output
@@ -26,7 +26,7 @@ execution trace of that code on the input, turn the execution trace into a step-
 of the question. Rules:
 
 - Use the exact values from the execution trace at every step, so that the reasoning is correct.
-{STEP_FORM}
+{step_form(item)}
 - Do not write code in your reasoning.
 - Pretend that you were never given the execution trace and that you are solving the question by \
 tracing the code yourself: never mention the trace, not even while thinking.
@@ -46,7 +46,7 @@ Here is solution code that solves the question:
 **Execution Trace**
 
 ```
-{strip_addresses(item["trace"]).rstrip()}
+{told_trace(item)}
 ```
 """
 

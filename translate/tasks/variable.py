@@ -22,8 +22,8 @@ class VariableTask(Task):
     walks_trace = True
 
     def items(self, trace: dict, cfg: TaskSettings) -> list[dict]:
-        if cfg.variable_questions <= 0:
-            return []
+        if cfg.variable_questions <= 0 or trace.get("story_level"):
+            return []  # a run told folded (translate.digest) is not asked about line by line
         questions = sample_questions(trace["trace"], trace["funcname"], cfg.variable_questions,
                                      f"{cfg.seed}:{trace['id']}", trace.get("refcode") or "")
         return [{**trace, "task": self.name, "id": f"{trace['id']}:v{number}",

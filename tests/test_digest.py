@@ -1,0 +1,185 @@
+"""Long runs told in few lines: the digest folds long loops and deep calls, the renderer tells
+the folds, and the step check verifies every fold against the whole run.
+
+The traces are stored (tests/golden/digest_*.trace.json, real sandbox runs rewritten by
+``--rewrite-golden`` as test_golden's are), so these run in the fast suite.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+from conftest import GOLDEN
+from perturb import FOLD_KINDS, perturb_fold, without_anchors
+
+from trace_workers.trace_filter import count_lines
+from translate.digest import LoopFold, digest, digest_at
+from translate.prompts import told_trace
+from translate.steps import check_steps
+from translate.tasks import render_reasoning, translation_prompt
+from translate.trace_model import parse_trace
+
+pytestmark = pytest.mark.fast
+
+BUDGET = 60  # a small story budget, so that small programs need folding
+BUDGETS = {"digest_chain": 100}  # ...where the calls two deep fold, not the first
+
+PROGRAMS = {
+    # one long loop with a branch, then a while loop that halves
+    "digest_loop": ("def main_solution(n):\n    total = 0\n    seen = []\n"
+                    "    for i in range(n):\n        total += i * i\n        if i % 3 == 0:\n"
+                    "            seen.append(i)\n    k = n\n    while k > 1:\n        k = k // 2\n"
+                    "    return [total, len(seen), k]\n", {"n": 40}, 1),
+    # a helper with a loop of its own, called from a loop: inner loops fold first
+    "digest_calls": ("def is_prime(k):\n    if k < 2:\n        return False\n    d = 2\n"
+                     "    while d * d <= k:\n        if k % d == 0:\n            return False\n"
+                     "        d += 1\n    return True\n\ndef main_solution(limit):\n    count = 0\n"
+                     "    for m in range(limit):\n        if is_prime(m):\n            count += 1\n"
+                     "    return count\n", {"limit": 60}, 2),
+    # nested loops over a grid: the inner ones fold, then the outer one
+    "digest_nested": ("def main_solution(size):\n    best = 0\n    for r in range(size):\n"
+                      "        row = 0\n        for c in range(size):\n            row += r * c % 7\n"
+                      "        best = max(best, row)\n    return best\n", {"size": 12}, 1),
+    # recursion: calls below the first fold into their arguments and return values
+    "digest_recursion": ("def walk(items, i):\n    if i == len(items):\n        return 0\n"
+                         "    rest = walk(items, i + 1)\n    return items[i] + rest\n\n"
+                         "def spread(n):\n    out = []\n    for k in range(n):\n"
+                         "        out.append(walk(list(range(k)), 0))\n    return out\n\n"
+                         "def main_solution(n):\n    values = spread(n)\n    return sum(values)\n",
+                         {"n": 9}, 3),
+    # calls of calls, each with a loop: the calls two deep fold into argument and result
+    "digest_chain": ("def scale(v):\n    out = []\n    for x in v:\n        out.append(x * 2)\n"
+                     "    return out\n\ndef shift(v):\n    res = []\n    for x in v:\n"
+                     "        res.append(x + 1)\n    return res\n\ndef combine(v):\n"
+                     "    a = scale(v)\n    b = shift(a)\n    c = scale(b)\n    d = shift(c)\n"
+                     "    return sum(d)\n\ndef main_solution(n):\n"
+                     "    first = combine(list(range(n)))\n"
+                     "    second = combine(list(range(n, 2 * n)))\n    return first + second\n",
+                     {"n": 6}, 4),
+}
+
+
+def _trace_again(name: str) -> dict:
+    from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+
+    code, kwargs, depth = PROGRAMS[name]
+    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=5.0)))
+    box.start()
+    try:
+        result = box.run(code, "main_solution", json.dumps(kwargs), depth)
+    finally:
+        box.close()
+    assert result["status"] == "returned", result
+    return {"trace": result["trace"], "returned": result["returned"]}
+
+
+@pytest.fixture(params=list(PROGRAMS))
+def long_run(request) -> tuple[str, dict]:
+    name = request.param
+    path = GOLDEN / f"{name}.trace.json"
+    if request.config.getoption("--rewrite-golden"):
+        path.write_text(json.dumps(_trace_again(name), indent=1) + "\n")
+    stored = json.loads(path.read_text())
+    code, kwargs, _ = PROGRAMS[name]
+    told = digest(stored["trace"], code, BUDGETS.get(name, BUDGET))
+    assert told is not None and told.folds, f"{name} needs no folding at {BUDGET} lines"
+    row = {"id": f"{name}-0", "refcode": code, "funcname": "main_solution",
+           "input": json.dumps(kwargs), "returned": stored["returned"], "value_format": "json",
+           "trace": stored["trace"], "story_level": told.level, "story_lines": told.told_lines}
+    return name, row
+
+
+def _compare(request, path, actual: str) -> None:
+    if request.config.getoption("--rewrite-golden"):
+        path.write_text(actual)
+    assert actual == path.read_text(), f"{path.name} differs: rerun with --rewrite-golden if meant"
+
+
+def test_a_long_run_is_told_within_the_story_budget(long_run, request):
+    name, row = long_run
+    told = digest_at(row["trace"], row["refcode"], row["story_level"])
+    text = told.text()
+    budget = BUDGETS.get(name, BUDGET)
+    assert count_lines(row["trace"]) >= budget > count_lines(text) == told.told_lines
+    _compare(request, GOLDEN / f"{name}.story.txt", text + "\n")
+
+
+def test_the_renderer_tells_every_fold_and_every_step_it_states_is_right(long_run, request):
+    name, row = long_run
+    text = render_reasoning(row)
+    _compare(request, GOLDEN / f"{name}.render.txt", text)
+    for reasoning in (text, without_anchors(text)):
+        check = check_steps(reasoning, row["trace"], row["refcode"])
+        assert check.wrong == "" and check.right == check.checked, check.wrong
+    told = digest_at(row["trace"], row["refcode"], row["story_level"])
+    loops = [f for f in told.folds if isinstance(f, LoopFold)]
+    assert len(re.findall(r"runs \d+ more times", text)) == len(loops)
+    assert text.count("We do not follow this call") == told.folded_calls
+
+
+def test_a_fold_states_only_values_the_trace_printed(long_run):
+    """Each value a fold gives is its variable's last change in the folded iterations, as the
+    trace prints it: never computed, never invented."""
+    _, row = long_run
+    model = parse_trace(row["trace"])
+    told = digest_at(model, row["refcode"], row["story_level"])
+    for fold in told.folds:
+        if not isinstance(fold, LoopFold):
+            continue
+        end = model.events[fold.end].position
+        start = model.events[fold.start].position
+        for name, text in fold.values:
+            last = [c for c in model.changes if c.name == name and c.frame == fold.frame
+                    and start <= c.position < end and not c.in_comprehension][-1]
+            assert last.text == text
+
+
+def _long_runs() -> list[dict]:
+    rows = []
+    for name, (code, kwargs, _) in PROGRAMS.items():
+        stored = json.loads((GOLDEN / f"{name}.trace.json").read_text())
+        told = digest(stored["trace"], code, BUDGETS.get(name, BUDGET))
+        rows.append({"refcode": code, "funcname": "main_solution", "input": json.dumps(kwargs),
+                     "returned": stored["returned"], "value_format": "json",
+                     "trace": stored["trace"], "story_level": told.level})
+    return rows
+
+
+@pytest.mark.parametrize("kind", FOLD_KINDS)
+def test_a_wrong_summary_of_a_fold_is_a_wrong_step(kind):
+    """A folded count one off, a fold's value from the wrong iteration, a wrong return of a
+    folded call: each is rejected, with "Line N:" anchors and without."""
+    made, missed = 0, []
+    for row in _long_runs():
+        right = render_reasoning(row)
+        for seed in range(6):
+            wrong = perturb_fold(right, kind, random.Random(seed), row["refcode"], row["trace"])
+            if wrong is None:
+                continue
+            assert wrong != right
+            for text in (wrong, without_anchors(wrong)):
+                made += 1
+                if check_steps(text, row["trace"], row["refcode"]).wrong == "":
+                    missed.append(text)
+    assert made >= 6, f"the long runs hold too few folds for {kind}"
+    assert not missed, missed[0]
+
+
+def test_the_prompt_of_a_long_run_shows_its_digest_and_says_how_to_tell_a_fold(long_run):
+    _, row = long_run
+    prompt = translation_prompt(row)
+    assert told_trace(row) in prompt and "left out here" in prompt
+    assert "runs K more times" in prompt
+    whole = translation_prompt({**row, "story_level": 0})
+    assert len(prompt) < len(whole) and "runs K more times" not in whole
+
+
+def test_a_run_that_fits_is_told_whole():
+    path = GOLDEN / "loop.trace.json"
+    trace = json.loads(path.read_text())["trace"]
+    told = digest(trace, "def main_solution(n):\n    total = 0\n    for i in range(n):\n"
+                  "        total += i\n    return total\n", 300)
+    assert told.level == 0 and not told.folds and told.text() == trace
