@@ -96,7 +96,8 @@ def perturbation_table(rows: list[dict]) -> None:
     made, caught = Counter(), Counter()
     for row in rows:
         right = with_loop_summaries(with_loop_counts(render_reasoning(row), row["refcode"],
-                                                     row["trace"]), row["trace"], row["refcode"])
+                                                     row["trace"]), row["trace"], row["refcode"],
+                                    row.get("story_level") or 0)
         variants = {"none (kept)": right}
         for kind in KINDS:
             wrong = perturb(right, kind, random.Random(f"{row['id']}:{kind}"), row["refcode"],

@@ -72,6 +72,8 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
         "checks": checks,
         "accounting_ok": all(checks.values()),
     }
+    if stats.details.get("stories"):
+        manifest["stories"] = story_summary(stats)
     if "translate" in funnel:
         manifest["translation"] = translation_summary(cfg, funnel, stats, wall_s)
     if "build" in funnel:
@@ -80,6 +82,22 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
                              for task in sorted(set(items) | set(examples))}
         manifest["training"] = training_summary(cfg, stats)
     return manifest
+
+
+def story_summary(stats) -> dict:
+    """How the kept traces are told: whole, or digested under the story budget (their long
+    loops and deep calls folded, translate.digest), with the runs' lengths beside the told."""
+    stories, folds = stats.details.get("stories", {}), stats.details.get("story_folds", {})
+
+    def histogram(name: str) -> dict:
+        bins = stats.details.get(name, {})
+        return dict(sorted(bins.items(), key=lambda kv: -1 if kv[0] == "<32" else int(kv[0].split("-")[0])))
+
+    return {"kept_traces": sum(stories.values()), "whole": stories.get("whole", 0),
+            "digested": stories.get("digested", 0),
+            "folded_iterations": folds.get("iterations", 0), "folded_calls": folds.get("calls", 0),
+            "run_lines_histogram": histogram("run_lines"),
+            "story_lines_histogram": histogram("story_lines")}
 
 
 def training_summary(cfg: JobConfig, stats) -> dict:
@@ -106,7 +124,8 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
     return {
         # the step check: stated values, branch outcomes and loop counts read, how many held
         # in the trace, and the translations rejected for a wrong step by its kind, per task,
-        # beside the final-answer rate (verified_fraction); coverage per tenth
+        # beside the share of translations that passed every check (verified_fraction: the
+        # final answer and each stated step); coverage per tenth
         "steps": {task: {"checked": n, "right": right.get(task, 0),
                          "correctness": round(right.get(task, 0) / n, 4) if n else None,
                          "checked_by_kind": _by_kind(stats.details.get("steps_checked_by_kind", {}),
@@ -153,6 +172,11 @@ def summary_lines(manifest: dict) -> list[str]:
                      + f": verified {tr['verified_fraction']} of translations"
                      + "".join(f"; {task} steps right {c['right']} of {c['checked']}"
                                for task, c in tr.get("steps", {}).items()))
+    if manifest.get("stories", {}).get("digested"):
+        s = manifest["stories"]
+        lines.append(f"long runs: {s['digested']} of {s['kept_traces']} kept traces told folded "
+                     f"({s['folded_iterations']} loop iterations and {s['folded_calls']} calls "
+                     "folded, each checked against the whole run)")
     if len(manifest.get("tasks", {})) > 1:
         lines.append("tasks: " + ", ".join(f"{task} {c['examples']} examples of {c['items']}"
                                            for task, c in manifest["tasks"].items()))

@@ -222,8 +222,9 @@ def _steps(manifest: dict) -> str:
     rows = [[task, c["checked"], c["right"], "" if c["correctness"] is None else f"{c['correctness']:.1%}"]
             + [f"{c['wrong_by_kind'][k]} of {c['checked_by_kind'][k]}" for k in kinds]
             for task, c in steps.items()]
-    text = ("<h2>Steps checked against the trace</h2><p>final answers right: "
-            f"{html.escape(str(translation.get('verified_fraction')))} of translations; a "
+    text = ("<h2>Steps checked against the trace</h2><p>translations that passed every check "
+            "(final answer and every stated step): "
+            f"{html.escape(str(translation.get('verified_fraction')))}; a "
             "translation is rejected at its first wrong step, counted by that step's kind</p>"
             + _table(["task", "steps checked", "right", "step correctness"]
                      + [f"wrong {k.replace('_', ' ')} (of checked)" for k in kinds], rows))
@@ -232,6 +233,23 @@ def _steps(manifest: dict) -> str:
         text += _table(["share of the trace's value changes stated", "translations"],
                        [[k, v] for k, v in histogram.items()])
     return text
+
+
+def _stories(manifest: dict) -> str:
+    """How the kept runs are told: whole, or folded under the story budget."""
+    stories = manifest.get("stories")
+    if not stories:
+        return ""
+    runs, told = stories["run_lines_histogram"], stories["story_lines_histogram"]
+    bins = sorted(set(runs) | set(told), key=lambda b: -1 if b == "<32" else int(b.split("-")[0]))
+    budget = manifest.get("config", {}).get("trace", {}).get("max_trace_lines")
+    return (f"<p>Kept runs: {stories['whole']} told whole, {stories['digested']} longer than the "
+            f"story budget ({html.escape(str(budget))} lines) told with their long loops and deep "
+            f"calls folded: {stories['folded_iterations']} loop iterations and "
+            f"{stories['folded_calls']} calls told in one step each, every one checked against "
+            "the whole run.</p>"
+            + _table(["lines", "runs (as traced)", "runs (as told)"],
+                     [[b, runs.get(b, 0), told.get(b, 0)] for b in bins]))
 
 
 def _training(manifest: dict) -> str:
@@ -323,7 +341,7 @@ def render(report: ReportData) -> str:
 <p>{status}. Written: {html.escape(written)}.</p>{_translator(m)}
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
 {_nodes(m)}{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
-<h2>Lengths</h2>{_training(m)}<div class="charts">{charts or '<p>nothing to draw</p>'}</div>
+<h2>Lengths</h2>{_stories(m)}{_training(m)}<div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}
 </body></html>

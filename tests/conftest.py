@@ -68,7 +68,9 @@ def traced_row(sandbox, record: dict, io: dict) -> dict | None:
     None when the input is not a dict of arguments or the program does not return."""
     import ast
 
+    from trace_workers.actor import TraceStageConfig
     from trace_workers.raw_filter import snoop_depth
+    from translate.digest import digest
 
     if not isinstance(io.get("input"), dict):
         return None
@@ -79,9 +81,13 @@ def traced_row(sandbox, record: dict, io: dict) -> dict | None:
     result = sandbox.run(record["refcode"], record["funcname"], json.dumps(io["input"]), depth)
     if result["status"] != "returned" or "!!!" in result["trace"]:
         return None
+    # told as the job tells it: under the default story budget, a long run's digest
+    told = digest(result["trace"], record["refcode"], TraceStageConfig().max_trace_lines)
+    if told is None:
+        return None
     return {"id": "x", "refcode": record["refcode"], "funcname": record["funcname"],
             "input": json.dumps(io["input"]), "returned": result["returned"],
-            "value_format": "json", "trace": result["trace"]}
+            "value_format": "json", "trace": result["trace"], "story_level": told.level}
 
 
 def read_rows(folder: Path) -> list[dict]:

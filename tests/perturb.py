@@ -163,9 +163,14 @@ def loop_count_sentences(steps: str, code: str, trace: str) -> list[tuple[int, s
              and not any(isinstance(n, (ast.FunctionDef, ast.Lambda)) for b in node.body
                          for n in ast.walk(b))}
     out, counts = [], {}
-    for match in _LOOP_LINE.finditer(steps):
-        header = int(match.group(1))
+    told = sorted(list(_LOOP_LINE.finditer(steps)) + list(_FOLD.finditer(steps)),
+                  key=lambda m: m.start())
+    for match in told:
+        header = int(match.group(1) if match.re is _LOOP_LINE else match.group(2))
         if header not in plain or frames.get(header) != {0}:
+            continue
+        if match.re is _FOLD:  # a digest's fold: its iterations, told in one step
+            counts[header] = counts.get(header, 0) + int(match.group(3))
             continue
         more = match.group(3) == "takes the next item" or match.group(5) == "it holds"
         if more:
@@ -187,11 +192,16 @@ def with_loop_counts(text: str, code: str, trace: str) -> str:
     return steps + tail
 
 
-def with_loop_summaries(text: str, trace: str, code: str) -> str:
+def with_loop_summaries(text: str, trace: str, code: str, story_level: int = 0) -> str:
     """The text with "After the loop, `x` is V." after each loop of the entry function that
     ends, for the last variable the loop changed and its value when the loop ends (a summary
-    the check must keep). Lines run by other frames too are left alone."""
+    the check must keep). Lines run by other frames too are left alone; so are the loop ends
+    that a digest at ``story_level`` folds (the text does not tell them)."""
+    from translate.digest import digest_at
+
     model = parse_trace(trace)
+    told = digest_at(model, code, story_level)
+    folded = {model.events[n].position for f in told.folds for n in range(f.start, f.end)}
     runs = [e for e in model.events if e.kind == LINE and not e.reprint and not e.in_comprehension]
     steps, tail = _body(text)
     exits = list(re.finditer(r"^Line (\d+): .*?(?:has no items left, so it ends|it no longer "
@@ -208,7 +218,7 @@ def with_loop_summaries(text: str, trace: str, code: str) -> str:
         # the header runs that end the loop: the ones after which another line runs next
         following = {a.position: b for a, b in zip(runs, runs[1:], strict=False) if a.frame == 0}
         ends = [e for e in header_runs if (n := following.get(e.position)) is not None
-                and not _inside_loop(code, header, n.lineno)]
+                and not _inside_loop(code, header, n.lineno) and e.position not in folded]
         if nth > len(ends):
             continue
         end = ends[nth - 1]

@@ -40,7 +40,7 @@ def _golden_row(name: str) -> dict:
 def _right_reasoning(row: dict) -> str:
     """The renderer's reasoning with a right loop count and a right loop summary added."""
     text = with_loop_counts(render_reasoning(row), row["refcode"], row["trace"])
-    return with_loop_summaries(text, row["trace"], row["refcode"])
+    return with_loop_summaries(text, row["trace"], row["refcode"], row.get("story_level") or 0)
 
 
 def _written(text: str, style: str, anchors: bool) -> str:

@@ -139,7 +139,8 @@ class _Renderer:
         caller = f", and we are back in `{self.stack[-1].name}`" if self.stack else ""
         args = [text for _, text in fold.args]
         shown = f"{fold.name.rsplit('.', 1)[-1]}({', '.join(args)})"
-        if all(_is_literal(a) and "\n" not in a for a in args) and len(shown) <= 60:
+        if all(_is_literal(a) and "\n" not in a and "..." not in a for a in args) \
+                and len(shown) <= 60:
             told = f"`{shown}` returns {fold.value}"
         else:
             told = f"this call returns {fold.value}"

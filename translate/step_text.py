@@ -181,6 +181,9 @@ class ValueClaim:
     iteration: int = 0  # "after N iterations": N (-1: the last)
 
 
+NOT_READ = object()  # a value a claim states that cannot be read (it still marks a place)
+
+
 @dataclass(slots=True)
 class ReturnClaim:
     at: int
@@ -427,15 +430,17 @@ def read_claims(text: str) -> list[Claim]:
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
         if ok and not nested.inside(match.start()):
             claims.append(ReturnClaim(match.start(), match.group(1), value, shown))
+    # a call told by its result marks its place even when the result cannot be read
+    # (<Node object>): the steps after it are about what follows its return
     for match in _CALL_RETURNS.finditer(text):
         args = call_arguments(match.group(2))
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
-        if ok and args is not None:
-            claims.append(ReturnClaim(match.start(), match.group(1), value, shown, args))
+        if args is not None:
+            claims.append(ReturnClaim(match.start(), match.group(1), value if ok else NOT_READ,
+                                      shown, args))
     for match in _THIS_CALL_RETURNS.finditer(prose):
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
-        if ok:
-            claims.append(ReturnClaim(match.start(), "", value, shown))
+        claims.append(ReturnClaim(match.start(), "", value if ok else NOT_READ, shown))
 
     claims.extend(_branch_claims(text, prose, sentences))
 
@@ -467,6 +472,8 @@ def read_claims(text: str) -> list[Claim]:
 def call_arguments(text: str) -> tuple[list[Any], dict[str, Any]] | None:
     """The arguments of a call written out (``3, [1, 2], k=4``), each a literal; None when
     one is not (``n - 1``: nothing to compare)."""
+    if "..." in text or "\u2026" in text:
+        return None  # an abbreviated argument: nothing to compare it with
     try:
         call = ast.parse(f"f({text})", mode="eval").body
         positional = [ast.literal_eval(arg) for arg in call.args]

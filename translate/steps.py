@@ -32,12 +32,14 @@ The first wrong step is named, with what the trace holds there, and its kind: ``
 
 from __future__ import annotations
 
+import ast
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
 from trace_workers.canonical import python_values_match, values_match
 from translate.step_text import (
+    NOT_READ,
     Abbreviated,
     Anchor,
     BranchClaim,
@@ -131,6 +133,7 @@ class _Run:
             self.group[change.position] = change.owner if change.owner >= 0 else change.position
         self.event_at = {event.position: event for event in trace.events}
         self.calls = [event for event in trace.events if event.kind == CALL_EVENT]
+        self.call_positions = [event.position for event in self.calls]
         self.return_of: dict[int, Event] = {}  # a call's frame -> its return
         for event in self.returns:
             if event.kind == RETURN_EVENT:
@@ -140,6 +143,7 @@ class _Run:
         self._next_in_frame: dict[int, Event | None] | None = None
         self._loops: list[tuple[int, int, int]] | None = None
         self._loop_runs: list[LoopRun] | None = None
+        self._variadic: set[str] | None = None
 
     # -- values ----------------------------------------------------------------------------
     def value(self, change: Change) -> tuple[bool, Any]:
@@ -229,6 +233,24 @@ class _Run:
             self._loop_runs = loop_runs(self.trace, self.loops(), self.frame_lines)
         return self._loop_runs
 
+    def variadic(self) -> set[str]:
+        """The program's functions that take ``*args`` or ``**kwargs``."""
+        if self._variadic is None:
+            try:
+                tree = ast.parse(self.code)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                tree = None
+            self._variadic = {node.name for node in (ast.walk(tree) if tree else ())
+                              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                              and (node.args.vararg or node.args.kwarg)}
+        return self._variadic
+
+    def runs_for(self, position: int, headers: set[int] | None) -> list[LoopRun]:
+        """The loop runs ``position`` is in, the innermost first, then the next one."""
+        runs = [r for r in self.loop_runs() if headers is None or r.header in headers]
+        inside = sorted((r for r in runs if r.start <= position < r.end), key=lambda r: -r.start)
+        return inside + [r for r in runs if r.start > position][:1]
+
     def run_for(self, position: int, headers: set[int] | None, frame: int | None) -> LoopRun | None:
         """The loop run ``position`` is in (the innermost), else the next, else the last."""
         runs = [r for r in self.loop_runs() if (headers is None or r.header in headers)
@@ -284,6 +306,7 @@ class _Walk:
         # a loop told in one step ("runs 37 more times"): (its run, where that sentence ends,
         # the last iteration it tells); the sentence's values are where that iteration ends
         self.fold: tuple[LoopRun, int, int] | None = None
+        self.floor = 0  # what lies before it was told (a fold): no later step is about it
 
     def move(self, position: int) -> None:
         if position > self.position:
@@ -337,8 +360,15 @@ class _Walk:
             self.count("value", match is not None, self.wrong_value(
                 claim, anchored[0], f"at line {self.anchor.lineno}"))
             return
-        start = run.group_start(self.position)
+        start = max(run.group_start(self.position), self.floor - 1)
         following = run.next_change(name, start, self.used_changes)
+        while following is not None and not following.printed \
+                and not run.holds(following, claim.value):
+            # `heap = []` told as code, not as a value: the text may pass over it
+            later = run.next_change(name, following.position, self.used_changes)
+            if later is None or not run.holds(later, claim.value):
+                break
+            following = later
         if run.holds(following, claim.value):
             self.take(following, name)
             self.count("value", True, "")
@@ -446,7 +476,7 @@ class _Walk:
     def call_returned(self, claim: ReturnClaim) -> None:
         """"`f(3)` returns 2": the return of the call of ``f`` with those arguments (the next
         one from the position on, else the last before); "this call returns 2": the return of
-        the call whose arguments were just stated, else of the frame the position is in."""
+        the call whose arguments were just stated, else of the next call."""
         run = self.run
         if claim.name:
             short = claim.name.rsplit(".", 1)[-1]
@@ -457,6 +487,8 @@ class _Walk:
             start = run.group_start(self.position)
             call = next((e for e in matching if e.position >= start), None) or (
                 matching[-1] if matching else None)
+            if call is None and short in run.variadic():
+                return  # `f(1, 2)` of a `def f(*args)`: the trace prints one tuple
             if call is None:
                 self.count("value", False, f"`{claim.name}(...)` returns {claim.shown[:80]}: the "
                            f"trace has no call of `{short}` with these arguments")
@@ -464,10 +496,16 @@ class _Walk:
             frame = call.frame
         else:
             owner = run.event_at.get(run.group_start(self.position))
-            frame = owner.frame if owner is not None and owner.kind == CALL_EVENT \
-                else run.frame_at(self.position)
+            if owner is None or owner.kind != CALL_EVENT:
+                # a call told with no argument checkable (`self` = <object>): the next one
+                at = bisect_right(run.call_positions, self.position)
+                owner = run.calls[at] if at < len(run.calls) else None
+            frame = owner.frame if owner is not None else run.frame_at(self.position)
         event = run.return_of.get(frame)
         if event is None or event.position < self.position and not claim.name:
+            return
+        if claim.value is NOT_READ:
+            self.move(event.position)  # not checked, but the text is past this call
             return
         ok, held = literal(event.value) if "..." not in event.value else (False, None)
         if isinstance(claim.value, Abbreviated):
@@ -500,7 +538,7 @@ class _Walk:
         if claim.loop:
             classes |= {"for", "while"}
         # after a stated change, an outcome is about a later evaluation than the change's line
-        start = self.position + (self.position in run.group)
+        start = max(self.position + (self.position in run.group), self.floor)
         event = None
         if self.anchor is not None and not self.anchor.in_comprehension \
                 and _line_class(self.anchor) in classes:
@@ -553,21 +591,31 @@ class _Walk:
         if loop is None:
             return
         if claim.more:
-            self.loop_more(claim, loop)
+            lines = set(claim.lines) & headers
+            self.loop_more(claim, run.runs_for(self.position, lines or named or None) or [loop])
             return
         self.count("loop_count", loop.iterations == claim.count,
                    f"the loop at line {loop.header} said to run {claim.count} time(s): "
                    f"it runs {loop.iterations} time(s) there")
 
 
-    def loop_more(self, claim: LoopCountClaim, loop: LoopRun) -> None:
+    def loop_more(self, claim: LoopCountClaim, loops: list[LoopRun]) -> None:
         """"The loop runs N more times, iterations A to B": N iterations after those that lie
-        before the position (A and B, when given, agree); the position moves to where the Nth
-        of them ends, and the sentence's values are checked there."""
-        told = loop.told(self.position)
-        last = told + claim.count
-        right = (claim.count > 0 and last <= loop.iterations
-                 and claim.first in (0, told + 1) and claim.last in (0, last))
+        before the position, A to B when given (the position may lag behind a text that states
+        nothing checkable for a while, never run ahead of it); the position moves to where the
+        last of them ends, and the sentence's values are checked there. Of the loop runs it
+        may name (the innermost first), the first it fits."""
+        def fits(loop: LoopRun) -> tuple[bool, int, int]:
+            told = loop.told(self.position)
+            if claim.first:
+                told = claim.first - 1 if told <= claim.first - 1 else -1
+            last = told + claim.count
+            return (told >= 0 and claim.count > 0 and last <= loop.iterations
+                    and claim.last in (0, last)), told, last
+
+        loop = next((candidate for candidate in loops if fits(candidate)[0]), loops[0])
+        right, told, last = fits(loop)
+        told = loop.told(self.position) if told < 0 else told
         said = f" (iterations {claim.first} to {claim.last})" if claim.first else ""
         self.count("loop_count", right,
                    f"the loop at line {loop.header} said to run {claim.count} more time(s){said}: "
@@ -575,7 +623,8 @@ class _Walk:
                    f"{loop.iterations - told} remain")
         if right:
             self.fold = (loop, claim.end, last)
-            self.move(loop.iteration_ends[last - 1] - 1)
+            self.floor = loop.iteration_ends[last - 1]
+            self.move(self.floor - 1)
 
 def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
                 rel_tol: float = 1e-6) -> StepCheck:
