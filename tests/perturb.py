@@ -216,7 +216,8 @@ def with_loop_summaries(text: str, trace: str, code: str, story_level: int = 0) 
             continue
         header_runs = [e for e in runs if e.lineno == header]
         # the header runs that end the loop: the ones after which another line runs next
-        following = {a.position: b for a, b in zip(runs, runs[1:], strict=False) if a.frame == 0}
+        entry = [e for e in runs if e.frame == 0]  # the line its frame runs next
+        following = {a.position: b for a, b in zip(entry, entry[1:], strict=False)}
         ends = [e for e in header_runs if (n := following.get(e.position)) is not None
                 and not _inside_loop(code, header, n.lineno) and e.position not in folded]
         if nth > len(ends):

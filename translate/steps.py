@@ -106,7 +106,8 @@ class _Run:
         self.trace, self.code, self.rel_tol = trace, code, rel_tol
         self.by_name: dict[str, list[Change]] = {}
         for change in trace.changes:
-            self.by_name.setdefault(change.name, []).append(change)
+            if not change.restated:
+                self.by_name.setdefault(change.name, []).append(change)
         self.name_positions = {name: [c.position for c in changes]
                                for name, changes in self.by_name.items()}
         self.runs_of_line: dict[int, list[Event]] = {}
@@ -633,7 +634,7 @@ def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
     that name the entry function."""
     model = parse_trace(trace)
     run = _Run(model, code, rel_tol)
-    result = StepCheck(changes=sum(1 for c in model.changes if c.printed))
+    result = StepCheck(changes=sum(1 for c in model.changes if c.printed and not c.restated))
     walk = _Walk(run, result)
     for claim in read_claims(text):
         if walk.anchor is not None and claim.at >= walk.anchor_end:

@@ -62,6 +62,8 @@ class Change:
     run: int = -1  # the run of its frame's current line when it was printed, -1 if none
     printed: bool = True
     in_comprehension: bool = False
+    # printed when a generator is re-entered: its locals again, not a change
+    restated: bool = False
 
 
 @dataclass(slots=True)
@@ -111,6 +113,7 @@ def parse_trace(trace: str) -> Trace:
     owner: Event | None = None  # the call or line the next change belongs to
     last: Change | None = None  # the change continuation lines extend
     resumed = False
+    restating = False  # the lines after "Re-enter generator" restate the generator's locals
     entry_end = -1
     position = 0
 
@@ -155,7 +158,7 @@ def parse_trace(trace: str) -> Trace:
                 event.origin = event.position
                 if not blocks[-1] and current:
                     current[-1] = event
-            owner, last, resumed = event, None, False
+            owner, last, resumed, restating = event, None, False, False
         elif (m := CALL.match(raw)) or (m := GENERATOR.match(raw)):
             close(owner)
             name = m.group(1) if m.re is CALL else m.group(2)
@@ -169,7 +172,7 @@ def parse_trace(trace: str) -> Trace:
             current.append(None)
             event = add(Event(kind, 0, number, len(stack), at, name=name))
             owner = event if kind == CALL_EVENT else None
-            last, resumed = None, False
+            last, resumed, restating = None, False, kind == RESUME
         elif (m := RETURN.match(raw)) or (m := YIELD.match(raw)):
             close(owner)
             kind = RETURN_EVENT if m.re is RETURN else YIELD_EVENT
@@ -206,7 +209,7 @@ def parse_trace(trace: str) -> Trace:
             run = current[-1] if current else None
             last = Change(m.group(1), m.group(2), position, frame(),
                           owner.position if owner else -1, run.position if run else -1,
-                          in_comprehension=blocks[-1] > 0)
+                          in_comprehension=blocks[-1] > 0, restated=restating)
             position += 1
             changes.append(last)
             if owner is not None:
