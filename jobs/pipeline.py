@@ -254,6 +254,36 @@ def resume_key(cfg: JobConfig, job: str, files: list[str]) -> dict:
     }))
 
 
+def finished_run(cfg: JobConfig, job: str, files: list[str]) -> dict | None:
+    """The manifest of the run OUT already holds when it is this one, finished (the same job,
+    settings and inputs: the resume key); None when OUT holds no finished run, or with
+    ``--overwrite``. A finished run of anything else is refused, naming what differs."""
+    writer = ShardWriter(cfg.output)
+    manifest = posixpath.join(writer.root, "manifest.json")
+    if cfg.overwrite or writer.fs.get_file_info(manifest).type == pafs.FileType.NotFound:
+        return None
+    before = Ledger(writer.fs, writer.root, LABEL_OF_FOLDER).run_header().get("key") or {}
+    if before != resume_key(cfg, job, files):
+        raise OutputExistsError(f"{cfg.output} already holds a finished run of "
+                                f"{_what_differs(before, resume_key(cfg, job, files))}; pass "
+                                "--overwrite to replace it")
+    try:
+        with writer.fs.open_input_stream(manifest) as stream:
+            return json.loads(stream.read().decode())
+    except (OSError, ValueError) as exc:
+        raise OutputExistsError(f"{cfg.output} holds a manifest.json that cannot be read ({exc}); "
+                                "pass --overwrite to run again") from None
+
+
+def finish_after_manifest(cfg: JobConfig) -> None:
+    """What a run writes after its manifest (the report), written again: a stop at any
+    instant after the manifest leaves an output the same command completes."""
+    try:
+        write_report(cfg.output)
+    except Exception as exc:  # the data is written; a report that fails says so and no more
+        print(f"groundtrace: report.html not written: {type(exc).__name__}: {exc}", flush=True)
+
+
 def prepare_output(cfg: JobConfig, job: str, files: list[str]) -> Resumed:
     """Make OUT ready: resume an unfinished run of the same job, settings and inputs (unless
     ``--fresh``), else clear it; a finished run (manifest.json) is replaced only with
@@ -336,6 +366,12 @@ def _what_differs(before: dict, now: dict) -> str:
     for uri, version in new_inputs.items():
         if old_inputs[uri] != version:
             return f"an input that has changed since ({uri}: size or modification time)"
+    changed = [f"--{name.replace('_', '-')} {value!r} (now {now[section].get(name)!r})"
+               for section in ("trace", "screen", "translate", "build")
+               for name, value in sorted((before.get(section) or {}).items())
+               if isinstance(now.get(section), dict) and now[section].get(name) != value]
+    if changed:
+        return "other settings: " + ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
     return "other settings"
 
 
@@ -390,6 +426,15 @@ def run_job(cfg: JobConfig, job: str = "trace") -> dict:
 def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, ...],
                 kinds: tuple[str, ...], tasks: tuple[str, ...], lease: OutputLease) -> dict:
     """run_job's part that writes the output, while this run holds its lease."""
+    try:
+        finished = finished_run(cfg, job, files)
+    except OSError as exc:
+        raise StorageError(f"cannot read the output {cfg.output}: {exc}") from None
+    if finished is not None:
+        finish_after_manifest(cfg)
+        print(f"groundtrace: {cfg.output} already holds this run, finished (manifest.json): "
+              "nothing to do; the report is written again", flush=True)
+        return finished
     init_ray(cfg)
     waiting = engine_wait(cfg, job)  # before the output is touched: a refusal leaves it as it was
     health = None
@@ -451,10 +496,7 @@ def _run_leased(cfg: JobConfig, job: str, files: list[str], stages: tuple[str, .
                          f"not renewed for {cfg.ray.lease_timeout_s:.0f} s): this run stops "
                          "without a manifest; the other one finishes the output")
     writer.write_text("manifest.json", json.dumps(manifest, indent=2) + "\n")
-    try:
-        write_report(cfg.output)
-    except Exception as exc:  # the data is written; a report that fails says so and no more
-        print(f"groundtrace: report.html not written: {type(exc).__name__}: {exc}", flush=True)
+    finish_after_manifest(cfg)
     return manifest
 
 

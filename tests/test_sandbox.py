@@ -202,9 +202,11 @@ def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
         lengths = {n: box.run(code, "main_solution", json.dumps({"n": n}), 1)["trace_lines"]
                    for n in range(60, 80)}
     n_just_under = max(n for n, lines in lengths.items() if lines < 300)
-    fits = run_code(sandbox, code, {"n": n_just_under})
-    assert fits["status"] == "returned" and fits["trace_lines"] == lengths[n_just_under] > 290
-    assert run_code(sandbox, code, {"n": n_just_under + 1})["status"] == "trace_limit"
+    budget = SandboxLimits(max_run_lines=300, timeout_s=2.0)
+    with Sandbox(SandboxSettings(limits=budget, preload=())) as tight:
+        fits = run_code(tight, code, {"n": n_just_under})
+        assert fits["status"] == "returned" and fits["trace_lines"] == lengths[n_just_under] > 290
+        assert run_code(tight, code, {"n": n_just_under + 1})["status"] == "trace_limit"
 
 
 COMPREHENSION_THEN_LOOP = """\
@@ -228,7 +230,9 @@ def test_a_dry_run_inside_a_long_comprehension_of_a_traced_frame_gets_the_whole_
         inline, depth, dry_run):
     # The dry run goes through the ten million items at full speed, where snoop would pay
     # every one of them (far past the limit): past its share it goes on, and settles the run.
-    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=3.0), preload=())) as box:
+    # (a run budget the loop after it passes: 1,000 iterations, 3,000 lines)
+    limits = SandboxLimits(timeout_s=3.0, max_run_lines=300)
+    with Sandbox(SandboxSettings(limits=limits, preload=())) as box:
         result = run_code(box, COMPREHENSION_THEN_LOOP, {"n": 10**7, "inline": inline}, depth)
     assert (result["status"], result["dry_run"]) == ("trace_limit", dry_run)
     assert result["elapsed_s"] < 3.0

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from trace_workers.records import parse_literal_output
-from translate.digest import CallFold, Fold, LoopFold, digest_at
+from translate.digest import CallFold, Fold, LoopFold, digest_at, one_line
 from translate.prompts import FINAL_ANSWER_MARK, is_python, shown_input
 from translate.step_text import ordinal
 from translate.trace_model import (
@@ -128,7 +128,8 @@ class _Renderer:
             which = "the loop"
         text = (f"Line {fold.header}: {which} runs {fold.count} more times, iterations "
                 f"{fold.first} to {fold.last}")
-        values = [f"`{name}` is {value}" for name, value in fold.values]
+        # one text line: "Line N:" and the fold's sentence end where the line does
+        values = [f"`{name}` is {one_line(value)}" for name, value in fold.values]
         if values:
             text += f"; after the {ordinal(fold.last)} iteration, {_join(values)}"
         self.say(text + ".")
@@ -141,9 +142,9 @@ class _Renderer:
         shown = f"{fold.name.rsplit('.', 1)[-1]}({', '.join(args)})"
         if all(_is_literal(a) and "\n" not in a and "..." not in a for a in args) \
                 and len(shown) <= 60:
-            told = f"`{shown}` returns {fold.value}"
+            told = f"`{shown}` returns {one_line(fold.value)}"
         else:
-            told = f"this call returns {fold.value}"
+            told = f"this call returns {one_line(fold.value)}"
         self.say(f"We do not follow this call step by step: {told}{caller}.")
 
     def call(self, event: Event) -> None:

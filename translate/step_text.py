@@ -171,6 +171,14 @@ class Anchor:
 
 
 @dataclass(slots=True)
+class CallClaim:
+    """"We call `f`": the text is at the next call of ``f`` (checks nothing, marks a place)."""
+
+    at: int
+    name: str
+
+
+@dataclass(slots=True)
 class ValueClaim:
     at: int
     name: str
@@ -219,7 +227,7 @@ class LoopCountClaim:
     end: int = 0
 
 
-Claim = Anchor | ValueClaim | ReturnClaim | BranchClaim | LoopCountClaim
+Claim = Anchor | CallClaim | ValueClaim | ReturnClaim | BranchClaim | LoopCountClaim
 
 _ANCHOR = re.compile(r"[Ll]ine (\d+)(?:\*\*)?\s*(?::|,(?= ))")
 # what may stand before "Line N:" (the start of a line or sentence, markup, "On")
@@ -240,6 +248,7 @@ _CALL_WITH = re.compile(r"\bcall(?:s|ed|ing)?\b[^.\n;:]{0,100}?\bwith\s*$", re.I
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _RETURNS = re.compile(r"`([A-Za-z_][\w.]*)`\s+(?:returns|gives back)\s+")
 _CALL_RETURNS = re.compile(r"`([A-Za-z_][\w.]*)\(([^`\n]*)\)`\s+(?:returns|gives back)\s+")
+_WE_CALL = re.compile(r"(?:^|(?<=[.!?:] ))[Ww]e call `([A-Za-z_<][\w.<>]*)`", re.MULTILINE)
 _THIS_CALL_RETURNS = re.compile(r"\b[Tt]his call (?:returns|gives back)\s+")
 _COUNT_WORDS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
                 "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -417,6 +426,12 @@ def read_claims(text: str) -> list[Claim]:
                 continue  # "the answer is 3": a state needs a backticked name
         ok, value, shown, spanned = stated_value(text[verb.end():verb.end() + 4000])
         inside = verb.end() + spanned
+        if not ok and change and backticked:
+            # a change whose value cannot be read (`seen` becomes set()): it still marks its
+            # place when it copies the trace's text (the check compares the text only)
+            claims.append(ValueClaim(at, name, NOT_READ, text[verb.end():verb.end() + 200].strip(),
+                                     change, "", 0))
+            continue
         if not ok:
             continue
         start, end = sentence_at(at)
@@ -438,6 +453,8 @@ def read_claims(text: str) -> list[Claim]:
         if args is not None:
             claims.append(ReturnClaim(match.start(), match.group(1), value if ok else NOT_READ,
                                       shown, args))
+    for match in _WE_CALL.finditer(text):
+        claims.append(CallClaim(match.start(), match.group(1)))
     for match in _THIS_CALL_RETURNS.finditer(prose):
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
         claims.append(ReturnClaim(match.start(), "", value if ok else NOT_READ, shown))

@@ -43,6 +43,7 @@ from translate.step_text import (
     Abbreviated,
     Anchor,
     BranchClaim,
+    CallClaim,
     LoopCountClaim,
     ReturnClaim,
     ValueClaim,
@@ -341,6 +342,9 @@ class _Walk:
         run, name = self.run, claim.name
         if name not in run.by_name:
             return
+        if claim.value is NOT_READ:
+            self.mark(claim)
+            return
         if isinstance(claim.value, Abbreviated) and not any(
                 abbreviated(c.text) == claim.value for c in run.by_name[name]):
             return  # shortened its own way: nothing to compare
@@ -383,6 +387,20 @@ class _Walk:
             right = any(run.holds(run.last_change(name, self.position + 1, f), claim.value)
                         for f in (frames[-1:], frames, None))
         self.count("value", right, "" if right else self.wrong_value(claim, following, "", held))
+
+    def mark(self, claim: ValueClaim) -> None:
+        """A change stated in words the check cannot read (`seen` becomes set()): when they
+        copy the text of the change the trace shows next (on the anchored run, else the next
+        change of that name), the position moves to it; nothing is counted."""
+        run = self.run
+        anchored = [c for c in self.anchor.changes if c.name == claim.name] if self.anchor else []
+        following = anchored[0] if anchored else run.next_change(
+            claim.name, max(run.group_start(self.position), self.floor - 1), self.used_changes)
+        if following is None:
+            return
+        head = " ".join(following.text.split())[:60]
+        if head and " ".join(claim.shown.split()).startswith(head):
+            self.take(following, claim.name)
 
     def summary(self, claim: ValueClaim) -> bool:
         """A summarised value: right when it is the value at one of the points its sentence
@@ -473,6 +491,16 @@ class _Walk:
             self.move(event.position)
         self.count("value", right, f"`{claim.name}` returns {claim.shown[:80]}: the trace has it "
                                    f"return {event.value[:80]}")
+
+    def call_at(self, claim: CallClaim) -> None:
+        """"We call `f`": the position moves to the next call of ``f`` (its arguments, when
+        the text states them, are the changes that follow)."""
+        short = claim.name.rsplit(".", 1)[-1]
+        start = bisect_right(self.run.call_positions, self.position)
+        call = next((e for e in self.run.calls[start:start + 50]
+                     if e.name.rsplit(".", 1)[-1] == short), None)
+        if call is not None:
+            self.move(call.position)
 
     def call_returned(self, claim: ReturnClaim) -> None:
         """"`f(3)` returns 2": the return of the call of ``f`` with those arguments (the next
@@ -641,6 +669,8 @@ def check_steps(text: str, trace: str, code: str = "", funcname: str = "",
             walk.anchor = None
         if isinstance(claim, Anchor):
             walk.anchor_at(claim)
+        elif isinstance(claim, CallClaim):
+            walk.call_at(claim)
         elif isinstance(claim, ValueClaim):
             walk.value(claim)
         elif isinstance(claim, ReturnClaim):

@@ -39,7 +39,7 @@ ASSIGN = re.compile(r"^\s*\.{3,} (.+?) = (.*)$")
 COMPREHENSION = re.compile(r"^\s*(List|Dict|Set) comprehension:$")
 RESULT = re.compile(r"^\s*Result: (.*)$")
 
-CONDITION = re.compile(r"^(if|elif|while)\s+(.*):\s*(#.*)?$")
+CONDITION = re.compile(r"^(if|elif|while)(?:\s+|(?=\())(.*):\s*(#.*)?$")
 FOR = re.compile(r"^(?:async\s+)?for\s+(.+?)\s+in\s+(.*):\s*(#.*)?$")
 _LITERAL_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)\s*(.+?)\s*(#.*)?$")
 _NAME = re.compile(r"[A-Za-z_]\w*")
