@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         EngineDied,
         EngineUnavailable,
         OutputExistsError,
+        RayUnavailable,
         StorageError,
         run_job,
         stop_ray,
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = run_job(cfg, args.command)
     except (OutputExistsError, FileNotFoundError, SandboxError, StorageError, BenchmarkError,
-            OutputBusy, EngineUnavailable, EndpointRefused) as exc:
+            OutputBusy, EngineUnavailable, EndpointRefused, RayUnavailable) as exc:
         return _stop(f"groundtrace: {exc}", 2, stop_ray)
     except StorageUnavailable as exc:
         return _stop(f"groundtrace: object storage unavailable: {exc}; the same command resumes "

@@ -24,6 +24,7 @@ from jobs.config import JobConfig, TranslateConfig
 from jobs.datasource import PyEduSource
 from jobs.lease import LEASE_FILE, OutputBusy, OutputLease
 from jobs.ledger import RUN_FILE, Ledger, Resumed
+from jobs.local_ray import local_ray_line, quiet_start_up, running_ray
 from jobs.manifest import build_manifest
 from jobs.preflight import NodeHealth, no_jail_anywhere, probe_nodes
 from jobs.progress import ProgressReporter
@@ -75,6 +76,10 @@ class EngineDied(RuntimeError):
     """An engine replica died more often than --max-engine-restarts allows."""
 
 
+class RayUnavailable(RuntimeError):
+    """No Ray answers at the address the job was given."""
+
+
 class StorageError(RuntimeError):
     """An input or output place that cannot be read or written (credentials, endpoint...)."""
 
@@ -103,15 +108,30 @@ def init_ray(cfg: JobConfig) -> None:
     address = cluster_address(cfg)
     # the retry budget reaches every worker that touches storage (jobs.retry)
     runtime_env = {"env_vars": {BUDGET_ENV: str(cfg.ray.storage_retry_s)}}
+    quiet_start_up()
+    if address == "auto" and running_ray() is None:
+        _RAY_STARTED_HERE.clear()
+        raise RayUnavailable("--address auto: no Ray is running on this machine (`ray start "
+                             "--head` starts one); without --address the job starts its own")
     if address:
-        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+        print(f"groundtrace: running on the Ray at {address}", flush=True)
+        try:
+            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
+        except ConnectionError as exc:
+            _RAY_STARTED_HERE.clear()
+            raise RayUnavailable(f"no Ray answers at --address {address} ({exc}); without "
+                                 "--address the job starts a Ray of its own") from None
         return
     cores = os.cpu_count() or 1
     # Logical CPUs beyond the cores leave room for the light read/expand/write tasks beside
     # one trace actor per core (and ray.data.llm's CPU stages beside a local engine); without
     # them the stages wait on each other forever.
     extra = 6 if cfg.translate.uses_llm() else 2
-    ray.init(num_cpus=cfg.ray.num_cpus or cores + extra, include_dashboard=False,
+    cpus = cfg.ray.num_cpus or cores + extra
+    print(local_ray_line(cpus), flush=True)
+    # address="local": a Ray of the job's own, never one that `ray start` keeps (or left an
+    # address file of) on this machine (jobs.local_ray)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False,
              configure_logging=False, log_to_driver=True, runtime_env=runtime_env)
 
 
