@@ -262,6 +262,7 @@ _LOOP_MORE = re.compile(
     r"\b(?:loop|body)\b[^.\n]{0,80}?\b(?:runs|iterates|repeats|executes|goes round|goes around|"
     r"ran|iterated|repeated|executed)\s+(\d+|once|twice|one|two|three|four|five|six|seven|eight|"
     r"nine|ten)\s+more(?:\s+times?)?\b", re.IGNORECASE)
+_FOLD_END = re.compile(r"[.!?](?=\s+[A-Z`])")
 _ITERATION_RANGE = re.compile(r"\biterations\s+(\d+)\s*(?:to|through|-|\u2013)\s*(\d+)\b",
                               re.IGNORECASE)
 _LINE_MENTION = re.compile(r"\bline (\d+)\b", re.IGNORECASE)
@@ -426,7 +427,7 @@ def read_claims(text: str) -> list[Claim]:
                 continue  # "the answer is 3": a state needs a backticked name
         ok, value, shown, spanned = stated_value(text[verb.end():verb.end() + 4000])
         inside = verb.end() + spanned
-        if not ok and change and backticked:
+        if not ok and change:
             # a change whose value cannot be read (`seen` becomes set()): it still marks its
             # place when it copies the trace's text (the check compares the text only)
             claims.append(ValueClaim(at, name, NOT_READ, text[verb.end():verb.end() + 200].strip(),
@@ -476,6 +477,12 @@ def read_claims(text: str) -> list[Claim]:
         word = match.group(1).lower()
         start, end = sentence_at(match.start())
         sentence = text[start:end]
+        # the fold's values run to the end of its sentence: a full stop before a capital, or
+        # the line's end ("0. , 0." inside an array's repr ends nothing)
+        line_end = text.find("\n", match.end())
+        line_end = len(text) if line_end < 0 else line_end
+        stop = _FOLD_END.search(text, match.end(), line_end)
+        end = stop.start() + 1 if stop else line_end
         span = _ITERATION_RANGE.search(prose, match.end(), end)
         claims.append(LoopCountClaim(
             match.start(), int(word) if word.isdigit() else _COUNT_WORDS[word],
