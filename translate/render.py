@@ -164,7 +164,10 @@ class _Renderer:
         same_frame = next_step is not None and next_step.depth == step.depth
         entered = same_frame and enters_block(step, next_step, self.block_ends)
         changes = self._changes(step, frame)
-        condition, loop = CONDITION.match(code), FOR.match(code)
+        # a comprehension's or a generator expression's own run of the line: no outcome of the
+        # statement that holds it
+        condition, loop = (None, None) if step.in_comprehension else (CONDITION.match(code),
+                                                                      FOR.match(code))
         if loop:
             target, iterable = loop.group(1), loop.group(2)
             head = f"Line {step.lineno}: the loop over `{iterable}`"

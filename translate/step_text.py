@@ -486,8 +486,9 @@ def read_claims(text: str) -> list[Claim]:
         span = _ITERATION_RANGE.search(prose, match.end(), end)
         claims.append(LoopCountClaim(
             match.start(), int(word) if word.isdigit() else _COUNT_WORDS[word],
-            [m.group(1).strip() for m in _CODE_SPAN.finditer(sentence)],
-            [int(m.group(1)) for m in _LINE_MENTION.finditer(sentence)], True,
+            # the loop is named before "runs N more times"; the values after it name no loop
+            [m.group(1).strip() for m in _CODE_SPAN.finditer(text, start, match.end())],
+            [int(m.group(1)) for m in _LINE_MENTION.finditer(text, start, match.end())], True,
             int(span.group(1)) if span else 0, int(span.group(2)) if span else 0, end))
     claims.sort(key=lambda claim: claim.at)
     return claims

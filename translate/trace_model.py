@@ -149,8 +149,11 @@ def parse_trace(trace: str) -> Trace:
             close(owner)
             lineno, code = int(m.group(1)), m.group(2)
             run = current[-1] if current else None
+            # a generator expression's frame runs its line as a comprehension does (the line
+            # of the statement that holds it): not a run of that statement
             event = Event(LINE, 0, frame(), len(stack), at, lineno, code,
-                          in_comprehension=blocks[-1] > 0)
+                          in_comprehension=blocks[-1] > 0
+                          or frame_names.get(frame(), "").endswith("<genexpr>"))
             if not blocks[-1] and resumed and run is not None and run.lineno == lineno:
                 event.reprint, event.origin = True, run.origin
             add(event)
