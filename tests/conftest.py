@@ -58,7 +58,9 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=8, include_dashboard=False, configure_logging=False)
+        # a Ray of this test session's own: never one that `ray start` keeps on the machine
+        # (or that a test's head left an address file of)
+        ray.init(address="local", num_cpus=8, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -26,7 +26,6 @@ from translate.trace_model import (
     CALL_EVENT,
     LINE,
     RETURN_EVENT,
-    YIELD_EVENT,
     Trace,
     loop_runs,
     parse_trace,
@@ -175,14 +174,16 @@ class _Structure:
 
     def _clean(self, start: int, end: int, frame: int, header: int) -> bool:
         """A span that is whole iterations of its frame's loop: from a header run to the
-        next, never leaving the frame (a generator's loop yields in between)."""
+        next, never returning to a frame above it."""
         events = self.trace.events
         first, after = events[start], events[end]
         if not (first.kind == LINE and after.kind == LINE and first.lineno == header == after.lineno
                 and first.frame == frame == after.frame):
             return False
         depth = first.depth
-        return all(e.depth >= depth and not (e.frame == frame and e.kind in (RETURN_EVENT, YIELD_EVENT))
+        # a generator's loop may yield inside the span when nothing the trace follows runs
+        # between its yield and its resumption (list(gen), sum(gen))
+        return all(e.depth >= depth and not (e.frame == frame and e.kind == RETURN_EVENT)
                    for e in events[start:end])
 
     def call_folds(self, deepest: int | None) -> list[CallFold]:
@@ -191,8 +192,8 @@ class _Structure:
         events, folds = self.trace.events, []
         for number in self.calls:
             call = events[number]
-            if call.depth != deepest + 1:
-                continue
+            if call.depth <= deepest:
+                continue  # (a deeper one inside a call that folds is left out by _outermost)
             ret = self.returns.get(call.frame)
             start = number + 1
             if ret is None or ret <= start or events[start].kind != LINE:
