@@ -427,10 +427,11 @@ def read_claims(text: str) -> list[Claim]:
                 continue  # "the answer is 3": a state needs a backticked name
         ok, value, shown, spanned = stated_value(text[verb.end():verb.end() + 4000])
         inside = verb.end() + spanned
-        if not ok and change:
-            # a change whose value cannot be read (`seen` becomes set()): it still marks its
-            # place when it copies the trace's text (the check compares the text only)
-            claims.append(ValueClaim(at, name, NOT_READ, text[verb.end():verb.end() + 200].strip(),
+        if not ok and (change or backticked):
+            # a value that cannot be read (`seen` becomes set(), `q` is deque([1])): a change
+            # still marks its place, and a fold's value is compared as text, when it copies
+            # the trace's (translate.steps)
+            claims.append(ValueClaim(at, name, NOT_READ, text[verb.end():verb.end() + 400].strip(),
                                      change, "", 0))
             continue
         if not ok:

@@ -343,7 +343,10 @@ class _Walk:
         if name not in run.by_name:
             return
         if claim.value is NOT_READ:
-            self.mark(claim)
+            if self.fold is not None and claim.at < self.fold[1]:
+                self.fold_text(claim)
+            elif claim.change:
+                self.mark(claim)
             return
         if isinstance(claim.value, Abbreviated) and not any(
                 abbreviated(c.text) == claim.value for c in run.by_name[name]):
@@ -387,6 +390,20 @@ class _Walk:
             right = any(run.holds(run.last_change(name, self.position + 1, f), claim.value)
                         for f in (frames[-1:], frames, None))
         self.count("value", right, "" if right else self.wrong_value(claim, following, "", held))
+
+    def fold_text(self, claim: ValueClaim) -> None:
+        """A fold's value the check cannot read (deque([1, 2]), <Node object>): the fold's
+        values are the trace's text where it ends, so the text is compared (spaces aside)."""
+        loop, _, last = self.fold
+        held = self.run.last_change(claim.name, loop.iteration_ends[last - 1], (loop.frame,))
+        if held is None:
+            return
+        value = "".join(held.text.split())
+        stated = "".join(claim.shown.split())
+        right = stated.startswith(value) and stated[len(value):len(value) + 1] in ("", ",", ".",
+                                                                                 ";", "a")
+        self.count("value", right, f"`{claim.name}` = {claim.shown[:80]} when that iteration "
+                                   f"ends: the trace has {held.text[:80]} there")
 
     def mark(self, claim: ValueClaim) -> None:
         """A change stated in words the check cannot read (`seen` becomes set()): when they
