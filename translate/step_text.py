@@ -190,6 +190,7 @@ class ValueClaim:
 
 
 NOT_READ = object()  # a value a claim states that cannot be read (it still marks a place)
+NOT_READ_SPAN = 4000  # the text kept of it, at most (to its line's end)
 
 
 @dataclass(slots=True)
@@ -431,8 +432,10 @@ def read_claims(text: str) -> list[Claim]:
             # a value that cannot be read (`seen` becomes set(), `q` is deque([1])): a change
             # still marks its place, and a fold's value is compared as text, when it copies
             # the trace's (translate.steps)
-            claims.append(ValueClaim(at, name, NOT_READ, text[verb.end():verb.end() + 400].strip(),
-                                     change, "", 0))
+            line_end = text.find("\n", verb.end())
+            line_end = len(text) if line_end < 0 else line_end
+            shown = text[verb.end():min(line_end, verb.end() + NOT_READ_SPAN)].strip()
+            claims.append(ValueClaim(at, name, NOT_READ, shown, change, "", 0))
             continue
         if not ok:
             continue

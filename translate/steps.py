@@ -40,6 +40,7 @@ from typing import Any
 from trace_workers.canonical import python_values_match, values_match
 from translate.step_text import (
     NOT_READ,
+    NOT_READ_SPAN,
     Abbreviated,
     Anchor,
     BranchClaim,
@@ -402,6 +403,8 @@ class _Walk:
         stated = "".join(claim.shown.split())
         right = stated.startswith(value) and stated[len(value):len(value) + 1] in ("", ",", ".",
                                                                                  ";", "a")
+        if len(claim.shown) >= NOT_READ_SPAN - 1:  # a value longer than the text kept of it
+            right = right or value.startswith(stated)
         self.count("value", right, f"`{claim.name}` = {claim.shown[:80]} when that iteration "
                                    f"ends: the trace has {held.text[:80]} there")
 
