@@ -51,9 +51,15 @@ def test_a_run_from_a_bucket_into_a_bucket_then_translated_again_from_it(s3_serv
     examples = sum(pq.read_table(io.BytesIO(_read(s3, k))).num_rows for k in shards)
     assert examples == manifest["written"]["training"] > 0
 
-    # a second run into the same output is refused; translate reads the run in the bucket
-    refused = _groundtrace(s3, "run", "--input", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/out")
+    # the same run again finds it finished; another run into the same output is refused,
+    # naming what differs; translate reads the run in the bucket
+    same = _groundtrace(s3, "run", "--input", f"s3://{bucket}/in/", "--output", f"s3://{bucket}/out")
+    assert same.returncode == 0 and "already holds this run, finished" in same.stdout
+    assert json.loads(_read(s3, "out/manifest.json")) == manifest
+    refused = _groundtrace(s3, "run", "--input", f"s3://{bucket}/in/", "--output",
+                           f"s3://{bucket}/out", "--ios-per-program", "3")
     assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert "--ios-per-program 10 (now 3)" in refused.stderr
     again = _groundtrace(s3, "translate", "--input", f"s3://{bucket}/out", "--output",
                          f"s3://{bucket}/again")
     assert again.returncode == 0, again.stderr[-3000:]

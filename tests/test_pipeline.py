@@ -142,11 +142,15 @@ def test_a_file_that_breaks_off_is_read_up_to_the_break_and_the_rest_is_one_reje
 def test_an_existing_output_is_not_overwritten_without_asking(tmp_path, ray_local):
     source = write_jsonl(tmp_path / "in.jsonl", [GOOD])
     cfg = _config(tmp_path, source)
-    run_trace(cfg)
-    with pytest.raises(OutputExistsError):
+    first = run_trace(cfg)
+    # the same run again: already finished, nothing redone, the same manifest
+    assert run_trace(cfg)["started_at"] == first["started_at"]
+    cfg.trace.ios_per_program = 1  # another run: refused, naming what differs
+    with pytest.raises(OutputExistsError, match="ios-per-program 10 .now 1."):
         run_trace(cfg)
     cfg.overwrite = True
-    assert run_trace(cfg)["accounting_ok"]
+    again = run_trace(cfg)
+    assert again["accounting_ok"] and again["started_at"] != first["started_at"]
 
 
 def test_the_sample_in_data_runs_through_the_cli(tmp_path, ray_local, capsys):
