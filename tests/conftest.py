@@ -92,6 +92,28 @@ def traced_row(sandbox, record: dict, io: dict) -> dict | None:
             "value_format": "json", "trace": result["trace"], "story_level": told.level}
 
 
+def golden_row(request, name: str, program: tuple[str, dict, int]) -> dict:
+    """The trace row of a golden program (tests/golden/NAME.trace.json): traced again in the
+    sandbox and stored first with ``--rewrite-golden``."""
+    code, kwargs, depth = program
+    path = GOLDEN / f"{name}.trace.json"
+    if request.config.getoption("--rewrite-golden"):
+        box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=5.0)))
+        box.start()
+        try:
+            result = box.run(code, "main_solution", json.dumps(kwargs), depth)
+        finally:
+            box.close()
+        assert result["status"] == "returned", result
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"trace": result["trace"], "returned": result["returned"]},
+                                   indent=1) + "\n")
+    stored = json.loads(path.read_text())
+    return {"id": f"{name}-0", "refcode": code, "funcname": "main_solution",
+            "input": json.dumps(kwargs), "returned": stored["returned"], "value_format": "json",
+            "trace": stored["trace"]}
+
+
 def read_rows(folder: Path) -> list[dict]:
     """Every row of the Parquet shards in ``folder`` (none when it has none), shard by shard."""
     import pyarrow.parquet as pq

@@ -12,7 +12,7 @@ import random
 import re
 
 import pytest
-from conftest import GOLDEN
+from conftest import GOLDEN, golden_row
 from perturb import FOLD_KINDS, perturb_fold, without_anchors
 
 from trace_workers.trace_filter import count_lines
@@ -62,34 +62,13 @@ PROGRAMS = {
 }
 
 
-def _trace_again(name: str) -> dict:
-    from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
-
-    code, kwargs, depth = PROGRAMS[name]
-    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=5.0)))
-    box.start()
-    try:
-        result = box.run(code, "main_solution", json.dumps(kwargs), depth)
-    finally:
-        box.close()
-    assert result["status"] == "returned", result
-    return {"trace": result["trace"], "returned": result["returned"]}
-
-
 @pytest.fixture(params=list(PROGRAMS))
 def long_run(request) -> tuple[str, dict]:
     name = request.param
-    path = GOLDEN / f"{name}.trace.json"
-    if request.config.getoption("--rewrite-golden"):
-        path.write_text(json.dumps(_trace_again(name), indent=1) + "\n")
-    stored = json.loads(path.read_text())
-    code, kwargs, _ = PROGRAMS[name]
-    told = digest(stored["trace"], code, BUDGETS.get(name, BUDGET))
-    assert told is not None and told.folds, f"{name} needs no folding at {BUDGET} lines"
-    row = {"id": f"{name}-0", "refcode": code, "funcname": "main_solution",
-           "input": json.dumps(kwargs), "returned": stored["returned"], "value_format": "json",
-           "trace": stored["trace"], "story_level": told.level, "story_lines": told.told_lines}
-    return name, row
+    row = golden_row(request, name, PROGRAMS[name])
+    told = digest(row["trace"], row["refcode"], BUDGETS.get(name, BUDGET))
+    assert told is not None and told.folds, f"{name} needs no folding at its budget"
+    return name, {**row, "story_level": told.level, "story_lines": told.told_lines}
 
 
 def _compare(request, path, actual: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import GOLDEN
+from conftest import GOLDEN, golden_row
 
 from translate.steps import check_steps
 from translate.tasks import render_reasoning
@@ -49,33 +49,9 @@ PROGRAMS = {
 }
 
 
-def _trace_again(name: str) -> dict:
-    from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
-
-    code, kwargs, depth = PROGRAMS[name]
-    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=2.0)))
-    box.start()
-    try:
-        result = box.run(code, "main_solution", json.dumps(kwargs), depth)
-    finally:
-        box.close()
-    assert result["status"] == "returned", result
-    return {"trace": result["trace"], "returned": result["returned"]}
-
-
 @pytest.fixture(params=list(PROGRAMS))
 def golden(request) -> tuple[str, dict]:
-    name = request.param
-    path = GOLDEN / f"{name}.trace.json"
-    if request.config.getoption("--rewrite-golden"):
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(json.dumps(_trace_again(name), indent=1) + "\n")
-    stored = json.loads(path.read_text())
-    code, kwargs, _ = PROGRAMS[name]
-    row = {"id": f"{name}-0", "refcode": code, "funcname": "main_solution",
-           "input": json.dumps(kwargs), "returned": stored["returned"], "value_format": "json",
-           "trace": stored["trace"]}
-    return name, row
+    return request.param, golden_row(request, request.param, PROGRAMS[request.param])
 
 
 def _compare(request, path, actual: str) -> None:
