@@ -134,8 +134,9 @@ class _Structure:
         events = trace.events
         self.index = {event.position: number for number, event in enumerate(events)}
         self.runs = loop_runs(trace, program_loops(code)) if code else []
-        self.inner = {id(r) for r in self.runs
-                      if not any(o is not r and r.start < o.start < r.end for o in self.runs)}
+        # runs come in order of their start: one holds another when the next starts inside it
+        self.inner = {id(r) for r, after in zip(self.runs, self.runs[1:] + [None], strict=True)
+                      if after is None or after.start >= r.end}
         self.returns: dict[int, int] = {}  # a call's frame -> the index of its return
         for number, event in enumerate(events):
             if event.kind == RETURN_EVENT:
