@@ -162,3 +162,27 @@ def test_a_run_that_fits_is_told_whole():
     told = digest(trace, "def main_solution(n):\n    total = 0\n    for i in range(n):\n"
                   "        total += i\n    return total\n", 300)
     assert told.level == 0 and not told.folds and told.text() == trace
+
+
+def test_the_manifest_and_the_report_count_what_was_folded():
+    from jobs.manifest import story_summary
+    from jobs.report import _stories
+    from trace_workers.actor import note_story
+    from trace_workers.stats import StageStats
+
+    stats = StageStats()
+    rows = _long_runs()
+    for row in rows:
+        note_story(stats, digest_at(row["trace"], row["refcode"], row["story_level"]))
+    short = json.loads((GOLDEN / "loop.trace.json").read_text())["trace"]
+    note_story(stats, digest(short, "", 300))
+    summary = story_summary(stats)
+    folded = [digest_at(r["trace"], r["refcode"], r["story_level"]) for r in rows]
+    assert summary["kept_traces"] == len(rows) + 1 and summary["whole"] == 1
+    assert summary["digested"] == len(rows)
+    assert summary["folded_iterations"] == sum(d.folded_iterations for d in folded) > 0
+    assert summary["folded_calls"] == sum(d.folded_calls for d in folded) > 0
+    assert sum(summary["run_lines_histogram"].values()) == len(rows) + 1
+    assert list(summary["story_lines_histogram"])[0] == "<32"  # in order of length
+    html = _stories({"stories": summary, "config": {"trace": {"max_trace_lines": 300}}})
+    assert f"{summary['digested']} longer than the story budget (300 lines)" in html

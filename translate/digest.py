@@ -135,7 +135,7 @@ class _Structure:
         self.index = {event.position: number for number, event in enumerate(events)}
         self.runs = loop_runs(trace, program_loops(code)) if code else []
         # runs come in order of their start: one holds another when the next starts inside it
-        self.inner = {id(r) for r, after in zip(self.runs, self.runs[1:] + [None], strict=True)
+        self.inner = {id(r) for r, after in zip(self.runs, [*self.runs[1:], None], strict=False)
                       if after is None or after.start >= r.end}
         self.returns: dict[int, int] = {}  # a call's frame -> the index of its return
         for number, event in enumerate(events):
