@@ -47,7 +47,7 @@ from trace_workers.stream import (
 )
 from translate.stage import VerifySettings, render_batch, to_requests_batch
 
-SCHEMA = "groundtrace.plan/1"
+SCHEMA = "groundtrace.plan/2"  # docs/plan.md: what each version changed
 BOOTSTRAP = 400  # resamples behind each range
 LOW, HIGH = 5, 95  # percentiles of a range
 GPU_BENCH_RECORD = Path(__file__).resolve().parent.parent / "bench" / "records" / "translate_gpu.json"
@@ -316,51 +316,135 @@ def is_cheap(name: str) -> bool:
     return name in ("records", SCREEN_S) or (len(parts) > 1 and parts[1] in CHEAP_STAGES)
 
 
+MIN_CLASS_TRACED = 5  # traced records a record class needs to stand alone (else: merged)
+TRACED_RECORDS = "traced_records"
+
+
+def record_format(text: str) -> str:
+    """What a record holds, as the read stage tells it: ``pyedu`` (refcode and ios), ``call``
+    (code, input, output: one call) or ``unreadable``."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return "unreadable"
+    if not isinstance(record, dict):
+        return "unreadable"
+    return "call" if "refcode" not in record and "code" in record else "pyedu"
+
+
+def pairs_bucket(pairs: float) -> int:
+    """0 pairs, 1, 2-3, 4-7, 8-15, 16 or more: records alike in what the sandbox gets."""
+    return min(5, int(pairs).bit_length())
+
+
+BUCKET_LOW, BUCKET_HIGH = (0, 1, 2, 4, 8, 16), (0, 1, 3, 7, 15, None)
+
+
+def _pairs_label(first: int, last: int) -> str:
+    low, high = BUCKET_LOW[first], BUCKET_HIGH[last]
+    if high is None:
+        return f"{low}+ pairs"
+    return f"{low} pair{'s' * (low != 1)}" if low == high else f"{low}-{high} pairs"
+
+
 class Scaler:
     """Sums over the sample scaled to the whole input, each with a bootstrap range.
 
-    In each stratum (jobs.sample): N, the stratum's records (exact, or a ratio over the units
-    read). A cheap figure is N times its mean over the screened records; any other is the
-    pairs sent to the sandbox (a cheap figure, known from three times as many records) times
-    its mean per pair of the traced records (a double sample's ratio estimate: the trace
-    stage sees exactly what the pair filter kept, as in the job). The resamples draw the
-    screened units again, each part's spread narrowed by its finite-population correction
-    (a sample of the whole input has none)."""
+    In each stratum (jobs.sample: a shape and source of files): N, the stratum's records
+    (exact, or a ratio over the units read). A cheap figure (known for every screened record)
+    is N times its mean over the screened records. Any other is known for the traced records
+    only, and is estimated per record class (a double sample for stratification): the records
+    of a stratum differ in what they hold (a record of nine pairs against one of one call), so
+    the screened records give each class's share of N, and the traced records of the class its
+    mean per record. A kept-trace figure then stays within its bound by construction (no class
+    mean exceeds what one record can yield). A class with too few traced records is merged with
+    its neighbour of the same format; one with none at all (in a resample) takes the stratum's
+    mean per pair times its pairs. The resamples draw the screened units again, each part's
+    spread narrowed by its finite-population correction (a sample of the whole input has none)."""
 
     def __init__(self, sample: Sample, figures: list[Counter], seed: int):
         self.names = sorted({name for f in figures for name in f}
-                            | {"records", PAIRS, "traced_pairs"})
+                            | {"records", PAIRS, "traced_pairs", TRACED_RECORDS})
         self.cheap = np.array([is_cheap(name) for name in self.names])
-        column = {name: i for i, name in enumerate(self.names)}
+        self.at = {name: i for i, name in enumerate(self.names)}
         rng = np.random.default_rng(seed)
         self.strata = []
+        self.classes: dict[str, list[dict]] = {}
         for name, stratum in sample.strata.items():
-            units: dict[str, np.ndarray] = {unit: np.zeros(len(self.names))
-                                            for unit in stratum.counted}
-            for record, values in zip(sample.records, figures, strict=True):
-                if record.stratum != name:
-                    continue
-                row = units.setdefault(record.unit, np.zeros(len(self.names)))
-                row[column["records"]] += 1
+            mine = [(record, values) for record, values in zip(sample.records, figures, strict=True)
+                    if record.stratum == name]
+            kinds = [(record_format(record.text), pairs_bucket(values[PAIRS]))
+                     for record, values in mine]
+            merged, described = self._classes(kinds, [record.traced for record, _ in mine])
+            self.classes[name] = described
+            units: dict[str, np.ndarray] = {
+                unit: np.zeros((len(described), len(self.names))) for unit in stratum.counted}
+            for (record, values), kind in zip(mine, kinds, strict=True):
+                row = units.setdefault(record.unit, np.zeros((len(described), len(self.names))))
+                at = merged[kind]
+                row[at, self.at["records"]] += 1
+                row[at, self.at[TRACED_RECORDS]] += record.traced
                 for key, value in values.items():
-                    if record.traced or self.cheap[column[key]]:
-                        row[column[key]] += value
+                    if record.traced or self.cheap[self.at[key]]:
+                        row[at, self.at[key]] += value
             keys = list(units)
-            sums = np.array([units[k] for k in keys]) if keys else np.zeros((0, len(self.names)))
+            sums = (np.array([units[k] for k in keys]) if keys
+                    else np.zeros((0, len(described), len(self.names))))
             counted = np.array([stratum.counted.get(k, [0, 0]) for k in keys],
                                dtype=float).reshape(-1, 2)  # [bytes, records] read (a ratio)
             self.strata.append((stratum, sums, counted, _draws(rng, len(keys))))
 
+    @staticmethod
+    def _classes(kinds: list[tuple[str, int]], traced: list[bool]) -> tuple[dict, list[dict]]:
+        """Record classes (format, pairs bucket) merged until each holds MIN_CLASS_TRACED
+        traced records (a class of records that reach no sandbox needs none): kind -> class
+        index, and each class described."""
+        screened: Counter = Counter(kinds)
+        held: Counter = Counter(kind for kind, t in zip(kinds, traced, strict=True) if t)
+        groups: list[list[tuple[str, int]]] = []
+        for fmt in sorted({f for f, _ in screened}):
+            run: list[tuple[str, int]] = []
+            mine: list[list[tuple[str, int]]] = []
+            for bucket in sorted(b for f, b in screened if f == fmt):
+                if bucket == 0:
+                    mine.append([(fmt, 0)])
+                    continue
+                run.append((fmt, bucket))
+                if sum(held[k] for k in run) >= MIN_CLASS_TRACED:
+                    mine.append(run)
+                    run = []
+            if run:  # the last few: with the class before them (of records with pairs)
+                if mine and mine[-1][0][1]:
+                    mine[-1] += run
+                else:
+                    mine.append(run)
+            groups += mine
+        merged = {kind: i for i, group in enumerate(groups) for kind in group}
+        described = [{"format": group[0][0], "pairs": _pairs_label(group[0][1], group[-1][1]),
+                      "screened": sum(screened[k] for k in group),
+                      "traced": sum(held[k] for k in group)} for group in groups]
+        return merged, described
+
     def _scaled(self, sums: np.ndarray, size: np.ndarray) -> np.ndarray:
-        """Estimates from unit sums ([..., figure]) and the stratum's records ([...])."""
-        at = {name: i for i, name in enumerate(self.names)}
-        records = np.maximum(sums[..., at["records"]], 1)
-        pairs, traced = sums[..., at[PAIRS]], sums[..., at["traced_pairs"]]
-        cheap = sums / records[..., None]
-        dear = sums * (pairs / records / np.maximum(traced, 1))[..., None]
+        """Estimates from class sums ([..., class, figure]) and the stratum's records ([...])."""
+        at = self.at
+        records = sums[..., at["records"]]  # [..., class]
+        total = np.maximum(records.sum(axis=-1), 1)  # [...]
+        whole = sums.sum(axis=-2)  # [..., figure]
+        cheap = whole / total[..., None]
+        traced = sums[..., at[TRACED_RECORDS]]
+        per_record = sums / np.maximum(traced, 1)[..., None]
+        # a class without a traced record: the stratum's figures per traced pair, times its pairs
+        per_pair = whole / np.maximum(whole[..., at["traced_pairs"]], 1)[..., None]
+        guessed = per_pair[..., None, :] * (sums[..., at[PAIRS]] / np.maximum(records, 1))[..., None]
+        mean = np.where((traced > 0)[..., None], per_record, guessed)
+        dear = (mean * (records / total[..., None])[..., None]).sum(axis=-2)
         return size[..., None] * np.where(self.cheap, cheap, dear)
 
-    def ranges(self) -> dict[str, dict]:
+    def ranges(self, bounds: dict[str, str] | None = None, per_record: int = 0) -> dict[str, dict]:
+        """Every figure's estimate and range. ``bounds``: figure -> the figure it cannot
+        exceed; ``per_record`` (when set): the kept traces one record can yield at most, which
+        bounds the figures named in KEPT_PER_RECORD by records x per_record."""
         point = np.zeros(len(self.names))
         boot = np.zeros((BOOTSTRAP, len(self.names)))
         for stratum, sums, counted, draws in self.strata:
@@ -368,7 +452,7 @@ class Scaler:
                 continue
             size = stratum.estimate()
             here = self._scaled(sums.sum(axis=0), np.array(size))
-            again_sums = draws @ sums
+            again_sums = np.einsum("bu,ucf->bcf", draws, sums)
             if stratum.how == RATIO:
                 read = draws @ counted
                 size_again = stratum.bytes * read[:, 1] / np.maximum(read[:, 0], 1)
@@ -379,10 +463,34 @@ class Scaler:
                               math.sqrt(max(0.0, 1 - stratum.fraction)))
             point += here
             boot += here + (again - here) * spread
+        point, boot = self._bounded(point, np.maximum(boot, 0), bounds or {}, per_record)
         low, high = np.percentile(boot, [LOW, HIGH], axis=0)
         return {name: {"estimate": _round(point[i]), "low": _round(min(low[i], point[i])),
                        "high": _round(max(high[i], point[i]))}
                 for i, name in enumerate(self.names)}
+
+    def _bounded(self, point: np.ndarray, boot: np.ndarray, bounds: dict[str, str],
+                 per_record: int) -> tuple[np.ndarray, np.ndarray]:
+        """The estimate and each resample held under what the flags allow, in order."""
+        r = self.at["records"]
+        for name in KEPT_PER_RECORD if per_record else ():
+            if name in self.at:
+                i = self.at[name]
+                point[i] = min(point[i], point[r] * per_record)
+                boot[:, i] = np.minimum(boot[:, i], boot[:, r] * per_record)
+        for name, limit in bounds.items():
+            if name in self.at and limit in self.at:
+                i, j = self.at[name], self.at[limit]
+                point[i] = min(point[i], point[j])
+                boot[:, i] = np.minimum(boot[:, i], boot[:, j])
+        return point, boot
+
+
+# figures of kept traces: at most --samples-per-problem a record
+KEPT_PER_RECORD = ("kept:trace", "kept:trace_filter")
+# a figure never above another (the pairs the trace stage sees are the pairs sent to it)
+BOUNDS = {"seen:trace": PAIRS, "kept:trace": "seen:trace", "rejected:trace": "seen:trace",
+          "seen:trace_filter": "kept:trace", "kept:trace_filter": "seen:trace_filter"}
 
 
 def _draws(rng: np.random.Generator, units: int) -> np.ndarray:
@@ -460,7 +568,9 @@ def gpu_throughput(cfg: JobConfig) -> tuple[float | None, str | None]:
 def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measured: Measured,
                wall_s: float) -> dict:
     """The plan as one JSON-ready dict (docs/plan.md: the schema)."""
-    figures = Scaler(sample, measured.figures, cfg.trace.seed).ranges()
+    scaler = Scaler(sample, measured.figures, cfg.trace.seed)
+    stage = cfg.trace.stage()
+    figures = scaler.ranges(BOUNDS, 0 if stage.trace_all else stage.samples_per_problem)
     t = cfg.translate
     uses_llm = t.uses_llm()
     stages = TRACE_STAGES
@@ -475,7 +585,9 @@ def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measu
         "sample": {"records": len(sample.records), "fraction": round(sample.fraction, 6),
                    "screen_fraction": round(sample.screen_fraction, 6),
                    "traced_records": sum(r.traced for r in sample.records),
-                   "seed": sample.seed, "strata": {n: s.to_dict() for n, s in sample.strata.items()},
+                   "seed": sample.seed,
+                   "strata": {n: {**s.to_dict(), "classes": scaler.classes.get(n, [])}
+                              for n, s in sample.strata.items()},
                    "trace_threads": measured.threads, "wall_s": round(wall_s, 2)},
         "records": figures["records"],
         "funnel": counted,

@@ -31,6 +31,7 @@ import json
 import lzma
 import math
 import posixpath
+import re
 import threading
 import zlib
 from collections import defaultdict
@@ -53,6 +54,8 @@ READ_AHEAD = 64 << 10  # bytes read at once past a chunk's end, for the line tha
 READ_THREADS = 16  # ranged reads at once (object storage answers each after a round trip)
 MIN_THROUGH_FILES = 16  # compressed files read through at least, when only some are
 PROBE_BYTES = 1 << 20  # bytes of a compressed file decompressed to guess its records per byte
+MAX_SOURCES = 8  # sources of one shape sampled apart at most (the rest: one group)
+MIN_SOURCE_SHARE = 0.02  # a source of fewer of its shape's bytes joins the rest
 
 EXACT, RATIO = "exact", "ratio"
 
@@ -146,10 +149,44 @@ def draw(files: list[str], *, fraction: float | None = None, records: int | None
     strata: dict[str, Stratum] = {}
     taken: list[SampledRecord] = []
     for kind, read in (("jsonl", _chunks), ("parquet", _rows), ("through", _through)):
-        if by_kind[kind]:
-            strata[kind] = read(by_kind[kind], fraction, screen, seed, taken)
+        groups = source_groups(by_kind[kind])
+        for salt, (group, files_of) in enumerate(groups.items()):
+            name = kind if len(groups) == 1 else f"{kind}:{group}"
+            strata[name] = read(files_of, fraction, screen, seed, taken, name, salt)
     taken.sort(key=lambda r: (r.file_index, r.position))
     return Sample(taken, strata, fraction, screen, seed)
+
+
+def source_of(uri: str) -> str:
+    """The source a file belongs to, by its name: its folder and its name with each run of
+    digits as ``#`` (``crawl-a/part-00017.jsonl`` -> ``crawl-a/part-#.jsonl``): the numbered
+    parts of one export are one source, files named apart are sources apart."""
+    parts = uri.split("?", 1)[0].rstrip("/").split("/")
+    folder = parts[-2] if len(parts) > 1 else ""
+    return re.sub(r"\d+", "#", f"{folder}/{parts[-1]}")
+
+
+def source_groups(files: list[tuple[int, str, int | None]]) -> dict[str, list]:
+    """Files of one shape grouped by source (:func:`source_of`), each group a stratum of its
+    own: sampled, counted and scaled apart, then summed. A source of less than MIN_SOURCE_SHARE
+    of the bytes, and any past the MAX_SOURCES largest, go to one group, ``other``: a stratum
+    too small to hold traced records would tell nothing of its own."""
+    groups: dict[str, list] = defaultdict(list)
+    for entry in files:
+        groups[source_of(entry[1])].append(entry)
+    if len(groups) <= 1:
+        return {"all": files} if files else {}
+    size = {name: sum(s or 0 for _, _, s in group) for name, group in groups.items()}
+    total = sum(size.values()) or 1
+    ranked = sorted(groups, key=lambda name: (-size[name], name))
+    kept = [name for name in ranked[:MAX_SOURCES] if size[name] / total >= MIN_SOURCE_SHARE]
+    out = {name: sorted(groups[name]) for name in sorted(kept)}
+    rest = sorted(entry for name in ranked if name not in out for entry in groups[name])
+    if rest:
+        if not out:
+            return {"all": files}
+        out["other"] = rest
+    return out
 
 
 # --- plain JSONL: byte ranges ------------------------------------------------------------------
@@ -162,14 +199,14 @@ def chunk_size(total_bytes: int, fraction: float) -> int:
 
 
 def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: float, seed: int,
-            taken: list[SampledRecord]) -> Stratum:
+            taken: list[SampledRecord], name: str = "jsonl", salt: int = 0) -> Stratum:
     sizes = np.array([size or 0 for _, _, size in files], dtype=np.int64)
     total = int(sizes.sum())
     size = chunk_size(total, fraction)
     per_file = -(-sizes // size)  # chunks of each file
     first = np.concatenate([[0], np.cumsum(per_file)[:-1]])
     count = int(per_file.sum())
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, salt] if salt else seed)
     # each chunk screened with chance ``screen`` and, if so, traced with chance fraction/screen
     # (as one number u per chunk would: screened when u < screen, traced when u < fraction),
     # drawn in memory for the chunks chosen only (a terabyte holds hundreds of millions)
@@ -179,7 +216,7 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
                          .tolist(), strict=True))
     # exact where every chunk is read, or where a scan for line ends costs little (a count
     # then beats a ratio's spread); else a ratio over the chunks read
-    stratum = Stratum("jsonl", EXACT if screen >= 1 or total <= COUNT_BYTES else RATIO,
+    stratum = Stratum(name, EXACT if screen >= 1 or total <= COUNT_BYTES else RATIO,
                       files=len(files), bytes=total)
     spans: list[tuple[int, int, int]] = []  # (file position in ``files``, start, end): read
     for number in chosen.tolist():
@@ -206,7 +243,7 @@ def _chunks(files: list[tuple[int, str, int | None]], fraction: float, screen: f
                     stratum.counted[unit][1] += 1
                 traced = traced_of[int(first[at]) + chunk]
                 taken.append(SampledRecord(index, offset, f"{_name(uri)}:{offset}", text,
-                                           "jsonl", unit, traced))
+                                           name, unit, traced))
             stratum.records += len(lines)
         if stratum.how == EXACT and screen < 1:  # the chunks read are not all of it: count
             stratum.records = sum(pool.map(lambda f: count_records(opened.get(f[1]), f[2] or 0), files))
@@ -280,23 +317,23 @@ def chunk_lines(handle, size: int, start: int, end: int) -> list[tuple[int, str]
 # --- Parquet: rows -----------------------------------------------------------------------------
 
 def _rows(files: list[tuple[int, str, int | None]], fraction: float, screen: float, seed: int,
-          taken: list[SampledRecord]) -> Stratum:
-    stratum = Stratum("parquet", EXACT, files=len(files),
+          taken: list[SampledRecord], name: str = "parquet", salt: int = 0) -> Stratum:
+    stratum = Stratum(name, EXACT, files=len(files),
                       bytes=sum(size or 0 for _, _, size in files),
                       fraction=fraction, screen_fraction=screen)
     for index, uri, _ in files:
         mine: list[SampledRecord] = []
         try:
-            stratum.records += _parquet_rows(index, uri, fraction, screen, seed, mine)
+            stratum.records += _parquet_rows(index, uri, fraction, screen, seed, mine, name)
         except Exception:  # noqa: BLE001 - a damaged file: read as the job reads it
             mine = []
-            stratum.records += _read_through(index, uri, fraction, screen, seed, "parquet", mine)
+            stratum.records += _read_through(index, uri, fraction, screen, seed, name, mine)
         taken += mine
     return stratum
 
 
 def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: int,
-                  taken: list[SampledRecord]) -> int:
+                  taken: list[SampledRecord], name: str = "parquet") -> int:
     """The rows of one Parquet file drawn, each row group read once; its row count."""
     fs, path = raw_filesystem_for(uri)
     with fs.open_input_file(path) as handle:
@@ -314,7 +351,7 @@ def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: in
                     position = first + int(row) + 1  # as jobs.sources numbers rows
                     taken.append(SampledRecord(
                         index, position, f"{_name(uri)}:{position}",
-                        json.dumps(values, default=_json_default), "parquet",
+                        json.dumps(values, default=_json_default), name,
                         f"{index}#{position}", bool(draws[row] < fraction)))
             first += count
     return rows
@@ -323,19 +360,19 @@ def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: in
 # --- compressed JSONL, https://: read through --------------------------------------------------
 
 def _through(files: list[tuple[int, str, int | None]], fraction: float, screen: float, seed: int,
-             taken: list[SampledRecord]) -> Stratum:
+             taken: list[SampledRecord], name: str = "through", salt: int = 0) -> Stratum:
     sized = all(size is not None for _, _, size in files)
     wanted = min(len(files), max(MIN_THROUGH_FILES, math.ceil(screen * len(files))))
     some = sized and wanted < len(files)
     read = (sorted(sorted(files, key=lambda f: _chance(seed, "file", f[0]))[:wanted]) if some
             else files)
     scale = len(files) / len(read)  # the files read stand for all of them
-    stratum = Stratum("through", RATIO if some else EXACT, files=len(files),
+    stratum = Stratum(name, RATIO if some else EXACT, files=len(files),
                       bytes=sum(size or 0 for _, _, size in files),
                       fraction=fraction, screen_fraction=screen)
     for index, uri, size in read:
         count = _read_through(index, uri, min(1.0, fraction * scale), min(1.0, screen * scale),
-                              seed, "through", taken, per_file=some)
+                              seed, name, taken, per_file=some)
         stratum.records += count
         if some:
             stratum.counted[str(index)] = [size or 0, count]

@@ -134,3 +134,51 @@ def write_shapes(lines: list[str], folder: Path) -> dict[str, str]:
     pq.write_table(pa.Table.from_pylist(rows), folder / "rows.parquet", row_group_size=128)
     return {"one": str(folder / "one.jsonl"), "many": str(folder / "many"),
             "gz": str(folder / "gz"), "parquet": str(folder / "rows.parquet")}
+
+
+# Two sources unlike each other (tests/test_plan.py, bench/plan.py --mixed): PyEdu-style
+# problems of many pairs, few of which pass, beside CRUXEval-style calls of one pair that
+# mostly do (--samples-per-problem 1 keeps at most one trace of a problem of nine pairs).
+PROBLEM_FATES = {"kept": 0.40, "mismatch": 0.15, "error": 0.15, "trace_limit": 0.10,
+                 "exception_in_trace": 0.10, "syntax_error": 0.05, "unreadable": 0.05}
+CALL_FATES = {"kept": 0.85, "mismatch": 0.05, "error": 0.05, "trace_limit": 0.05}
+
+
+def call_record(rng: random.Random, fate: str) -> str:
+    """One call-format line (code, a Python argument list, the literal of the result)."""
+    record = json.loads(fated(rng, fate))
+    code = record["refcode"].replace("def main_solution(", "def f(", 1)
+    pair = record["ios"][0]
+    return json.dumps({"code": code, "input": f"{pair['input']['n']}, {pair['input']['k']!r}",
+                       "output": repr(pair["output"])})
+
+
+def problems(records: int, seed: int, ios: int, shares: dict[str, float]) -> list[str]:
+    """PyEdu-style records of ``ios`` pairs each, fates in ``shares``."""
+    rng = random.Random(seed)
+    lines = []
+    for fate in _fates(rng, records, shares):
+        if fate == "unreadable":
+            lines.append(fated(rng, fate))
+            continue
+        record = json.loads(fated(rng, fate))
+        more = ios - len(record["ios"])
+        if fate in ("kept", "exception_in_trace"):  # more inputs of the same code
+            record["ios"] += _outputs(record["refcode"], [
+                {"input": {"n": rng.randint(2, 6), "k": rng.randint(1, 20)}} for _ in range(more)])
+        else:  # the same fate again
+            record["ios"] += (record["ios"] * ios)[:more]
+        lines.append(json.dumps(record))
+    return lines
+
+
+def calls(records: int, seed: int, shares: dict[str, float]) -> list[str]:
+    rng = random.Random(seed)
+    return [call_record(rng, fate) for fate in _fates(rng, records, shares)]
+
+
+def _fates(rng: random.Random, records: int, shares: dict[str, float]) -> list[str]:
+    fates = [fate for fate, share in shares.items() for _ in range(round(share * records))]
+    fates = (fates + ["kept"] * records)[:records]
+    rng.shuffle(fates)
+    return fates

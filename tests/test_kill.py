@@ -83,8 +83,11 @@ def test_a_run_killed_after_some_commits_keeps_them_and_does_only_the_rest(tmp_p
     manifest = _kill_and_rerun(source, out, after_first_commits)
     assert manifest["resume"]["attempt"] == 2
     assert manifest["resume"]["blocks_kept"] > 0, manifest["resume"]
-    assert manifest["counts"] == json.loads((whole / "manifest.json").read_text())["counts"] or \
-        {"timeout", "timeout_streak", "trace_limit_streak"} & set(manifest["counts"]["trace"]["reasons"])
+    # a program near the sandbox's time limit may time out in one run and reach the run budget
+    # in the other: the counts then differ by those reasons alone
+    theirs = json.loads((whole / "manifest.json").read_text())["counts"]
+    assert manifest["counts"] == theirs or {"timeout", "timeout_streak", "trace_limit_streak"} & (
+        set(manifest["counts"]["trace"]["reasons"]) | set(theirs["trace"]["reasons"]))
     assert_same_output(out, whole)
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers

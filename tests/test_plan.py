@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, read_rows
-from generated_programs import EVERY_STAGE, mixed_corpus, write_shapes
+from generated_programs import (
+    CALL_FATES,
+    EVERY_STAGE,
+    PROBLEM_FATES,
+    calls,
+    mixed_corpus,
+    problems,
+    write_shapes,
+)
 
 from jobs.config import JobConfig
 from jobs.plan import plan_job
@@ -112,7 +120,7 @@ def test_the_command_prints_a_table_or_json_and_refuses_a_bad_share(tmp_path):
     assert "the plan ran every record" in table.stdout  # 18 records: fewer than --sample
     plan = json.loads(subprocess.run(command + ["--json"], capture_output=True, text=True,
                                      cwd=ROOT, timeout=300, check=True).stdout)
-    assert plan["schema"] == "groundtrace.plan/1" and plan["records"]["estimate"] == 18
+    assert plan["schema"] == "groundtrace.plan/2" and plan["records"]["estimate"] == 18
     assert not (tmp_path / "out").exists()
     bad = subprocess.run(command + ["--sample-fraction", "1.5"], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
@@ -138,3 +146,33 @@ def test_copies_across_the_corpus_are_undercounted_and_the_note_says_how_many(tm
     assert plan["funnel"]["dedup"]["rejected"]["estimate"] == dups["scaled"] < 150 * 0.75
     assert dups["if_pairs"] == pytest.approx(150, rel=0.30)
     assert "undercounted" in dups["note"] and dups["note"] in plan["notes"]
+
+
+def test_a_folder_of_two_unlike_sources_is_planned_per_source_within_its_bound(
+        ray_local, tmp_path):
+    """Problems of nine pairs that mostly fail beside calls of one pair that mostly pass, in one
+    folder: each source is sampled and scaled apart, kept traces per record. From a fifth, the
+    kept traces within 10% of the real run, inside the range, never above one a record."""
+    from jobs.pipeline import run_job
+
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    (folder / "problems.jsonl").write_text("\n".join(problems(120, 21, 9, PROBLEM_FATES)) + "\n")
+    (folder / "calls.jsonl").write_text("\n".join(calls(480, 22, CALL_FATES)) + "\n")
+    cfg = _config(str(folder), tmp_path / "out")
+    cfg.ray.progress_s = 0
+    truth = run_job(cfg, "trace")["counts"]["trace_filter"]["kept"]
+    covered = 0
+    for seed in range(3):
+        cfg = _config(str(folder), tmp_path / "never", sample_fraction=0.2)
+        cfg.trace.seed = seed
+        plan = plan_job(cfg)
+        strata = plan["sample"]["strata"]
+        assert set(strata) == {"jsonl:sources/problems.jsonl", "jsonl:sources/calls.jsonl"}
+        assert {c["format"] for c in strata["jsonl:sources/calls.jsonl"]["classes"]} == {"call"}
+        kept = plan["funnel"]["trace_filter"]["kept"]
+        assert kept["estimate"] == pytest.approx(truth, rel=0.10), seed
+        assert kept["high"] <= plan["records"]["high"] == 600
+        covered += kept["low"] <= truth <= kept["high"]
+    assert covered >= 2
+    assert not (tmp_path / "never").exists()

@@ -174,6 +174,71 @@ def test_a_part_sample_scales_each_figure_and_its_range_covers_the_truth(tmp_pat
     assert covered >= 7  # a 90% range
 
 
+def _mixture(n: int, seed: int) -> list[str]:
+    """PyEdu problems of nine pairs, a third of which keep a trace, interleaved with calls of one
+    pair, nearly all of which do: the mixture that misleads an estimate per pair."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        if rng.random() < 0.2:
+            out.append(json.dumps({"refcode": "x" * rng.choice([300, 3000]), "funcname": "f",
+                                   "ios": [{"input": {}, "output": 0}] * 9, "n": i,
+                                   "keeps": rng.random() < 0.35}))
+        else:
+            out.append(json.dumps({"code": "def f(): return 1", "input": "", "output": "1",
+                                   "n": i, "keeps": rng.random() < 0.97}))
+    return out
+
+
+def _figures(sample) -> list[Counter]:
+    """What the stages would count of each sampled record of :func:`_mixture`."""
+    figures = []
+    for r in sample.records:
+        record = json.loads(r.text)
+        pairs = len(record.get("ios", [])) or 1
+        traced = pairs if r.traced else 0
+        figures.append(Counter({"seen:read": 1, "kept:pair_filter": pairs, "traced_pairs": traced,
+                                "seen:trace": traced, "kept:trace": record["keeps"] * r.traced,
+                                "kept:trace_filter": record["keeps"] * r.traced}))
+    return figures
+
+
+def test_a_mixture_in_one_file_is_scaled_per_kind_of_record_and_never_past_its_bound(tmp_path):
+    """Kept traces are scaled per record within classes of what a record holds (its format and
+    pairs), not per pair: an estimate per pair over problems of nine pairs and calls of one
+    swings with the sample's share of each, past the records themselves."""
+    lines = _mixture(1000, seed=4)
+    files = list_inputs(_jsonl(tmp_path / "mixed.jsonl", lines))
+    truth = sum(json.loads(line)["keeps"] for line in lines)
+    covered = 0
+    for seed in range(20):
+        sample = draw(files, fraction=0.2, seed=seed)
+        scaler = Scaler(sample, _figures(sample), seed=seed)
+        got = scaler.ranges(per_record=1)["kept:trace_filter"]
+        assert got["estimate"] == pytest.approx(truth, rel=0.10), seed
+        assert got["high"] <= scaler.ranges()["records"]["high"]  # at most one a record
+        covered += got["low"] <= truth <= got["high"]
+        formats = {c["format"] for c in scaler.classes["jsonl"]}
+        assert formats == {"pyedu", "call"}, scaler.classes
+    assert covered >= 16  # a 90% range: 18 of 20 expected
+
+
+def test_the_sources_of_a_folder_are_strata_and_numbered_parts_one_source(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _jsonl(folder / "pyedu.jsonl", _lines(300, seed=1))
+    for k in range(3):
+        _jsonl(folder / f"calls-{k:05d}.jsonl", _lines(100, seed=2 + k))
+    sample = draw(list_inputs(str(folder)), fraction=0.3, seed=0)
+    assert set(sample.strata) == {"jsonl:corpus/pyedu.jsonl", "jsonl:corpus/calls-#.jsonl"}
+    assert sample.strata["jsonl:corpus/calls-#.jsonl"].files == 3
+    assert sample.total_records() == 600
+    assert {r.stratum for r in sample.records} == set(sample.strata)
+    # a sliver of the bytes is no stratum of its own: too little of it is traced
+    _jsonl(folder / "tiny.jsonl", _lines(1, seed=9)[:1])
+    assert "jsonl:other" in draw(list_inputs(str(folder)), fraction=0.3, seed=0).strata
+
+
 def test_cheap_figures_are_the_ones_before_the_sandbox():
     assert is_cheap("records") and is_cheap("seen:read") and is_cheap("rejected:dedup:x")
     assert is_cheap("kept:pair_filter")
