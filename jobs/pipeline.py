@@ -131,8 +131,11 @@ def init_ray(cfg: JobConfig) -> None:
     print(local_ray_line(cpus), flush=True)
     # address="local": a Ray of the job's own, never one that `ray start` keeps (or left an
     # address file of) on this machine (jobs.local_ray)
+    # A local Ray's workers inherit this process's environment: the budget goes there rather
+    # than through a runtime_env, whose set-up costs each worker a third more CPU to start.
+    os.environ.update(runtime_env["env_vars"])
     ray.init(address="local", num_cpus=cpus, include_dashboard=False,
-             configure_logging=False, log_to_driver=True, runtime_env=runtime_env)
+             configure_logging=False, log_to_driver=True)
 
 
 def engine_wait(cfg: JobConfig, job: str):

@@ -10,8 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import psutil
 import pytest
 from conftest import ROOT
 
@@ -19,30 +19,28 @@ pytestmark = pytest.mark.slow
 ENGINE = "vLLMEngineStage"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    pytest.importorskip("vllm")
-    from translate.tiny_model import build_tiny_model
-
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny-model")))
-
-
-def _engine_pids() -> list[int]:
+def _engine_pids(driver: int) -> list[int]:
+    """The engine processes of this test's job (its driver's descendants): never another
+    test's, run beside it."""
+    try:
+        below = psutil.Process(driver).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
     pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if ENGINE in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
+    for process in below:
+        try:
+            if ENGINE in " ".join(process.cmdline()):
+                pids.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
     return pids
 
 
-def test_an_engine_killed_past_the_bound_stops_the_job_in_one_line_and_it_resumes(tmp_path, tiny):
+def test_an_engine_killed_past_the_bound_stops_the_job_in_one_line_and_it_resumes(tmp_path,
+                                                                                  tiny_model):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "jobs.cli", "run", "--input", str(ROOT / "data" / "sample.jsonl"),
-               "--output", str(out), "--model", tiny, "--device", "cpu", "--dtype", "bfloat16",
+               "--output", str(out), "--model", tiny_model, "--device", "cpu", "--dtype", "bfloat16",
                "--enforce-eager", "--max-model-len", "2048", "--max-tokens", "8",
                "--min-new-tokens", "8", "--llm-batch-size", "4", "--max-engine-restarts", "1",
                "--progress-s", "0", "--actors", "1"]
@@ -52,7 +50,7 @@ def test_an_engine_killed_past_the_bound_stops_the_job_in_one_line_and_it_resume
     killed: set[int] = set()
     deadline = time.monotonic() + 400
     while run.poll() is None and time.monotonic() < deadline and len(killed) < 3:
-        for pid in _engine_pids():
+        for pid in _engine_pids(run.pid):
             if pid not in killed:
                 os.kill(pid, signal.SIGKILL)  # the engine's process, as an OOM kill or a crash
                 killed.add(pid)

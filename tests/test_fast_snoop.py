@@ -321,6 +321,7 @@ def test_the_zygotes_warm_up_trace_leaves_no_mark_on_any_runs_trace(jails, cold_
             cold_run["status"], cold_run.get("returned"), cold_run["trace"]), name
 
 
+@pytest.mark.alone  # two runs' times compared: a busy machine skews either
 def test_a_long_list_costs_its_ends_not_its_length(jails):
     """cheap_repr copied half of a list to show six items of it: 40 ms a line for 3.6 M."""
     code = """\

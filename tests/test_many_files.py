@@ -19,7 +19,8 @@ from generated_programs import corpus
 
 from jobs import cli
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its tests share a costly module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("many_files")]
 PROGRAMS = 130
 
 

@@ -80,6 +80,7 @@ def _prompt_tokens(traces: list[dict], model: str) -> int:
                for item in task_items(trace, tasks, StageStats()))
 
 
+@pytest.mark.alone  # core-seconds against the run's: a busy machine skews either
 @pytest.mark.parametrize("shape", ["one", "many", "gz", "parquet"])
 def test_a_plan_from_a_fifth_predicts_the_run(shape, corpus, real_run, tiny_model, tmp_path):
     manifest, traces = real_run

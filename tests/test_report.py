@@ -18,7 +18,8 @@ from jobs.progress import progress_line
 from jobs.report import BAR_COLOR
 from trace_workers.stats import StageStats
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its tests share a costly module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
 
 
 @pytest.fixture(scope="module")

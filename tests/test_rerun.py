@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT, assert_same_output
 from ray_head import ray_head
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its tests share a costly module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rerun")]
 SAMPLE = ROOT / "data" / "sample.jsonl"
 
 

@@ -20,7 +20,8 @@ from jobs.pipeline import JOBS, OutputExistsError, run_job
 from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS
 from jobs.storage import ShardWriter
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its tests share a costly module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("resume")]
 
 
 def _config(out: Path, **changes) -> JobConfig:

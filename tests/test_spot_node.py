@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, assert_same_output, write_jsonl
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its tests share a costly module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spot_node")]
 
 
 def _env() -> dict:

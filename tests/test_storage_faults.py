@@ -18,7 +18,8 @@ import pytest
 from conftest import ROOT
 from fault_proxy import FaultProxy
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: its tests share a costly module fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("storage_faults")]
 
 
 def _env(s3: dict, endpoint: str) -> dict:

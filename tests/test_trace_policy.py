@@ -42,6 +42,7 @@ def trace_all(program: ProgramWork, timeout_s: float = 2.0) -> list[dict]:
         tracer.close()
 
 
+@pytest.mark.alone  # a time limit raced: a busy machine decides it
 def test_a_slow_programs_runs_skip_the_dry_run_once_one_ran_out_of_time(dry_runs_asked):
     # 0.3 s of sleep: past the dry run's share (a tenth of the 2 s limit), short trace
     code = ("import time\n\ndef main_solution(n):\n    time.sleep(0.3)\n    for i in range(n):\n"
@@ -68,6 +69,7 @@ SLOW_RUNAWAY = ("import time\n\ndef main_solution(n):\n    time.sleep(0.4)\n    
                 "    while i < n:\n        i += 1\n    return i\n")
 
 
+@pytest.mark.alone  # a time limit raced: a busy machine decides it
 def test_a_program_slow_to_pass_the_line_budget_twice_in_a_row_is_not_run_to_the_end():
     rows = trace_all(work(SLOW_RUNAWAY, [{"n": 10**6}] * 5, [10**6] * 5))
     reasons = [json.loads(row["payload"])["reason"] for row in rows]
