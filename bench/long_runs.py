@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from perturb import FOLD_KINDS, KINDS, perturb, perturb_fold, without_anchors  # noqa: E402
 
 from trace_workers.actor import Tracer, TraceStageConfig  # noqa: E402
+from trace_workers.jail.sandbox import SandboxLimits  # noqa: E402
 from trace_workers.raw_filter import RawFilterConfig, filter_program  # noqa: E402
 from trace_workers.records import ProgramWork, parse_record  # noqa: E402
-from trace_workers.sandbox import SandboxLimits  # noqa: E402
 from trace_workers.stats import StageStats  # noqa: E402
 from translate.steps import check_steps  # noqa: E402
 from translate.tasks import render_reasoning, training_prompt  # noqa: E402

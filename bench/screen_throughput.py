@@ -99,7 +99,7 @@ ray.init(num_cpus={cores}, include_dashboard=False, configure_logging=False, log
 import ray.data
 ray.data.DataContext.get_current().enable_progress_bars = False
 from jobs.config import ScreenConfig
-from jobs.screen import run_screen
+from jobs.screen.stage import run_screen
 from jobs.sources import list_inputs
 from trace_workers.raw_filter import RawFilterConfig
 settings = ScreenConfig(decontaminate={[str(bench)] if bench else []}).settings(RawFilterConfig())

@@ -38,8 +38,8 @@ from perturb import (  # noqa: E402
     without_anchors,
 )
 
+from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings  # noqa: E402
 from trace_workers.raw_filter import snoop_depth  # noqa: E402
-from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings  # noqa: E402
 from translate.answer import verify  # noqa: E402
 from translate.steps import check_steps  # noqa: E402
 from translate.tasks import render_reasoning  # noqa: E402

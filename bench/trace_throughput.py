@@ -114,7 +114,7 @@ def trace_stage(source: Path, out: Path, actors: int, extra: list[str]) -> dict:
 
 def compare_snoop(runs: list[tuple[ProgramWork, int]]) -> dict:
     from trace_workers.actor import JAILS
-    from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+    from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
     def jail(fast: bool, preload: tuple[str, ...]) -> Sandbox:
         return Sandbox(SandboxSettings(limits=SandboxLimits(fast_tracer=fast), preload=preload))
@@ -156,8 +156,8 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
     """(outcome, seconds) of each run's call under the dry run, one fork per run."""
     import importlib
 
-    from trace_workers import jail_dry_run
-    from trace_workers.sandbox import DEFAULT_PRELOAD, SandboxLimits
+    from trace_workers.jail import dry_run
+    from trace_workers.jail.sandbox import DEFAULT_PRELOAD, SandboxLimits
 
     for name in DEFAULT_PRELOAD:
         importlib.import_module(name)
@@ -173,7 +173,7 @@ def _floor_of(runs: list[tuple[ProgramWork, int]]) -> list[tuple[str, float]]:
             finally:
                 os._exit(0)
         os.close(write_fd)
-        message, ready = _read_dry_run(read_fd, limits["timeout_s"], jail_dry_run.MORE_TIME)
+        message, ready = _read_dry_run(read_fd, limits["timeout_s"], dry_run.MORE_TIME)
         if not ready:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -208,21 +208,21 @@ def _read_dry_run(read_fd: int, timeout_s: float, more_time: bytes) -> tuple[dic
 def _floor_child(work: ProgramWork, index: int, result_fd: int, limits: dict) -> None:
     """The program as a run's child sets it up, then the zygote's own dry run (which sends its
     outcome and marks to ``result_fd`` and exits)."""
-    from trace_workers import jail_dry_run, jail_tracing
-    from trace_workers.jail_protocol import PROGRAM_FILENAME, _parse_call
+    from trace_workers.jail import dry_run, tracing
+    from trace_workers.jail.protocol import PROGRAM_FILENAME, parse_call
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
-    jail_tracing._set_program_lines(work.refcode)
+    tracing.set_program_lines(work.refcode)
     namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME}
     exec(compile(work.refcode, PROGRAM_FILENAME, "exec"), namespace)
     given = work.runs[index].input
-    args, kwargs = _parse_call(given, namespace) if work.call_format else ((), json.loads(given))
-    jail_tracing._current_buffer = jail_tracing.TraceBuffer(result_fd, limits["max_trace_lines"],
+    args, kwargs = parse_call(given, namespace) if work.call_format else ((), json.loads(given))
+    tracing.current_buffer = tracing.TraceBuffer(result_fd, limits["max_trace_lines"],
                                                             limits["max_trace_bytes"])
     marks = {"called": time.monotonic()}
-    jail_dry_run._dry_run(namespace[work.funcname], args, kwargs, work.depth, limits, result_fd,
+    dry_run.run_dry(namespace[work.funcname], args, kwargs, work.depth, limits, result_fd,
                           marks)
 
 

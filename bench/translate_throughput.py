@@ -341,11 +341,11 @@ def main() -> None:
 
 
 def record_gpu_figure(result: dict, args) -> None:
-    """The GPU figure, where ``groundtrace plan`` finds it for its GPU hours (jobs.plan:
+    """The GPU figure, where ``groundtrace plan`` finds it for its GPU hours (jobs.plan.estimate:
     GPU_BENCH_RECORD): output tokens a second of one engine on one GPU."""
     import datetime
 
-    from jobs.plan import GPU_BENCH_RECORD
+    from jobs.plan.estimate import GPU_BENCH_RECORD
 
     try:
         import torch

@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_ray,
     )
     from jobs.retry import StorageUnavailable
-    from jobs.screen import BenchmarkError
-    from trace_workers.sandbox import SandboxError
+    from jobs.screen.stage import BenchmarkError
+    from trace_workers.jail.sandbox import SandboxError
     from translate.endpoint import EndpointRefused
 
     try:
@@ -143,10 +143,10 @@ def _plan(args: argparse.Namespace) -> int:
         return 2
     import json
 
-    from jobs.plan import InputUnreadable, plan_job
-    from jobs.plan_view import plan_lines, progress_printer
-    from jobs.screen import BenchmarkError
-    from trace_workers.sandbox import SandboxError
+    from jobs.plan.estimate import InputUnreadable, plan_job
+    from jobs.plan.view import plan_lines, progress_printer
+    from jobs.screen.stage import BenchmarkError
+    from trace_workers.jail.sandbox import SandboxError
 
     try:
         plan = plan_job(cfg, progress=progress_printer())

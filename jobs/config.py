@@ -18,12 +18,12 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from jobs.screen import ScreenSettings
+from jobs.screen.near_dup import NearDupSettings
+from jobs.screen.stage import ScreenSettings
 from trace_workers.actor import TraceStageConfig
-from trace_workers.near_dup import NearDupSettings
+from trace_workers.jail.sandbox import SandboxLimits
 from trace_workers.raw_filter import RawFilterConfig
 from trace_workers.records import INPUT_FORMATS
-from trace_workers.sandbox import SandboxLimits
 from translate.endpoint import EndpointSettings, public_endpoint
 from translate.export import BuildSettings
 from translate.http_session import RequestPolicy

@@ -30,13 +30,13 @@ from jobs.preflight import NodeHealth, no_jail_anywhere, probe_nodes
 from jobs.progress import ProgressReporter
 from jobs.report import REPORT_FILE, write_report
 from jobs.retry import BUDGET_ENV, StorageUnavailable
-from jobs.screen import SCREEN_DIR, ScreenLookup, run_screen
+from jobs.screen.stage import SCREEN_DIR, ScreenLookup, run_screen
 from jobs.sink import LABEL_OF_FOLDER, OUTPUT_DIRS, StreamSink
 from jobs.sources import REMOTE_SCHEMES, filesystem_for, input_versions, list_inputs
 from jobs.storage import ShardWriter
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
-from trace_workers.sandbox import SandboxError, bwrap_path, check_arch
+from trace_workers.jail.sandbox import SandboxError, bwrap_path, check_arch
 from trace_workers.stats import TRACE_STAGES, TRANSLATE_STAGES
 from trace_workers.stream import EXAMPLE, REJECT, TRACE, TRANSLATION
 from translate.endpoint import build_endpoint_processor, check_endpoint

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from trace_workers.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxSettings
+from trace_workers.jail.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxSettings
 
 PROBE = "def main_solution():\n    return 1\n"
 PROBE_TIMEOUT_S = 180.0

@@ -235,7 +235,7 @@ def _steps(manifest: dict) -> str:
     return text
 
 
-def _stories(manifest: dict) -> str:
+def stories_section(manifest: dict) -> str:
     """How the kept runs are told: whole, or folded under the story budget."""
     stories = manifest.get("stories")
     if not stories:
@@ -341,7 +341,8 @@ def render(report: ReportData) -> str:
 <p>{status}. Written: {html.escape(written)}.</p>{_translator(m)}
 <h2>Funnel</h2><img alt="funnel" src="{funnel_png(m['counts'])}">{_funnel(m)}
 {_nodes(m)}{_screen(m)}{_tasks(m)}{_steps(m)}<h2>Throughput</h2>{_throughput(m)}
-<h2>Lengths</h2>{_stories(m)}{_training(m)}<div class="charts">{charts or '<p>nothing to draw</p>'}</div>
+<h2>Lengths</h2>{stories_section(m)}{_training(m)}
+<div class="charts">{charts or '<p>nothing to draw</p>'}</div>
 <h2>Sample training examples</h2>{_examples(report.examples)}
 <h2>Sample rejects (one per reason)</h2>{rejects}
 </body></html>

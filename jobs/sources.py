@@ -128,7 +128,7 @@ def input_versions(files: list[str]) -> list[list]:
     return [[uri, *found[uri]] for uri in files]
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """A Parquet value that JSON has no type for: columns beside a record's own (a date, a
     price) are common in real datasets and must not stop the read."""
     if hasattr(value, "tolist"):
@@ -185,9 +185,9 @@ def _read_file(uri: str, name: str, skip: int) -> Iterator[tuple[int, str, str]]
                 for row in batch.to_pylist():
                     position += 1
                     if position > skip:
-                        yield position, f"{name}:{position}", json.dumps(row, default=_json_default)
+                        yield position, f"{name}:{position}", json.dumps(row, default=json_default)
         return
-    import smart_open  # here: what samples plain files without it (jobs.sample) starts faster
+    import smart_open  # here: what samples plain files without it (jobs.plan.sample) starts faster
 
     with smart_open.open(uri, "rb", transport_params=_transport(uri)) as handle:
         for position, raw in enumerate(handle, 1):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from seaweed import free_port
 
-from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_code
 
-from trace_workers import seccomp
-from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+from trace_workers.jail import seccomp
+from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
 HONEST = "def main_solution():\n    return 'still fine'\n"
 
@@ -99,7 +99,8 @@ def test_host_files_outside_the_jail_are_not_visible(jail, path):
 def test_writes_outside_scratch_are_refused(jail):
     code = ("def main_solution(path):\n    with open(path, 'w') as f:\n        f.write('x')\n"
             "    return 'wrote'\n")
-    for target in ("/usr/evil.txt", "/opt/groundtrace/trace_workers/zygote.py", f"{Path.cwd()}/evil.txt"):
+    for target in ("/usr/evil.txt", "/opt/groundtrace/trace_workers/jail/zygote.py",
+                   f"{Path.cwd()}/evil.txt"):
         result = run_code(jail, code, {"path": target})
         assert result["status"] in ("sandbox", "error"), (target, result)
     assert not Path("evil.txt").exists()

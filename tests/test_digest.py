@@ -166,7 +166,7 @@ def test_a_run_that_fits_is_told_whole():
 
 def test_the_manifest_and_the_report_count_what_was_folded():
     from jobs.manifest import story_summary
-    from jobs.report import _stories
+    from jobs.report import stories_section
     from trace_workers.actor import note_story
     from trace_workers.stats import StageStats
 
@@ -184,5 +184,5 @@ def test_the_manifest_and_the_report_count_what_was_folded():
     assert summary["folded_calls"] == sum(d.folded_calls for d in folded) > 0
     assert sum(summary["run_lines_histogram"].values()) == len(rows) + 1
     assert list(summary["story_lines_histogram"])[0] == "<32"  # in order of length
-    html = _stories({"stories": summary, "config": {"trace": {"max_trace_lines": 300}}})
+    html = stories_section({"stories": summary, "config": {"trace": {"max_trace_lines": 300}}})
     assert f"{summary['digested']} longer than the story budget (300 lines)" in html

@@ -19,7 +19,7 @@ import json
 
 import pytest
 
-from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
 PROGRAMS = {
     "recursion_deeper_than_depth": ("""\

@@ -23,7 +23,7 @@ from generated_programs import (
 )
 
 from jobs.config import JobConfig
-from jobs.plan import plan_job
+from jobs.plan.estimate import plan_job
 from trace_workers.stats import TRACE_STAGES, StageStats
 from translate.llm import prompt_token_ids
 from translate.tasks import task_items

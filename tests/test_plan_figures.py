@@ -1,4 +1,4 @@
-"""The plan's figures from what the sample measured (jobs/plan.py): GPU hours, the wall
+"""The plan's figures from what the sample measured (jobs/plan/estimate.py): GPU hours, the wall
 clock on a given cluster and the advice, the examples expected, the table; no sandbox."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-import jobs.plan as plan_mod
+import jobs.plan.estimate as plan_mod
 from jobs.config import JobConfig
-from jobs.plan import Measured, build_plan
-from jobs.plan_view import plan_lines
-from jobs.sample import EXACT, Sample, SampledRecord, Stratum
+from jobs.plan.estimate import Measured, build_plan
+from jobs.plan.sample import EXACT, Sample, SampledRecord, Stratum
+from jobs.plan.view import plan_lines
 
 RECORDS = 1000  # the input the sample stands for: ten sampled records, each 1/100 of it
 

@@ -1,4 +1,4 @@
-"""The plan's sample (jobs/sample.py): every record has its chance, none is read twice, and
+"""The plan's sample (jobs/plan/sample.py): every record has its chance, none is read twice, and
 the record count is right, for every input shape; and the plan's arithmetic on it."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import sample as sample_mod
-from jobs.plan import Scaler, duplicate_note, is_cheap
-from jobs.sample import EXACT, RATIO, chunk_lines, count_records, draw
+from jobs.plan import sample as sample_mod
+from jobs.plan.estimate import Scaler, duplicate_note, is_cheap
+from jobs.plan.sample import EXACT, RATIO, chunk_lines, count_records, draw
 from jobs.sources import iter_records, list_inputs
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import run_code
 
-from trace_workers.sandbox import Sandbox, SandboxLimits, SandboxSettings
+from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
 
 TWO_FUNCTIONS = """\
 def helper(values):
@@ -459,8 +459,8 @@ def test_runs_report_the_dry_runs_outcome_and_a_program_rejected_by_it_is_not_pa
 
 
 def test_aarch64_nodes_get_a_filter_of_their_own_and_other_machines_none(monkeypatch):
-    from trace_workers import seccomp
-    from trace_workers.sandbox import SandboxError, check_arch
+    from trace_workers.jail import seccomp
+    from trace_workers.jail.sandbox import SandboxError, check_arch
 
     for machine in ("x86_64", "aarch64"):
         program = seccomp.filter_program(machine)
@@ -492,7 +492,7 @@ def test_a_venv_under_tmp_is_seen_by_the_jail_under_another_path(tmp_path, sandb
     link.symlink_to(Path(sys.prefix))
     script = (
         "import json, sys\n"
-        "from trace_workers.sandbox import Sandbox, SandboxSettings\n"
+        "from trace_workers.jail.sandbox import Sandbox, SandboxSettings\n"
         "box = Sandbox(SandboxSettings())\n"
         "try:\n"
         "    result = box.run('def main_solution(a):\\n    return a * 2\\n', 'main_solution',\n"

@@ -12,10 +12,10 @@ import pytest
 from conftest import ROOT
 
 from jobs import cli
-from jobs.screen import resolve_decisions
-from trace_workers.code_tokens import code_tokens
-from trace_workers.contamination import BenchmarkIndex, item_code
-from trace_workers.near_dup import BandHasher, NearDupSettings
+from jobs.screen.code_tokens import code_tokens
+from jobs.screen.contamination import BenchmarkIndex, item_code
+from jobs.screen.near_dup import BandHasher, NearDupSettings
+from jobs.screen.stage import resolve_decisions
 
 PROGRAM = '''import math
 
@@ -156,7 +156,7 @@ def test_the_first_record_in_input_order_is_kept_and_an_exact_duplicate_stays_on
     ]
     import pyarrow as pa
 
-    from jobs.screen import DECISION_SCHEMA
+    from jobs.screen.stage import DECISION_SCHEMA
 
     decided = resolve_decisions([pa.Table.from_pylist(rows[::-1], schema=DECISION_SCHEMA)])
     assert {o: d["reason"] for o, d in decided.items()} == {
@@ -254,7 +254,7 @@ def test_the_distributed_screen_decides_as_the_one_in_the_driver(corpus, tmp_pat
     from dataclasses import replace
 
     from jobs.config import ScreenConfig
-    from jobs.screen import FILES_PER_PART, decision_file, run_screen
+    from jobs.screen.stage import FILES_PER_PART, decision_file, run_screen
     from jobs.sources import list_inputs
     from trace_workers.raw_filter import RawFilterConfig
 

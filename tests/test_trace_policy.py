@@ -7,8 +7,8 @@ import json
 import pytest
 
 from trace_workers.actor import Tracer, TraceStageConfig
+from trace_workers.jail.sandbox import Sandbox, SandboxLimits
 from trace_workers.records import ProgramWork, Run
-from trace_workers.sandbox import Sandbox, SandboxLimits
 from trace_workers.stats import StageStats
 
 

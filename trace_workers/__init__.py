@@ -2,6 +2,6 @@
 
 import sys
 
-from trace_workers.jail_protocol import INT_DIGITS
+from trace_workers.jail.protocol import INT_DIGITS
 
 sys.set_int_max_str_digits(INT_DIGITS)  # in every process that reads the job's values

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from trace_workers.canonical import python_values_match, values_match
+from trace_workers.jail.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
 from trace_workers.raw_filter import jail_for, snoop_depth
 from trace_workers.records import ProgramWork, Run, parse_literal_output
-from trace_workers.sandbox import DEFAULT_PRELOAD, Sandbox, SandboxLimits, SandboxSettings
 from trace_workers.stats import BlockStats, StageStats
 from trace_workers.stream import PROGRAM, TRACE, map_stream, reject, row
 from trace_workers.trace_filter import trace_problem

@@ -11,7 +11,7 @@ from trace_workers.records import input_lines, note_block_sizes, parse_record
 from trace_workers.stats import BlockStats, StageStats
 from trace_workers.stream import Reject, in_block, reject, stream_table
 
-# the stages that apply the screen's decisions (jobs.screen), in funnel order
+# the stages that apply the screen's decisions (jobs.screen.stage), in funnel order
 SCREEN_STAGES = ("dedup", "decontaminate")
 
 

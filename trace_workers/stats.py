@@ -17,8 +17,8 @@ STATS = "stats"  # the row kind of counters (trace_workers.stream names every ki
 # a stage whose unit is the one before's must see exactly what that stage kept.
 STAGES: dict[str, str] = {
     "read": "records",
-    "dedup": "records",  # exact and near duplicates (jobs.screen)
-    "decontaminate": "records",  # benchmark items (jobs.screen)
+    "dedup": "records",  # exact and near duplicates (jobs.screen.stage)
+    "decontaminate": "records",  # benchmark items (jobs.screen.stage)
     "program_filter": "records",
     "pair_filter": "pairs",
     "trace": "pairs",

@@ -1,6 +1,6 @@
 """``groundtrace plan``: the bill before the run, from the real stages on a seeded sample.
 
-The sample (:mod:`jobs.sample`) goes through the same code the job runs: the screen's
+The sample (:mod:`jobs.plan.sample`) goes through the same code the job runs: the screen's
 decisions (over the sample), the read stage's filters (``expand_batch``), the trace actor's
 ``Tracer`` in real sandboxes (one per core of this machine, in threads: no Ray to start), the
 trace filter, the tasks, and the renderer with its verification, or the prompts an LLM would
@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from jobs.config import JobConfig
-from jobs.sample import RATIO, Sample
+from jobs.plan.sample import RATIO, Sample
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
 from trace_workers.stats import STAGES, TRACE_STAGES, TRANSLATE_STAGES
@@ -50,7 +50,7 @@ from translate.stage import VerifySettings, render_batch, to_requests_batch
 SCHEMA = "groundtrace.plan/2"  # docs/plan.md: what each version changed
 BOOTSTRAP = 400  # resamples behind each range
 LOW, HIGH = 5, 95  # percentiles of a range
-GPU_BENCH_RECORD = Path(__file__).resolve().parent.parent / "bench" / "records" / "translate_gpu.json"
+GPU_BENCH_RECORD = Path(__file__).resolve().parents[2] / "bench" / "records" / "translate_gpu.json"
 CHARS_PER_TOKEN = 4  # without a tokenizer, prompts and outputs are counted as characters / 4
 HEAVY_JAIL = "full"  # trace_workers.actor.JAILS: the jail whose start costs a core a second or more
 
@@ -118,7 +118,7 @@ def measure(cfg: JobConfig, sample: Sample, threads: int | None = None,
 
 
 def _screen(cfg: JobConfig, sample: Sample, blocks: list[str]) -> dict[str, dict]:
-    from jobs.screen import POSITION_BITS, load_benchmarks, screen_records
+    from jobs.screen.stage import POSITION_BITS, load_benchmarks, screen_records
 
     settings = cfg.screen.settings(cfg.trace.raw_filter())
     if not settings.active():
@@ -350,7 +350,7 @@ def _pairs_label(first: int, last: int) -> str:
 class Scaler:
     """Sums over the sample scaled to the whole input, each with a bootstrap range.
 
-    In each stratum (jobs.sample: a shape and source of files): N, the stratum's records
+    In each stratum (jobs.plan.sample: a shape and source of files): N, the stratum's records
     (exact, or a ratio over the units read). A cheap figure (known for every screened record)
     is N times its mean over the screened records. Any other is known for the traced records
     only, and is estimated per record class (a double sample for stratification): the records
@@ -768,9 +768,9 @@ def _notes(cfg: JobConfig, plan: dict, measured: Measured) -> list[str]:
 
 def plan_job(cfg: JobConfig, job: str = "run", progress=None) -> dict:
     """Sample the input, run the stages on the sample, scale: the plan."""
-    from jobs.sample import draw
+    from jobs.plan.sample import draw
     from jobs.sources import list_inputs
-    from trace_workers.sandbox import bwrap_path, check_arch
+    from trace_workers.jail.sandbox import bwrap_path, check_arch
 
     cfg.validate(engine=False)
     bwrap_path()

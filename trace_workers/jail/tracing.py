@@ -3,7 +3,7 @@
 snoop's tracer (fast_snoop's by default) configured once in the zygote, writing into the
 current run's :class:`TraceBuffer`; the program's own lines under a fixed file name, so that
 trace line numbers are the program's; and the cache of compiled programs that ran safely.
-``TRACER`` and ``_current_buffer`` are this module's state: other modules read them as
+``TRACER`` and ``current_buffer`` are this module's state: other modules read them as
 ``tracing.TRACER``.
 """
 
@@ -13,7 +13,7 @@ import linecache
 import os
 import pprint
 
-from trace_workers.jail_protocol import ADDRESS, PROGRAM_FILENAME, _send
+from trace_workers.jail.protocol import ADDRESS, PROGRAM_FILENAME, send
 
 
 class TraceBuffer:
@@ -35,7 +35,7 @@ class TraceBuffer:
         self.lines += text.count("\n")
         self.size += len(text)
         if self.lines >= self.max_lines or self.size > self.max_bytes:
-            _send(self.result_fd, {
+            send(self.result_fd, {
                 **self.notes,
                 "status": "trace_limit",
                 "detail": f"trace passed its budget ({self.lines} lines, {self.size} chars)",
@@ -47,7 +47,7 @@ class TraceBuffer:
         return ADDRESS.sub("", "".join(self.parts))
 
 
-_current_buffer: TraceBuffer | None = None
+current_buffer: TraceBuffer | None = None
 TRACER = None  # the tracer class: fast_snoop's (default) or snoop's own
 
 
@@ -86,7 +86,7 @@ class ProgramCache:
                 self.compiled = compile(text, PROGRAM_FILENAME, "exec")
                 self.text, self.holds = text, "code"
             if self.holds == "code" and verdict.get("dry_run") != "over_budget":
-                _set_program_lines(text)
+                set_program_lines(text)
                 _snoop_source().for_filename(PROGRAM_FILENAME)
                 self.holds = "code+source"
         except Exception:  # a program the zygote cannot compile or parse runs uncached
@@ -101,7 +101,7 @@ class ProgramCache:
     def _clear(self) -> None:
         self.text = self.compiled = None
         self.holds = ""
-        cache = _source_cache()
+        cache = source_cache()
         if cache is not None:
             cache.clear()
 
@@ -112,7 +112,7 @@ def _snoop_source():
     return snoop.tracer.Source
 
 
-def _source_cache() -> dict | None:
+def source_cache() -> dict | None:
     """executing's cache of parsed sources, for snoop's Source class (None if its private
     layout ever changes: runs then parse in the child, as before)."""
     class_local = getattr(_snoop_source(), "_class_local", None)
@@ -122,7 +122,7 @@ def _source_cache() -> dict | None:
     return cache if isinstance(cache, dict) else None
 
 
-def _set_program_lines(text: str, filename: str = PROGRAM_FILENAME) -> None:
+def set_program_lines(text: str, filename: str = PROGRAM_FILENAME) -> None:
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
 
 
@@ -130,11 +130,11 @@ PROGRAMS = ProgramCache()
 
 
 def _write_trace(text: str) -> None:
-    _current_buffer.write(text)
+    current_buffer.write(text)
 
 
-def _snoop_tracer(fast: bool = True):
-    """The tracer class, configured once in the zygote; each child points ``_current_buffer``
+def snoop_tracer(fast: bool = True):
+    """The tracer class, configured once in the zygote; each child points ``current_buffer``
     at its own buffer. fast_snoop's tracer, or with ``fast=False`` snoop's own (the same
     trace, slower: kept to check the fast one against)."""
     import snoop
@@ -166,6 +166,6 @@ def _snoop_tracer(fast: bool = True):
 
 
 def _fast_snoop():
-    from trace_workers import fast_snoop
+    from trace_workers.jail import fast_snoop
 
     return fast_snoop

@@ -23,18 +23,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trace_workers import seccomp
-from trace_workers.jail_protocol import RESTART_EXIT_CODE
+from trace_workers.jail import seccomp
+from trace_workers.jail.protocol import RESTART_EXIT_CODE
 
 # the files the jail runs: the zygote and the tracer it imports, copied out of the checkout
 # what the jail holds in JAIL_FOLDER (copied there as a set; nothing else of the project)
-JAIL_FILES = ("zygote.py", "jail_protocol.py", "jail_limits.py", "jail_tracing.py",
-              "jail_dry_run.py", "jail_child.py", "jail_supervisor.py", "jail_preload.py",
-              "fast_snoop.py")
-# the jail sees them as the package trace_workers (an empty __init__.py beside them) under
-# JAIL_FOLDER, its one PYTHONPATH entry
+JAIL_FILES = ("zygote.py", "protocol.py", "limits.py", "tracing.py", "dry_run.py", "child.py",
+              "supervisor.py", "preload.py", "fast_snoop.py")
+# the jail sees them as the package trace_workers.jail (an empty __init__.py in it and in
+# trace_workers) under JAIL_FOLDER, its one PYTHONPATH entry
 JAIL_FOLDER = "/opt/groundtrace"
-JAIL_PACKAGE = f"{JAIL_FOLDER}/trace_workers"
+JAIL_PACKAGE = f"{JAIL_FOLDER}/trace_workers/jail"
+JAIL_INITS = (f"{JAIL_FOLDER}/trace_workers/__init__.py", f"{JAIL_PACKAGE}/__init__.py")
 JAIL_ZYGOTE = f"{JAIL_PACKAGE}/zygote.py"
 DEFAULT_PRELOAD = ("numpy", "sympy", "networkx", "scipy", "scipy.optimize", "pandas", "z3")
 SLOT_DIR = Path(tempfile.gettempdir()) / "groundtrace-sandbox-slots"
@@ -66,7 +66,7 @@ class SandboxLimits:
     dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
     fast_tracer: bool = True  # fast_snoop's tracer (the same trace); False: snoop's own
     warm_up: bool = True  # the zygote traces a small program of its own before its first fork
-    # run on an architecture that has no seccomp filter (trace_workers.seccomp), without one
+    # run on an architecture that has no seccomp filter (trace_workers.jail.seccomp), without one
     allow_unfiltered_arch: bool = False
 
     def for_zygote(self) -> dict:
@@ -238,7 +238,9 @@ class Sandbox:
             argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for root, inside in roots.items():
             argv += ["--ro-bind", str(root.resolve()), str(inside)]
-        for name in ("__init__.py", *JAIL_FILES):
+        for inside in JAIL_INITS:
+            argv += ["--ro-bind", str(self._workdir / "__init__.py"), inside]
+        for name in JAIL_FILES:
             argv += ["--ro-bind", str(self._workdir / name), f"{JAIL_PACKAGE}/{name}"]
         argv += [
             "--proc", "/proc", "--dev", "/dev",

@@ -3,7 +3,7 @@
 This file runs *inside* the sandbox, where the project checkout is not visible, so it and the
 modules the jail holds beside it (``jail_*.py``: protocol, limits, tracing, dry run, child,
 supervisor, preload; and ``fast_snoop.py``) stand alone: standard library and snoop. It
-speaks JSON lines on stdin/stdout with ``trace_workers.sandbox.Sandbox``:
+speaks JSON lines on stdin/stdout with ``trace_workers.jail.sandbox.Sandbox``:
 
     <- {"ready": true, "preloaded": {...}, "missing": [...]}            once, after imports
     -> {"code": ..., "funcname": ..., "kwargs": "<json>", "depth": N}   one per run
@@ -14,7 +14,7 @@ speaks JSON lines on stdin/stdout with ``trace_workers.sandbox.Sandbox``:
 Each run is a fork of this process. The child drops the protocol pipes, sets its rlimits,
 compiles the program under a fixed file name (so trace line numbers are the program's own),
 calls the function under snoop and writes one JSON result to a private pipe. A run with a dry
-run (``jail_dry_run``) forks first a child that only counts lines; when they fit the budget, a
+run (``dry_run``) forks first a child that only counts lines; when they fit the budget, a
 fresh child makes the real run. The parent enforces the wall-clock limit and, after every
 child, kills every other process in the jail's PID namespace (``kill(-1)``), so orphans that
 called setsid() die too, and wipes the scratch.
@@ -28,25 +28,25 @@ import os
 import signal
 import sys
 
-from trace_workers import jail_tracing as tracing
-from trace_workers.jail_limits import SCRATCH, _note_own_size
-from trace_workers.jail_preload import (
-    _load_lazy_parts,
-    _preload,
-    _untraced_directories,
-    _warm_up,
-    _zero_filled_empty,
+from trace_workers.jail import tracing
+from trace_workers.jail.limits import SCRATCH, note_own_size
+from trace_workers.jail.preload import (
+    load_lazy_parts,
+    preload_libraries,
+    untraced_directories,
+    warm_up_interpreter,
+    zero_filled_empty,
 )
-from trace_workers.jail_protocol import INT_DIGITS, RESTART_EXIT_CODE, _send
-from trace_workers.jail_supervisor import ScratchNotWiped, _undumpable, finish_run, run_request
-from trace_workers.jail_tracing import PROGRAMS, _snoop_tracer
+from trace_workers.jail.protocol import INT_DIGITS, RESTART_EXIT_CODE, send
+from trace_workers.jail.supervisor import ScratchNotWiped, finish_run, run_request, undumpable
+from trace_workers.jail.tracing import PROGRAMS, snoop_tracer
 
 
 def main() -> None:
     sys.set_int_max_str_digits(INT_DIGITS)
     limits = json.loads(sys.argv[1])
     preload = json.loads(sys.argv[2])
-    _undumpable()
+    undumpable()
     # as PID 1 the zygote gets only the signals it handles: none (Python's SIGINT handler
     # would let a run raise KeyboardInterrupt in it)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -67,16 +67,16 @@ def main() -> None:
 
     for name in hidden:
         del sys.modules[name]
-    loaded, missing = _preload(["snoop", *preload])
-    _zero_filled_empty()
-    _load_lazy_parts()
-    snoop.tracer.internal_directories = _untraced_directories()
-    tracing.TRACER = _snoop_tracer(limits.get("fast_tracer", True))
-    warm_up = _warm_up() if limits.get("warm_up", True) else "off"
+    loaded, missing = preload_libraries(["snoop", *preload])
+    zero_filled_empty()
+    load_lazy_parts()
+    snoop.tracer.internal_directories = untraced_directories()
+    tracing.TRACER = snoop_tracer(limits.get("fast_tracer", True))
+    warm_up = warm_up_interpreter() if limits.get("warm_up", True) else "off"
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
-    _note_own_size(limits)
-    _send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
+    note_own_size(limits)
+    send(protocol_out, {"ready": True, "pid": os.getpid(), "uid": os.getuid(),
                          "python": sys.version.split()[0], "preloaded": loaded, "missing": missing,
                          "warm_up": warm_up})
     for raw in protocol_in:
@@ -86,11 +86,11 @@ def main() -> None:
             PROGRAMS.prepare(request["code"])
             result, pid, reaped = run_request(request, limits)
         except ScratchNotWiped as exc:  # between the dry run and the run
-            _send(protocol_out, {"status": "crashed", "detail": f"zygote: {exc}"})
+            send(protocol_out, {"status": "crashed", "detail": f"zygote: {exc}"})
             sys.exit(RESTART_EXIT_CODE)
         except Exception as exc:  # keep the jail alive; the run is reported as crashed
             result = {"status": "crashed", "detail": f"zygote: {type(exc).__name__}: {exc}"[:500]}
-        _send(protocol_out, result)
+        send(protocol_out, result)
         PROGRAMS.remember(request.get("code"), result)
         if pid is not None:
             try:

@@ -11,22 +11,22 @@ import signal
 import sys
 import time
 
-from trace_workers import jail_tracing as tracing
-from trace_workers.jail_dry_run import _dry_run
-from trace_workers.jail_limits import MAX_FD, _set_limits
-from trace_workers.jail_protocol import (
+from trace_workers.jail import tracing
+from trace_workers.jail.dry_run import run_dry
+from trace_workers.jail.limits import MAX_FD, set_limits
+from trace_workers.jail.protocol import (
     PROGRAM_FILENAME,
     OutputSink,
-    _classify_exception,
-    _json_default,
-    _literal_text,
-    _parse_call,
-    _send,
+    classify_exception,
+    json_default,
+    literal_text,
+    parse_call,
+    send,
 )
-from trace_workers.jail_tracing import PROGRAMS, TraceBuffer, _set_program_lines
+from trace_workers.jail.tracing import PROGRAMS, TraceBuffer, set_program_lines
 
 
-def _child(request: dict, result_fd: int, limits: dict) -> None:
+def run_child(request: dict, result_fd: int, limits: dict) -> None:
     """Runs in the forked child; never returns."""
     marks = {"child_start": time.monotonic()}
     # the zygote made fds 0 and 1 /dev/null, its sys.stdin reads fd 0, its cwd is the scratch
@@ -42,17 +42,17 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
     result: dict = {}
     marks["setup"] = time.monotonic()
     try:
-        _set_limits(limits)
-        tracing._current_buffer = buffer
+        set_limits(limits)
+        tracing.current_buffer = buffer
         marks["config"] = time.monotonic()
         code = request["code"]
-        _set_program_lines(code)
+        set_program_lines(code)
         namespace = {"__name__": "program", "__file__": PROGRAM_FILENAME, "__builtins__": __builtins__}
         compiled = PROGRAMS.compiled_for(code)
         buffer.notes["cached"] = PROGRAMS.holds if compiled else ""
         exec(compiled or compile(code, PROGRAM_FILENAME, "exec"), namespace)
         if "call" in request:  # call format: literals, or expressions run in the program's namespace
-            args, kwargs = _parse_call(request["call"], namespace)
+            args, kwargs = parse_call(request["call"], namespace)
         else:
             args, kwargs = (), json.loads(request["kwargs"])
         marks["exec"] = time.monotonic()
@@ -61,20 +61,20 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
             result = {"status": "error", "reason": "missing_function",
                       "detail": f"{request['funcname']!r} is not defined by the program"}
         elif request.get("phase") == "dry_run":
-            _dry_run(function, args, kwargs, request["depth"], limits, result_fd, marks)
+            run_dry(function, args, kwargs, request["depth"], limits, result_fd, marks)
         else:
             returned = tracing.TRACER(depth=request["depth"])(function)(*args, **kwargs)
             try:
                 if "call" in request:
-                    encoded = _literal_text(returned)
+                    encoded = literal_text(returned)
                 else:
-                    encoded = json.dumps(returned, default=_json_default, ensure_ascii=False)
+                    encoded = json.dumps(returned, default=json_default, ensure_ascii=False)
             except (TypeError, ValueError) as exc:
                 result = {"status": "error", "reason": "unserializable_return", "detail": str(exc)[:500]}
             else:
                 result = {"status": "returned", "returned": encoded}
     except BaseException as exc:  # the program is untrusted: anything may escape it
-        status, reason = _classify_exception(exc)
+        status, reason = classify_exception(exc)
         result = {"status": status, "reason": reason,
                   "detail": f"{type(exc).__name__}: {exc}"[:500]}
         if reason == "missing_module":
@@ -86,7 +86,7 @@ def _child(request: dict, result_fd: int, limits: dict) -> None:
     marks["done"] = time.monotonic()
     result["marks"] = marks
     try:
-        _send(result_fd, result)
+        send(result_fd, result)
     except BaseException:
         os._exit(71)
     os._exit(0)

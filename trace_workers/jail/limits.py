@@ -45,7 +45,7 @@ def _run_memory_bytes(zygote_anon_bytes: int) -> int:
     return total
 
 
-def _over_limits(limits: dict) -> dict | None:
+def over_limits(limits: dict) -> dict | None:
     """The verdict on a run that went past what rlimits cannot hold, checked while it lasts:
     the memory of its processes together, and the files in its scratch (a tmpfs bounds their
     bytes, not their number: each costs kernel memory, and wiping them the next run's time)."""
@@ -62,9 +62,9 @@ def _over_limits(limits: dict) -> dict | None:
     return None
 
 
-def _set_limits(limits: dict) -> None:
+def set_limits(limits: dict) -> None:
     # the zygote's size, read after its previous run (a child starts as big as the zygote)
-    address_space = limits["zygote_vm_bytes"]  # (_note_own_size)
+    address_space = limits["zygote_vm_bytes"]  # (note_own_size)
     address_space += limits["memory_bytes"]
     cpu = int(math.ceil(limits["timeout_s"])) + 1
     for name, value in (
@@ -79,12 +79,12 @@ def _set_limits(limits: dict) -> None:
 # A run's processes together may hold no more than its memory limit (RLIMIT_AS holds each
 # one alone, RLIMIT_NPROC their number: 32 processes of 1 GiB would fill the host). The zygote
 # adds up their memory every MEMORY_CHECK_S while the run lasts (most runs end before the
-# first check); a run past the limit is stopped as "memory" (see _over_limits).
+# first check); a run past the limit is stopped as "memory" (see over_limits).
 MEMORY_CHECK_S = 0.01
 MAX_SCRATCH_FILES = 10_000  # files and folders in /tmp or /dev/shm, checked at the same times
 
 
-def _note_own_size(limits: dict) -> None:
+def note_own_size(limits: dict) -> None:
     """The zygote's size, which each fork starts with: its address space (the base of a run's
     RLIMIT_AS) and its anonymous memory (what a run's processes share with it at first)."""
     sizes = _status_kib("self", ("VmSize", "RssAnon"))

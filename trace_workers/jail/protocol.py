@@ -1,7 +1,7 @@
 """The jail's wire protocol and the values that cross it (runs inside the jail, beside
 ``zygote.py``; standard library only).
 
-JSON lines between ``trace_workers.sandbox.Sandbox`` and the zygote, and the one JSON result a
+JSON lines between ``trace_workers.jail.sandbox.Sandbox`` and the zygote, and the one JSON result a
 run's child writes to its private pipe: how values are encoded (JSON, or a Python literal for
 the call format), how a call's arguments are read, how an exception is classified, and how
 the zygote reads a child's result back (and what a child that died says).
@@ -32,7 +32,7 @@ BLOCKED_ERRNOS = {
 }
 
 
-def _send(fd: int, message: dict) -> None:
+def send(fd: int, message: dict) -> None:
     data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
     view = memoryview(data)
     while view:
@@ -57,7 +57,7 @@ class OutputSink:
         if self.size > self.max_bytes:
             if self.on_overflow:
                 self.on_overflow()
-            _send(self.result_fd, {
+            send(self.result_fd, {
                 "status": "trace_limit",
                 "detail": f"program printed more than {self.max_bytes} bytes",
             })
@@ -74,7 +74,7 @@ class OutputSink:
         raise OSError(errno.EBADF, "program output is not a file")
 
 
-def _json_default(value):
+def json_default(value):
     """JSON for values the corpus' functions return that json cannot encode by itself."""
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return value.tolist()
@@ -88,7 +88,7 @@ def _json_default(value):
     raise TypeError(f"returned value of type {type(value).__name__} is not JSON serializable")
 
 
-def _parse_call(text: str, namespace: dict | None = None) -> tuple[list, dict]:
+def parse_call(text: str, namespace: dict | None = None) -> tuple[list, dict]:
     """``"1, (2, 3), key='x'"`` -> positional and keyword arguments. Literals are read with
     literal_eval; an argument that is an expression (``dict(a=1)``, ``table[:]``) is evaluated
     in the program's ``namespace``, here in the jail, after the program has run its top level."""
@@ -109,7 +109,7 @@ def _parse_call(text: str, namespace: dict | None = None) -> tuple[list, dict]:
     return [value(a) for a in call.args], {k.arg: value(k.value) for k in call.keywords}
 
 
-def _literal_text(value) -> str:
+def literal_text(value) -> str:
     """repr of a value that ast.literal_eval reads back as an equal value, else TypeError."""
     text = repr(value)
     if len(text) > 1_000_000:
@@ -123,7 +123,7 @@ def _literal_text(value) -> str:
     return text
 
 
-def _classify_exception(exc: BaseException) -> tuple[str, str | None]:
+def classify_exception(exc: BaseException) -> tuple[str, str | None]:
     """(status, reason) for an exception that escaped the program."""
     if isinstance(exc, MemoryError):
         return "memory", "memory"
@@ -151,7 +151,7 @@ def _status_from_wait(wait_status: int) -> tuple[str, str]:
     return "crashed", f"exited with code {os.WEXITSTATUS(wait_status)} and no result"
 
 
-def _drain(fd: int, chunks: list[bytes]) -> int:
+def drain(fd: int, chunks: list[bytes]) -> int:
     got = 0
     while True:
         try:
@@ -164,7 +164,7 @@ def _drain(fd: int, chunks: list[bytes]) -> int:
         got += len(data)
 
 
-def _parse_result(data: bytes, wait_status: int | None) -> dict:
+def parse_result(data: bytes, wait_status: int | None) -> dict:
     line = data.split(b"\n", 1)[0]
     if line:
         try:

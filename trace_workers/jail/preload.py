@@ -10,11 +10,11 @@ import os
 import sys
 import sysconfig
 
-from trace_workers import jail_tracing as tracing
-from trace_workers.jail_tracing import TraceBuffer, _set_program_lines, _source_cache
+from trace_workers.jail import tracing
+from trace_workers.jail.tracing import TraceBuffer, set_program_lines, source_cache
 
 
-def _preload(modules: list[str]) -> tuple[dict, dict]:
+def preload_libraries(modules: list[str]) -> tuple[dict, dict]:
     loaded, missing = {}, {}
     for name in modules:
         try:
@@ -26,7 +26,7 @@ def _preload(modules: list[str]) -> tuple[dict, dict]:
     return loaded, missing
 
 
-def _zero_filled_empty() -> None:
+def zero_filled_empty() -> None:
     """numpy.empty and empty_like hand out whatever the memory held, so a trace that shows
     such an array differs from run to run. Zeros are one of the values they may return: with
     them the program gets an allowed result, and the same trace every time. (Object arrays
@@ -53,7 +53,7 @@ def _zero_filled_empty() -> None:
     numpy.empty, numpy.empty_like = zeroed(numpy.empty), zeroed(numpy.empty_like)
 
 
-def _load_lazy_parts() -> None:
+def load_lazy_parts() -> None:
     """Parts of the preloaded libraries that load on first use, loaded here once rather than
     in every child that reaches them: numpy 2 imports ``numpy.ma`` on first access, and
     cheap_repr's ndarray repr checks ``np.ma.MaskedArray``: about 9 ms in every run whose trace
@@ -99,29 +99,29 @@ def main_solution(n, word):
 """
 
 
-def _warm_up() -> str:
+def warm_up_interpreter() -> str:
     """Trace one small program in the zygote before it freezes, so that each child starts
     with snoop's and cheap_repr's code paths already run (Python 3.11 specialises bytecode
     on first use, writing into code objects that every child would otherwise copy and
     specialise again). Its traces, source and tracer state are then dropped: the output
     of a run never depends on it (``tests/test_fast_snoop.py`` holds a warm jail to a cold one).
     Returns how it went: "done", or why it failed (a saving only: the jail works without)."""
-    _set_program_lines(WARM_UP_PROGRAM, WARM_UP_FILENAME)
+    set_program_lines(WARM_UP_PROGRAM, WARM_UP_FILENAME)
     namespace = {"__name__": "warm_up", "__file__": WARM_UP_FILENAME}
-    saved, outcome = tracing._current_buffer, "done"
+    saved, outcome = tracing.current_buffer, "done"
     try:
         exec(compile(WARM_UP_PROGRAM, WARM_UP_FILENAME, "exec"), namespace)
         for depth in (1, 2):
-            tracing._current_buffer = TraceBuffer(-1, 10**6, 10**9)
+            tracing.current_buffer = TraceBuffer(-1, 10**6, 10**9)
             tracing.TRACER(depth=depth)(namespace["main_solution"])(n=14, word="warm up")
-            if "<<< Return value from main_solution" not in tracing._current_buffer.text():
+            if "<<< Return value from main_solution" not in tracing.current_buffer.text():
                 outcome = "failed: the warm-up's trace did not return"
     except Exception as exc:
         outcome = f"failed: {type(exc).__name__}: {exc}"[:200]
     finally:
-        tracing._current_buffer = saved
+        tracing.current_buffer = saved
         linecache.cache.pop(WARM_UP_FILENAME, None)
-        cache = _source_cache()
+        cache = source_cache()
         if cache is not None:
             cache.clear()
         config = getattr(tracing.TRACER, "config", None)
@@ -130,7 +130,7 @@ def _warm_up() -> str:
     return outcome
 
 
-def _untraced_directories() -> tuple[str, ...]:
+def untraced_directories() -> tuple[str, ...]:
     """Library code is never traced: only frames from the program itself are."""
     paths = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
     paths.update(p for p in sys.path if p and os.path.isdir(p))

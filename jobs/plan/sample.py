@@ -20,7 +20,7 @@ screened when u < screen_fraction and traced when u < fraction.
   them is read (at least ``MIN_THROUGH_FILES``), the unit is the file, and the count a ratio
   over their compressed bytes.
 
-:mod:`jobs.plan` resamples the units to put a range on every figure it scales.
+:mod:`jobs.plan.estimate` resamples the units to put a range on every figure it scales.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import zstandard
 
-from jobs.sources import PARQUET_SUFFIXES, _json_default, input_versions, iter_records
+from jobs.sources import PARQUET_SUFFIXES, input_versions, iter_records, json_default
 from jobs.storage import raw_filesystem_for
 
 CHUNK_MIN = 4 << 10  # bytes of one chunk at least...
@@ -351,7 +351,7 @@ def _parquet_rows(index: int, uri: str, fraction: float, screen: float, seed: in
                     position = first + int(row) + 1  # as jobs.sources numbers rows
                     taken.append(SampledRecord(
                         index, position, f"{_name(uri)}:{position}",
-                        json.dumps(values, default=_json_default), name,
+                        json.dumps(values, default=json_default), name,
                         f"{index}#{position}", bool(draws[row] < fraction)))
             first += count
     return rows

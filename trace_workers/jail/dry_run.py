@@ -15,8 +15,8 @@ import signal
 import sys
 import time
 
-from trace_workers import jail_tracing as tracing
-from trace_workers.jail_protocol import PROGRAM_FILENAME, OutputSink, _send
+from trace_workers.jail import tracing
+from trace_workers.jail.protocol import PROGRAM_FILENAME, OutputSink, send
 
 # snoop does not count comprehension frames as calls when it measures depth (generator
 # expressions do count); the floor counts no line of either kind of frame (snoop prints a
@@ -36,7 +36,7 @@ MORE_TIME = b"+\n"
 MORE_TIME_CHECK = 0.7
 
 
-def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
+def run_dry(function, args: list, kwargs: dict, depth: int, limits: dict, result_fd: int,
              marks: dict) -> None:
     """The dry run, in this child (which it spoils for a real run); never returns. Sends
     status "trace_limit" (dry_run "over_budget") the moment snoop's trace surely passes the
@@ -54,7 +54,7 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
         sys.settrace(None)
         signal.setitimer(signal.ITIMER_PROF, 0)  # no MORE_TIME inside the message
         marks["dry_run"] = time.monotonic()
-        _send(result_fd, {**tracing._current_buffer.notes, "status": "trace_limit",
+        send(result_fd, {**tracing.current_buffer.notes, "status": "trace_limit",
                           "dry_run": "over_budget", "detail": detail, "marks": marks})
         os._exit(0)
 
@@ -83,7 +83,7 @@ def _dry_run(function, args: list, kwargs: dict, depth: int, limits: dict, resul
         signal.setitimer(signal.ITIMER_PROF, 0)
     marks["dry_run"] = time.monotonic()
     try:
-        _send(result_fd, {**tracing._current_buffer.notes, "status": "fits", "dry_run": "fits",
+        send(result_fd, {**tracing.current_buffer.notes, "status": "fits", "dry_run": "fits",
                           "marks": marks})
     finally:
         os._exit(0)

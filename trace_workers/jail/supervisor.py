@@ -10,11 +10,11 @@ import select
 import signal
 import time
 
-from trace_workers.jail_child import _child
-from trace_workers.jail_dry_run import DRY_RUN_SHARE, MORE_TIME
-from trace_workers.jail_limits import MEMORY_CHECK_S, WRITABLE, _note_own_size, _over_limits
-from trace_workers.jail_protocol import _drain, _parse_result
-from trace_workers.jail_tracing import PROGRAMS
+from trace_workers.jail.child import run_child
+from trace_workers.jail.dry_run import DRY_RUN_SHARE, MORE_TIME
+from trace_workers.jail.limits import MEMORY_CHECK_S, WRITABLE, note_own_size, over_limits
+from trace_workers.jail.protocol import drain, parse_result
+from trace_workers.jail.tracing import PROGRAMS
 
 
 class ScratchNotWiped(RuntimeError):
@@ -103,7 +103,7 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
     if pid == 0:
         os.close(read_fd)
         try:
-            _child(request, write_fd, limits)
+            run_child(request, write_fd, limits)
         finally:
             os._exit(70)
     os.close(write_fd)
@@ -124,27 +124,27 @@ def run_one(request: dict, limits: dict, time_limit: float | None = None) -> tup
                 verdict = {"status": "timeout", "detail": f"wall-clock limit of {limit} s"}
                 break
             if now >= memory_check:
-                verdict = _over_limits(limits)
+                verdict = over_limits(limits)
                 if verdict:
                     break
                 memory_check = time.monotonic() + MEMORY_CHECK_S
             wait = min(remaining, memory_check - now)
             ready, _, _ = select.select([read_fd, pidfd], [], [], max(wait, 0))
             if read_fd in ready:
-                received += _drain(read_fd, chunks)
+                received += drain(read_fd, chunks)
                 if request.get("phase") == "dry_run" and not more_time:
                     chunks = [b"".join(chunks)]
                     if chunks[0].startswith(MORE_TIME):
                         chunks[0] = chunks[0][len(MORE_TIME):]
                         more_time, limit = True, limits["timeout_s"]
                 if chunks and b"\n" in chunks[-1]:
-                    verdict = _parse_result(b"".join(chunks), None)
+                    verdict = parse_result(b"".join(chunks), None)
                 elif received > limits["max_result_bytes"]:
                     verdict = {"status": "trace_limit", "detail": "result larger than its budget"}
             if verdict is None and pidfd in ready:
                 _, wait_status = os.waitpid(pid, 0)
-                _drain(read_fd, chunks)
-                verdict = _parse_result(b"".join(chunks), wait_status)
+                drain(read_fd, chunks)
+                verdict = parse_result(b"".join(chunks), wait_status)
     finally:
         os.close(read_fd)
         os.close(pidfd)
@@ -164,7 +164,7 @@ def finish_run(pid: int, reaped: bool, limits: dict) -> None:
     off the run's path."""
     _kill_everything_else(first_child=None if reaped else pid)
     _wipe_scratch()
-    _note_own_size(limits)
+    note_own_size(limits)
 
 
 def _kill_everything_else(first_child: int | None) -> None:
@@ -228,7 +228,7 @@ def _fork() -> int:
     return pid
 
 
-def _undumpable() -> None:
+def undumpable() -> None:
     """Make the zygote (and so each run, a fork of it) non-dumpable: no run may open
     /proc/1/mem or attach to the zygote, which outlives it (seccomp refuses ptrace too, but
     not opening a /proc file)."""

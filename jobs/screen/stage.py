@@ -40,9 +40,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from trace_workers.code_tokens import code_tokens
-from trace_workers.contamination import BenchmarkIndex, item_code, item_id
-from trace_workers.near_dup import BandHasher, NearDupSettings
+from jobs.screen.code_tokens import code_tokens
+from jobs.screen.contamination import BenchmarkIndex, item_code, item_id
+from jobs.screen.near_dup import BandHasher, NearDupSettings
 from trace_workers.raw_filter import RawFilterConfig, filter_program
 from trace_workers.records import Program, input_lines, parse_record
 from trace_workers.stats import StageStats

@@ -9,7 +9,7 @@ not enough for code: measured on the dev set, with 50 of its programs as the "be
 single shared 13-token run flagged 95 of the 744 other programs (a TreeNode class, a
 ``Solution().method(...)`` wrapper, a primality loop: idioms, not copies); holding half of an
 item's runs flagged none of them, and a copy that renames the function and adds a docstring
-holds all of them. Normalisation (trace_workers.code_tokens)
+holds all of them. Normalisation (jobs.screen.code_tokens)
 drops comments, docstrings and the functions' names: renaming the function or adding a
 docstring does not hide an item.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trace_workers.code_tokens import CodeTokens, code_tokens, ngram_hashes, sequence_hash, token_hashes
+from jobs.screen.code_tokens import CodeTokens, code_tokens, ngram_hashes, sequence_hash, token_hashes
 
 # the fields of each benchmark shape, in the order they are tried
 CODE_SHAPES = (

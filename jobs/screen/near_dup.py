@@ -23,7 +23,7 @@ from functools import cached_property
 
 from datasketch import MinHash, MinHashLSH
 
-from trace_workers.code_tokens import FUNCTION
+from jobs.screen.code_tokens import FUNCTION
 
 RECALL_WEIGHTS = (0.3, 0.7)  # MinHashLSH's (false positive, false negative) weights
 
