@@ -490,8 +490,9 @@ class Scaler:
         return point, boot
 
 
-# figures of kept traces: at most --samples-per-problem a record
-KEPT_PER_RECORD = ("kept:trace", "kept:trace_filter")
+# kept traces: at most --samples-per-problem a record (the trace stage's own kept runs are not:
+# a run the trace filter then rejects does not count towards a problem's samples)
+KEPT_PER_RECORD = ("kept:trace_filter",)
 # a figure never above another (the pairs the trace stage sees are the pairs sent to it)
 BOUNDS = {"seen:trace": PAIRS, "kept:trace": "seen:trace", "rejected:trace": "seen:trace",
           "seen:trace_filter": "kept:trace", "kept:trace_filter": "seen:trace_filter"}
