@@ -176,14 +176,19 @@ def test_through_an_endpoint_each_wrong_step_is_a_wrong_step_reject_counted_by_k
     manifest = json.loads((out / "manifest.json").read_text())
     assert code == 0 and manifest["accounting_ok"], manifest["checks"]
     verify = manifest["counts"]["verify"]
-    wrong = sum(n for kind, n in expected.items() if kind != "control")
-    assert expected["control"] >= 3 and wrong >= 25, expected
+    assert expected["control"] >= 3 and sum(expected.values()) - expected["control"] >= 25, expected
+    # a run a busy machine times out in the job never reaches the server: what is expected is
+    # what the trace stage kept, and only a timeout may have kept it from there
+    reached = Counter(kind_of[r["refcode"]] for r in read_rows(out / "traces"))
+    lost = manifest["counts"]["trace"]["reasons"].get("timeout", 0)
+    assert sum(expected.values()) - sum(reached.values()) == lost, (expected, reached)
+    wrong = sum(n for kind, n in reached.items() if kind != "control")
     kept = [kind_of[r["refcode"]] for r in read_rows(out / "translations")]
     assert verify["reasons"] == {"wrong_step": wrong}, kept
-    assert verify["kept"] == expected["control"]
+    assert verify["kept"] == reached["control"]
     steps = manifest["translation"]["steps"]["output"]
-    assert steps["wrong_by_kind"]["branch"] == expected["flipped_branch"]
-    assert steps["wrong_by_kind"]["loop_count"] == expected["wrong_loop_count"]
+    assert steps["wrong_by_kind"]["branch"] == reached["flipped_branch"]
+    assert steps["wrong_by_kind"]["loop_count"] == reached["wrong_loop_count"]
     assert sum(steps["wrong_by_kind"].values()) == wrong
     assert steps["checked_by_kind"]["value"] > steps["checked_by_kind"]["branch"] > 0
     assert "wrong branch" in (out / "report.html").read_text()
