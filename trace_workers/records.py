@@ -101,6 +101,13 @@ def run_id(problem_id: str, pair_index: int) -> str:
     return f"{problem_id}-{pair_index}"
 
 
+def is_call_record(record: dict, input_format: str = "auto") -> bool:
+    """Whether the read stage takes ``record`` in the call format: asked for, or (``auto``)
+    code/input/output and no refcode."""
+    return input_format == "call" or (input_format == "auto" and "refcode" not in record
+                                      and all(key in record for key in CALL_FIELDS))
+
+
 def parse_record(text: str, where: str, input_format: str = "auto") -> Program | Reject:
     """One JSONL line (or one Parquet row as JSON) to a Program, or a read-stage Reject.
     ``auto`` reads a record with code/input/output and no refcode as the call format."""
@@ -112,8 +119,7 @@ def parse_record(text: str, where: str, input_format: str = "auto") -> Program |
         return Reject(where, "", "read", "not_an_object", type(record).__name__)
     if READ_ERROR in record:
         return Reject(where, "", "read", "damaged_file", str(record[READ_ERROR])[:500])
-    if input_format == "call" or (input_format == "auto" and "refcode" not in record
-                                  and all(key in record for key in CALL_FIELDS)):
+    if is_call_record(record, input_format):
         return parse_call_record(record, where)
     missing = [key for key in REQUIRED_FIELDS if key not in record]
     if missing:

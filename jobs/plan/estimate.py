@@ -34,6 +34,7 @@ from jobs.config import JobConfig
 from jobs.plan.sample import RATIO, Sample
 from trace_workers.actor import TraceActor
 from trace_workers.expand import expand_batch
+from trace_workers.records import is_call_record
 from trace_workers.stats import STAGES, TRACE_STAGES, TRANSLATE_STAGES
 from trace_workers.stream import (
     EXAMPLE,
@@ -324,16 +325,16 @@ MIN_CLASS_TRACED = 5  # traced records a record class needs to stand alone (else
 TRACED_RECORDS = "traced_records"
 
 
-def record_format(text: str) -> str:
-    """What a record holds, as the read stage tells it: ``pyedu`` (refcode and ios), ``call``
-    (code, input, output: one call) or ``unreadable``."""
+def record_format(text: str, input_format: str = "auto") -> str:
+    """What a record holds, as the read stage tells it (``is_call_record``): ``call`` (code,
+    input, output: one call), ``pyedu`` (refcode and ios) or ``unreadable``."""
     try:
         record = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "unreadable"
     if not isinstance(record, dict):
         return "unreadable"
-    return "call" if "refcode" not in record and "code" in record else "pyedu"
+    return "call" if is_call_record(record, input_format) else "pyedu"
 
 
 def pairs_bucket(pairs: float) -> int:
@@ -366,7 +367,8 @@ class Scaler:
     mean per pair times its pairs. The resamples draw the screened units again, each part's
     spread narrowed by its finite-population correction (a sample of the whole input has none)."""
 
-    def __init__(self, sample: Sample, figures: list[Counter], seed: int):
+    def __init__(self, sample: Sample, figures: list[Counter], seed: int,
+                 input_format: str = "auto"):
         self.names = sorted({name for f in figures for name in f}
                             | {"records", PAIRS, "traced_pairs", TRACED_RECORDS})
         self.cheap = np.array([is_cheap(name) for name in self.names])
@@ -377,7 +379,7 @@ class Scaler:
         for name, stratum in sample.strata.items():
             mine = [(record, values) for record, values in zip(sample.records, figures, strict=True)
                     if record.stratum == name]
-            kinds = [(record_format(record.text), pairs_bucket(values[PAIRS]))
+            kinds = [(record_format(record.text, input_format), pairs_bucket(values[PAIRS]))
                      for record, values in mine]
             merged, described = self._classes(kinds, [record.traced for record, _ in mine])
             self.classes[name] = described
@@ -573,7 +575,7 @@ def gpu_throughput(cfg: JobConfig) -> tuple[float | None, str | None]:
 def build_plan(cfg: JobConfig, job: str, files: list[str], sample: Sample, measured: Measured,
                wall_s: float) -> dict:
     """The plan as one JSON-ready dict (docs/plan.md: the schema)."""
-    scaler = Scaler(sample, measured.figures, cfg.trace.seed)
+    scaler = Scaler(sample, measured.figures, cfg.trace.seed, cfg.trace.input_format)
     stage = cfg.trace.stage()
     figures = scaler.ranges(BOUNDS, 0 if stage.trace_all else stage.samples_per_problem)
     t = cfg.translate
