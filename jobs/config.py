@@ -146,7 +146,7 @@ TRANSLATORS = ("auto", "render", "llm")
 
 
 @dataclass
-@defaults_from(LLMSettings)
+@defaults_from(LLMSettings, EndpointSettings)
 class TranslateConfig:
     translator: str = _opt("auto", "render: the LLM-free renderer; llm: vLLM with --model; "
                                    "auto: llm when a model is given, else render")
@@ -191,6 +191,12 @@ class TranslateConfig:
                                    "an item, twice the renderer's own cost), or off")
     min_step_coverage: float = _opt(0.0, "reasoning whose right steps state less than this share "
                                          "of the trace's value changes is too_few_steps (0: any)")
+    revisions: int = _opt(1, "times a translation the check rejects (a wrong step, a wrong final "
+                             "answer, too few steps, an unfinished answer) goes back to the "
+                             "model with what failed named, in the same conversation; kept only "
+                             "when it then passes every check (0: no second chance)")
+    revision_replicas: int = _opt(1, "engine replicas that take the revisions (a pool of their "
+                                     "own after the first: only rejected translations reach it)")
     variable_questions: int = _opt(3, "variable questions per trace, at most (seeded; no two with "
                                       "the same answer)")
     endpoint: str | None = _opt(None, "translate through an OpenAI-compatible chat-completions "
@@ -209,6 +215,10 @@ class TranslateConfig:
                                                         "endpoint_error")
     endpoint_seed: bool = _opt(True, "send each request a seed of its own (repeatable runs where "
                                      "the server honours seeds; vLLM's CPU backend dies of them)")
+    early_stop: bool = _opt(SHARED, "through an endpoint, stream each answer and stop it at its "
+                                    "first wrong step (the step check reads the answer as it "
+                                    "arrives; a thinking block is not checked): no tokens spent "
+                                    "on an answer already wrong")
     endpoint_body: str | None = _opt(None, "JSON object of more request fields, e.g. "
                                            "'{\"top_k\": 20, \"chat_template_kwargs\": "
                                            "{\"enable_thinking\": true}}'")
@@ -241,7 +251,7 @@ class TranslateConfig:
         """vLLM engines inside the job (not an endpoint's server)."""
         return self.uses_llm() and not self.endpoint
 
-    def endpoint_settings(self, seed: int, actors: int = 1) -> EndpointSettings:
+    def endpoint_settings(self, seed: int, actors: int = 1, rel_tol: float = 1e-6) -> EndpointSettings:
         try:
             body = json.loads(self.endpoint_body) if self.endpoint_body else {}
         except ValueError as exc:
@@ -255,6 +265,7 @@ class TranslateConfig:
         return settings_from(
             EndpointSettings, self, url=str(self.endpoint), model=str(self.model),
             key_env=self.endpoint_key_env, seed=seed if self.endpoint_seed else None, body=body,
+            early_stop=self.early_stop and "llm" in self.steps_checked_for(), rel_tol=rel_tol,
             batch_size=max(1, self.endpoint_concurrency), actors=actors, policy=policy)
 
     def device_check(self) -> None:

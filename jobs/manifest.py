@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING
 
 from trace_workers.stats import BLOCK_RECORDS, accounting_checks
+from translate.bill import attempts_bill
 from translate.endpoint import public_endpoint
 from translate.export import LENGTH_EDGES, REASONING_IN, length_bin
 from translate.steps import KINDS as STEP_KINDS
@@ -143,6 +144,9 @@ def translation_summary(cfg: JobConfig, funnel: dict, stats, wall_s: float) -> d
         # answer is the reasoning); empty when thinking is off
         "answers": dict(stats.details.get("answers", {})),
         "tokens": tokens,
+        # requests per attempt, pass rates before and after revisions, requests and output
+        # tokens per kept example, answers stopped early (translate/bill.py); {} for the renderer
+        "bill": attempts_bill(stats.details, verified),
         "generated_tokens_per_s": round(tokens.get("generated", 0) / wall_s, 1) if wall_s else None,
         "examples_per_s": round(funnel["build"]["kept"] / wall_s, 2) if wall_s else None,
     }

@@ -16,6 +16,7 @@ import json
 import os
 import posixpath
 import time
+from dataclasses import replace
 
 import pyarrow.fs as pafs
 import ray
@@ -215,16 +216,22 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
     ds = ds.map_batches(to_requests_batch, fn_kwargs={"keep_traces": keep_traces,
                                                       "task_cfg": task_cfg},
                         batch_format="pyarrow", batch_size=None)
-    if cfg.translate.endpoint and llm is None:
-        model = str(cfg.translate.model)
-        processor = build_endpoint_processor(cfg.translate.endpoint_settings(cfg.trace.seed))
-    else:
-        llm = llm or cfg.translate.llm(cfg.trace.seed)
-        model, processor = llm.model, build_llm_processor(llm)
-    ds = processor(ds)
-    ds = ds.map_batches(verify_batch, fn_kwargs={
-        "model": model, "verify_cfg": verify_cfg, "build_cfg": build_cfg},
-        batch_format="pyarrow", batch_size=None)
+    # one round per attempt: a generation the check rejects goes back for a revision through
+    # the next round's processor (translate/revision.py); the last round's verdicts are final
+    rounds = 1 + max(0, cfg.translate.revisions)
+    for attempt in range(1, rounds + 1):
+        if cfg.translate.endpoint and llm is None:
+            model = str(cfg.translate.model)
+            processor = build_endpoint_processor(cfg.translate.endpoint_settings(
+                cfg.trace.seed, rel_tol=cfg.trace.float_rel_tol))
+        else:
+            llm = llm or cfg.translate.llm(cfg.trace.seed)
+            engines = llm if attempt == 1 else replace(llm, replicas=cfg.translate.revision_replicas)
+            model, processor = llm.model, build_llm_processor(engines)
+        ds = processor(ds)
+        ds = ds.map_batches(verify_batch, fn_kwargs={
+            "model": model, "verify_cfg": verify_cfg, "build_cfg": build_cfg,
+            "revise": attempt < rounds}, batch_format="pyarrow", batch_size=None)
     if runs_proposals(task_cfg.tasks):
         ds = ds.map_batches(CheckActor, fn_constructor_kwargs={
             "cfg": cfg.trace.stage(), "build_cfg": build_cfg}, batch_format="pyarrow",

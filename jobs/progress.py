@@ -14,6 +14,7 @@ import time
 
 from jobs.ledger import Ledger
 from trace_workers.stats import StageStats
+from translate.bill import attempts_bill, bill_line
 
 
 def progress_line(stats: StageStats, stages: tuple[str, ...], elapsed_s: float) -> str:
@@ -26,6 +27,9 @@ def progress_line(stats: StageStats, stages: tuple[str, ...], elapsed_s: float) 
     if answers.get("no_thinking") and not answers.get("thinking"):
         parts.append(f"none of the {answers['no_thinking']} answers so far thinks: each is checked "
                      "whole (--no-enable-thinking for a model that does not think)")
+    bill = bill_line(attempts_bill(stats.details, funnel.get("verify", {}).get("kept", 0)))
+    if bill:
+        parts.append(bill)
     minutes, seconds = divmod(int(elapsed_s), 60)
     return f"progress {minutes}m{seconds:02d}s (kept/seen, committed): " + " | ".join(parts)
 

@@ -20,6 +20,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from jobs.storage import ShardWriter
+from translate.bill import bill_line
 
 REPORT_FILE = "report.html"
 BAR_COLOR = "#2f6db5"  # the histograms' bars (the browser test looks for it)
@@ -209,7 +210,9 @@ def _translator(manifest: dict) -> str:
     answers = translation.get("answers") or {}
     thought = (f" {answers.get('thinking', 0)} answers with a thinking block, "
                f"{answers.get('no_thinking', 0)} without (each checked whole).") if answers else ""
-    return f"<p>Reasoning by {html.escape(translation['model'] + where)}.{thought}</p>"
+    bill = bill_line(translation.get("bill") or {})
+    bill = f" The bill: {html.escape(bill)}." if bill else ""
+    return f"<p>Reasoning by {html.escape(translation['model'] + where)}.{thought}{bill}</p>"
 
 
 def _steps(manifest: dict) -> str:

@@ -4,7 +4,8 @@ Every request is forwarded to the server unless ``plan(prompt, attempt)`` says o
 that prompt's ``attempt``-th request (1, 2, ...): ``"429"`` (with ``Retry-After: 1``), ``"500"``,
 ``"stall"`` (the request is held and never answered), ``"answer:TEXT"`` (a chat completion
 whose message is TEXT: a model that writes what the test wants) or ``"cut:TEXT"`` (the same,
-stopped at the token limit). With no ``target`` it is the
+stopped at the token limit; streamed as server-sent events when the request asks for a
+stream). A revision's prompt is its whole conversation, its turns joined. With no ``target`` it is the
 server itself: a request it is not told to answer gets 404 (the job's one-token check gets
 "OK"). It records every chat request (its prompt, when it came, what it was answered), so a
 test can tell what the job sent, how often, and how long it waited between tries.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import defaultdict
@@ -32,6 +34,12 @@ class HttpFaultProxy:
         self.bodies: list[dict] = []  # each chat request as sent (the check's excepted)
         self.attempts: dict[str, int] = defaultdict(int)
         self.checks = 0  # the job's one-token request before it starts
+        # streamed answers: words a second (0: as fast as it can), words sent in all, streams
+        # sent to their end and streams the client stopped
+        self.stream_rate = 0.0
+        self.generated_tokens = 0
+        self.finished_streams = 0
+        self.stopped_streams = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -66,7 +74,7 @@ class HttpFaultProxy:
                 if self.target is None:
                     return _completion(sent, "OK")
             else:
-                prompt = sent["messages"][-1]["content"]
+                prompt = _conversation(sent["messages"])
                 self.bodies.append(sent)
                 self.attempts[prompt] += 1
                 action = self.plan(prompt, self.attempts[prompt])
@@ -80,6 +88,9 @@ class HttpFaultProxy:
                     await self._closing.wait()
                     return web.Response(status=503)
                 if action.startswith("answer:"):
+                    if sent.get("stream"):
+                        return await self._stream(request, action.removeprefix("answer:"))
+                    self.generated_tokens += len(action.removeprefix("answer:").split())
                     return _completion(sent, action.removeprefix("answer:"))
                 if action.startswith("cut:"):  # stopped at the token limit
                     return _completion(sent, action.removeprefix("cut:"), "length")
@@ -92,10 +103,40 @@ class HttpFaultProxy:
                 return web.Response(body=await answer.read(), status=answer.status,
                                     content_type=answer.content_type)
 
+    async def _stream(self, request: web.Request, text: str) -> web.StreamResponse:
+        """The answer as server-sent events, a word a chunk at ``stream_rate`` words a second;
+        a client that goes away stops it (as vLLM aborts the request): the words not sent are
+        not counted in ``generated_tokens``."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        words = re.findall(r"\S+\s*|\s+", text)
+        try:
+            for word in words:
+                delta = {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+                await response.write(f"data: {json.dumps(delta)}\n\n".encode())
+                self.generated_tokens += 1
+                if self.stream_rate:
+                    await asyncio.sleep(1 / self.stream_rate)
+            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            usage = {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": len(words)}}
+            for event in (end, usage):
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            self.finished_streams += 1
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            self.stopped_streams += 1
+            raise
+        return response
+
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._closing.set)  # stalled requests end first
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def _conversation(messages: list[dict]) -> str:
+    """The prompt a plan reads: the first user turn, and a revision's later turns after it."""
+    return "\n\n".join(str(m.get("content", "")) for m in messages)
 
 
 def _completion(sent: dict, text: str, finish_reason: str = "stop") -> web.Response:

@@ -51,6 +51,7 @@ def _item(task: str = "input") -> dict:
 def _rows(checker, answer: str, task: str = "input") -> list[dict]:
     """The rows the verify step and the sandbox check make of one hand-written answer."""
     stats = StageStats()
+    stats.see("verify")  # verify_batch counts the item before it starts the check
     row = start_check(_item(task), f"<think>…</think>\n{answer}", {"translator": "llm"},
                       VerifySettings(), stats)
     rows = [row] if row["kind"] != CHECK else checker.check(row["payload"], stats)

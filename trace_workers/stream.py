@@ -169,6 +169,8 @@ TRANSLATION_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int32()), ("generated_tokens", pa.int32()),
     # the step check (translate/steps.py): steps read and right, share of value changes stated
     ("steps_checked", pa.int32()), ("steps_right", pa.int32()), ("step_coverage", pa.float32()),
+    # requests this reasoning took: 1, or more when it was revised (translate/revision.py)
+    ("attempts", pa.int32()),
 ])
 # a verified rewrite (rewrite task): a new PyEdu program, a valid input for another run
 REWRITE_SCHEMA = pa.schema([

@@ -26,8 +26,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trace_workers.stream import REQUEST, utf8_safe
-from translate.http_session import ContextFit, EndpointSessionFactory, RequestPolicy, outcome
+from translate.early_stop import watch_of
+from translate.http_session import (
+    EARLY_STOP,
+    WATCH,
+    ContextFit,
+    EndpointSessionFactory,
+    RequestPolicy,
+    outcome,
+)
 from translate.llm import LLMSettings, row_seed
+from translate.revision import attempt_of, conversation
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
 from translate.tasks import translation_prompt
 
@@ -53,6 +62,9 @@ class EndpointSettings:
     seed: int | None = 0  # None: no seed sent
     enable_thinking: bool = LLMSettings.enable_thinking
     body: dict[str, Any] = field(default_factory=dict)  # more request fields (top_k, chat_template_kwargs...)
+    # stream each answer and stop it at its first wrong step (translate/early_stop.py)
+    early_stop: bool = True
+    rel_tol: float = 1e-6  # the step check's, for the early stop
     batch_size: int = 32
     actors: int = 1
     policy: RequestPolicy = field(default_factory=RequestPolicy)
@@ -64,8 +76,11 @@ class EndpointSettings:
     def api_key(self) -> str | None:
         return os.environ.get(self.key_env) or None
 
-    def request(self, row_id: str, prompt: str) -> dict[str, Any]:
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
+    def request(self, row_id: str, messages: str | list[dict]) -> dict[str, Any]:
+        """The chat request of one item (``messages``: a prompt, or the whole conversation)."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        body = {"model": self.model, "messages": messages,
                 "temperature": self.temperature, "top_p": self.top_p}
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
@@ -97,12 +112,18 @@ def make_preprocess(cfg: EndpointSettings):
             return {**_EMPTY, "__inference_error__": PASSTHROUGH}
         item = json.loads(row["payload"])
         try:
-            prompt = utf8_safe(translation_prompt(item))
+            messages = utf8_safe(conversation(item, translation_prompt(item)))
         except Exception as exc:  # an item no prompt can be made of is one reject
             return {**_EMPTY, "__inference_error__": (
                 f"{PROMPT_REJECT}prompt_failed:{type(exc).__name__}: {exc}"[:400])}
+        # a revision's own seed: the same conversation asked again would be the same draw
+        seed_key = item["id"] if attempt_of(item) == 1 else f"{item['id']}#{attempt_of(item)}"
+        body = cfg.request(seed_key, messages)
+        watch = watch_of(item, cfg.enable_thinking, cfg.rel_tol) if cfg.early_stop else None
+        if watch is not None:  # the session takes the watch out and reads the stream with it
+            body = {**body, "stream": True, "stream_options": {"include_usage": True}, WATCH: watch}
         return {**_EMPTY, "stream_payload": row["payload"],
-                "payload": json.dumps(cfg.request(item["id"], prompt), ensure_ascii=False)}
+                "payload": json.dumps(body, ensure_ascii=False)}
 
     return preprocess
 
@@ -146,11 +167,12 @@ def _count(value) -> int | None:
 def postprocess(row: dict) -> dict:
     """The answer of one request: its text and token counts, or why there is none."""
     result = row.get("http_response") or outcome(0, error="no answer")
-    text, usage, reject, cut = None, {}, "", False
+    text, usage, reject, cut, stop = None, {}, "", False, ""
     if result.get("status") == 200:
         try:
             answer = json.loads(result["body"])
             text, usage, cut = generation_of(answer), answer.get("usage"), length_cut(answer)
+            stop = str(answer.get(EARLY_STOP) or "")
         except (ValueError, AttributeError, TypeError) as exc:
             reject = f"endpoint_error:HTTP 200 with an answer that is not a chat completion ({exc})"
         if text is None and not reject:
@@ -162,7 +184,8 @@ def postprocess(row: dict) -> dict:
     return {"kind": row["kind"], "payload": row["stream_payload"], "block": row.get("block"),
             "generated_text": text, "translate_reject": f"{PROMPT_REJECT}{reject}"[:500] if reject else "",
             "num_input_tokens": _count(usage.get("prompt_tokens")),
-            "num_generated_tokens": _count(usage.get("completion_tokens")), "length_cut": cut}
+            "num_generated_tokens": _count(usage.get("completion_tokens")), "length_cut": cut,
+            "early_stop": stop[:400]}
 
 
 def processor_config(cfg: EndpointSettings, api_key: str | None = None):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from translate.early_stop import StepWatch
+
 RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -174,9 +176,10 @@ class EndpointSession:
         return asyncio.ensure_future(self.send(url, request_text(data), headers))
 
     async def send(self, url: str, body: str, headers: dict | None = None) -> _Answer:
+        body, watch = watched(body)
         if self.fit is not None:
             body = await self.fitted(body)
-        return _Answer(await self.attempts(url, body, headers))
+        return _Answer(await self.attempts(url, body, headers, watch))
 
     async def fitted(self, body: str) -> str:
         """The request with the ``max_tokens`` its prompt leaves room for (see ContextFit)."""
@@ -209,8 +212,10 @@ class EndpointSession:
             return body
         return body
 
-    async def attempts(self, url: str, body: str, headers: dict | None = None) -> dict[str, Any]:
-        """Send one request until it is answered, fails for good, or runs out of tries."""
+    async def attempts(self, url: str, body: str, headers: dict | None = None,
+                       watch: dict | None = None) -> dict[str, Any]:
+        """Send one request until it is answered, fails for good, or runs out of tries. A
+        streamed request is read as it arrives (``watch``: stopped at its first wrong step)."""
         import aiohttp
 
         headers = {**(headers or {}), **self.headers, "Content-Type": "application/json"}
@@ -221,11 +226,15 @@ class EndpointSession:
             await limiter.start()
             try:
                 async with self.session.post(url, data=body.encode(), headers=headers) as response:
-                    status, text = response.status, await response.text(errors="replace")
+                    status = response.status
                     wait = retry_after_s(response.headers.get("Retry-After"))
+                    if status == 200 and response.content_type == "text/event-stream":
+                        text = await read_stream(response, StepWatch(**watch) if watch else None)
+                    else:
+                        text = await response.text(errors="replace")
             except TimeoutError:
                 last = outcome(0, error=f"no answer within {policy.timeout_s:g} s", attempts=attempt + 1)
-            except (aiohttp.ClientError, OSError) as exc:
+            except (aiohttp.ClientError, OSError, StreamBroken) as exc:
                 last = outcome(0, error=f"{type(exc).__name__}: {exc}"[:300], attempts=attempt + 1)
             except Exception as exc:  # noqa: BLE001 - anything else ends this request, not the batch
                 return outcome(0, error=f"{type(exc).__name__}: {exc}"[:300], attempts=attempt + 1)
@@ -242,6 +251,74 @@ class EndpointSession:
                 backoff = random.uniform(0, policy.backoff_s * 2 ** attempt)
                 await asyncio.sleep(min(policy.max_wait_s, wait if wait is not None else backoff))
         return last
+
+
+WATCH = "groundtrace_watch"  # the request's step watch, taken out before it is sent
+EARLY_STOP = "groundtrace_early_stop"  # in an answer the watch stopped: the wrong step
+
+
+def watched(body: str) -> tuple[str, dict | None]:
+    """(the body to send, the step watch the job put in it, or None)."""
+    if WATCH not in body:
+        return body, None
+    request = json.loads(body)
+    watch = request.pop(WATCH, None)
+    return json.dumps(request), watch
+
+
+class StreamBroken(Exception):
+    """A stream that ended in an error event or without its end: tried again as a lost answer."""
+
+
+async def read_stream(response, watch: StepWatch | None) -> str:
+    """A streamed chat completion (server-sent events) read to its end, or to the first wrong
+    step the watch finds (the response is then closed, and the server stops generating), put
+    back together as the one chat completion a request without streaming gets."""
+    content: list[str] = []
+    thinking: list[str] = []
+    usage, finish, chunks, stop, done = None, None, 0, "", False
+    async for raw in response.content:
+        line = raw.decode("utf-8", "replace").strip()
+        if not line.startswith("data:"):
+            continue
+        data = line[len("data:"):].strip()
+        if data == "[DONE]":
+            done = True
+            break
+        chunk = json.loads(data)
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("error"):
+            raise StreamBroken(f"the stream ended in an error: {error_message(500, data)}")
+        usage = chunk.get("usage") or usage
+        said = ""
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            said = delta.get("content") or ""
+            thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            chunks += bool(said or thought)
+            content.append(said)
+            thinking.append(thought)
+            finish = choice.get("finish_reason") or finish
+        if watch is not None and "\n" in said:
+            stop = watch.wrong_step("".join(content))
+            if stop:
+                response.close()  # the server sees the client go and stops generating
+                break
+    if not stop and finish is None and not done:
+        raise StreamBroken("the stream ended before its last event")
+    message = {"role": "assistant", "content": "".join(content)}
+    if any(thinking):
+        message["reasoning_content"] = "".join(thinking)
+    counted = (usage or {}).get("completion_tokens")
+    answer = {"object": "chat.completion",
+              "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop"}],
+              # a stream stopped early has no usage of its end: its chunks are its tokens
+              "usage": {**(usage or {}),
+                        "completion_tokens": counted if isinstance(counted, int) else chunks}}
+    if stop:
+        answer[EARLY_STOP] = stop
+    return json.dumps(answer)
 
 
 class EndpointSessionFactory:

@@ -25,6 +25,7 @@ from typing import Any
 
 from trace_workers.stream import REQUEST, utf8_safe
 from translate.export import load_tokenizer
+from translate.revision import attempt_of, conversation
 from translate.stage import PASSTHROUGH, PROMPT_REJECT
 from translate.tasks import translation_prompt
 
@@ -116,9 +117,10 @@ def row_seed(seed: int, row_id: str) -> int:
 
 
 def prompt_token_ids(trace: dict, cfg: LLMSettings) -> list[int]:
+    """The token ids of an item's request: its prompt, and a revision's conversation."""
     tokenizer = load_tokenizer(cfg.model)
     text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": utf8_safe(translation_prompt(trace))}], tokenize=False,
+        utf8_safe(conversation(trace, translation_prompt(trace))), tokenize=False,
         add_generation_prompt=True, enable_thinking=cfg.enable_thinking,
     )
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -141,8 +143,9 @@ def make_preprocess(cfg: LLMSettings):
             return {**_EMPTY, "sampling_params": placeholder, "__inference_error__": (
                 f"{PROMPT_REJECT}prompt_too_long:{len(ids)} prompt tokens leave {max(room, 0)} of "
                 f"max_model_len {cfg.max_model_len} (need {cfg.min_new_tokens})")}
+        seed_key = trace["id"] if attempt_of(trace) == 1 else f"{trace['id']}#{attempt_of(trace)}"
         return {**_EMPTY, "tokenized_prompt": ids,
-                "sampling_params": cfg.sampling_params(trace["id"], min(cfg.max_tokens, room))}
+                "sampling_params": cfg.sampling_params(seed_key, min(cfg.max_tokens, room))}
 
     return preprocess
 

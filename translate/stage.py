@@ -36,6 +36,14 @@ from trace_workers.stream import (
 )
 from translate.answer import THINK_END, Verdict, has_thinking, verify
 from translate.export import BuildSettings, example_length, length_bin, training_example
+from translate.revision import (
+    REVISABLE,
+    SPEAKS_OF_FEEDBACK,
+    attempt_of,
+    every_attempt,
+    revised,
+    without_conversation,
+)
 from translate.steps import check_steps
 from translate.tasks import TaskSettings, expected_answer, task_items, task_of
 
@@ -89,22 +97,31 @@ def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings, stats: Stage
     return "", "", counts
 
 
+def judged(item: dict, generation: str, translator: dict[str, Any], verify_cfg: VerifySettings,
+           stats: StageStats) -> tuple[str, str, Verdict, dict]:
+    """(reason, detail, verdict, step counts) of one generation against the executed result
+    and the run: reason "" when it passes every check. Counts nothing but the step check."""
+    expected, python = expected_answer(item)
+    verdict = verify(generation, expected, thinking=verify_cfg.thinking,
+                     rel_tol=verify_cfg.float_rel_tol, python=python)
+    if not verdict.ok:
+        return verdict.reason, verdict.detail, verdict, {}
+    reason, detail, steps = step_verdict(item, verdict, verify_cfg, stats,
+                                         translator.get("translator"))
+    return reason, detail[:500], verdict, steps
+
+
 def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
                        verify_cfg: VerifySettings, build_cfg: BuildSettings,
                        stats: StageStats) -> list[dict]:
     """Verify one generation against the executed result and build its training example."""
     stats.see("verify")
-    expected, python = expected_answer(trace)
-    verdict = verify(generation, expected, thinking=verify_cfg.thinking,
-                     rel_tol=verify_cfg.float_rel_tol, python=python)
-    if not verdict.ok:
-        return [reject(stats, "verify", verdict.reason, trace["id"], trace["problem_id"], verdict.detail)]
-    reason, detail, steps = step_verdict(trace, verdict, verify_cfg, stats,
-                                         translator.get("translator"))
+    reason, detail, verdict, steps = judged(trace, generation, translator, verify_cfg, stats)
     if reason:
-        return [reject(stats, "verify", reason, trace["id"], trace["problem_id"], detail[:500])]
+        return [reject(stats, "verify", reason, trace["id"], trace["problem_id"], detail)]
     stats.keep("verify")
-    return accepted(trace, generation, verdict, {**translator, **steps}, expected, build_cfg, stats)
+    return accepted(trace, generation, verdict, {**translator, **steps},
+                    expected_answer(trace)[0], build_cfg, stats)
 
 
 def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str, Any],
@@ -121,6 +138,7 @@ def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str
         "steps_checked": translator.get("steps_checked"),
         "steps_right": translator.get("steps_right"),
         "step_coverage": translator.get("step_coverage"),
+        "attempts": translator.get("attempts", 1),
     }
     return [row(TRANSLATION, translation), build_row(item, verdict.answer_text, build_cfg, stats)]
 
@@ -128,8 +146,8 @@ def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str
 def start_check(item: dict, generation: str, translator: dict[str, Any],
                 verify_cfg: VerifySettings, stats: StageStats) -> dict:
     """Input and rewrite tasks: a reject when no input (program) can be read from the
-    generation, else a ``check`` row, which translate.sandbox_check runs in the sandbox."""
-    stats.see("verify")
+    generation, else a ``check`` row, which translate.sandbox_check runs in the sandbox (the
+    caller has counted the item as seen by verify)."""
     verdict = task_of(item).read_proposal(generation, item, verify_cfg.thinking)
     if not verdict.ok:
         return reject(stats, "verify", verdict.reason, item["id"], item["problem_id"], verdict.detail)
@@ -238,8 +256,14 @@ def _column(batch: pa.Table, name: str, default: Any = None) -> list:
 
 
 def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
-                 build_cfg: BuildSettings) -> pa.Table:
-    """After the LLM: generations verified and built; the rows it passed through restored."""
+                 build_cfg: BuildSettings, revise: bool = False) -> pa.Table:
+    """After the LLM: generations verified and built; the rows it passed through restored.
+    ``revise``: a generation rejected for a reason one more turn may cure becomes the item's
+    next request (translate/revision.py) instead of a reject; the last round says no more.
+
+    An item is counted once per stage whatever its attempts: ``translate`` and ``verify`` see
+    it at its first, and ``verify`` keeps or rejects it at its last (the reject names every
+    attempt). Each request, pass and revision is noted by attempt for the bill."""
     errors = _column(batch, "__inference_error__", "")
     # the endpoint translator's own verdict on a request it could not answer (translate.endpoint)
     rejects = _column(batch, "translate_reject", "")
@@ -247,33 +271,60 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
     prompt_tokens = _column(batch, "num_input_tokens")
     generated_tokens = _column(batch, "num_generated_tokens")
     cuts = _column(batch, "length_cut", False)
+    stops = _column(batch, "early_stop", "")  # the wrong step a streamed answer was stopped at
 
     def verify_one(payload: str, stats: StageStats, i: int) -> list[dict]:
         item, error = json.loads(payload), errors[i] or rejects[i] or ""
-        stats.see("translate")
-        if error.startswith(PROMPT_REJECT):
-            reason, _, detail = error[len(PROMPT_REJECT):].partition(":")
-            return [reject(stats, "translate", reason, item["id"], item["problem_id"], detail)]
-        if error or texts[i] is None:
-            return [reject(stats, "translate", "engine_error", item["id"], item["problem_id"],
-                           (error or "no generated text")[:300])]
-        stats.keep("translate")
+        attempt = attempt_of(item)
+        first = attempt == 1
+        if first:
+            stats.see("translate")
+        if error.startswith(PROMPT_REJECT) or error or texts[i] is None:
+            if error.startswith(PROMPT_REJECT):
+                reason, _, detail = error[len(PROMPT_REJECT):].partition(":")
+            else:
+                reason, detail = "engine_error", (error or "no generated text")[:300]
+            stage = "translate" if first else "verify"  # a revision's item was seen by verify
+            return [reject(stats, stage, reason, item["id"], item["problem_id"],
+                           every_attempt(item, reason, detail))]
+        if first:
+            stats.keep("translate")
+            stats.see("verify")
+        stats.note("requests", f"attempt_{attempt}")
         stats.note("tokens", "prompt", int(prompt_tokens[i] or 0))
         stats.note("tokens", "generated", int(generated_tokens[i] or 0))
         translator = {"translator": "llm", "model": model, "prompt_tokens": prompt_tokens[i],
-                      "generated_tokens": generated_tokens[i]}
+                      "generated_tokens": generated_tokens[i], "attempts": attempt}
+        reason, detail, verdict = "", "", None
         if verify_cfg.thinking:
             # models that do not think answer without a thinking block: checked whole (the
             # manifest and the progress line say how many answers thought)
             thought = has_thinking(texts[i])
             stats.note("answers", "thinking" if thought else "no_thinking")
             if cuts[i] and THINK_END not in texts[i]:
-                stats.see("verify")
-                return [reject(stats, "verify", "unfinished_thinking", item["id"], item["problem_id"],
-                               f"cut at the token limit ({generated_tokens[i]} tokens) before "
-                               f"{THINK_END}")]
-        if task_of(item).runs_proposal:
+                reason, detail = "unfinished_thinking", (
+                    f"cut at the token limit ({generated_tokens[i]} tokens) before {THINK_END}")
+        if not reason and stops[i]:
+            stats.note("early_stops", "wrong_step")
+            stats.note("tokens", "early_stopped", int(generated_tokens[i] or 0))
+            reason, detail = "wrong_step", f"{stops[i]} (stopped at {generated_tokens[i]} tokens)"
+        if not reason and task_of(item).runs_proposal:
             return [start_check(item, texts[i], translator, verify_cfg, stats)]
-        return finish_translation(item, texts[i], translator, verify_cfg, build_cfg, stats)
+        if not reason:
+            reason, detail, verdict, steps = judged(item, texts[i], translator, verify_cfg, stats)
+            translator.update(steps)
+        if not reason and not first and SPEAKS_OF_FEEDBACK.search(verdict.answer_text or ""):
+            reason, detail = "speaks_of_feedback", (
+                f"the revision says {SPEAKS_OF_FEEDBACK.search(verdict.answer_text).group(0)!r}")
+        if not reason:
+            stats.keep("verify")
+            stats.note("passed", f"attempt_{attempt}")
+            return accepted(without_conversation(item), texts[i], verdict, translator,
+                            expected_answer(item)[0], build_cfg, stats)
+        if revise and reason in REVISABLE:
+            stats.note("revisions", reason)
+            return [row(REQUEST, revised(item, texts[i], reason, detail))]
+        return [reject(stats, "verify", reason, item["id"], item["problem_id"],
+                       every_attempt(item, reason, detail))]
 
     return map_stream(batch, verify_one, kinds=(REQUEST,))
