@@ -127,7 +127,10 @@ def init_ray(cfg: JobConfig) -> None:
     # Logical CPUs beyond the cores leave room for the light read/expand/write tasks beside
     # one trace actor per core (and ray.data.llm's CPU stages beside a local engine); without
     # them the stages wait on each other forever.
-    extra = 6 if cfg.translate.uses_llm() else 2
+    # (each round of requests, the first and each revision's, is a processor and a verify of
+    # its own)
+    rounds = 1 + max(0, cfg.translate.revisions)
+    extra = 2 + 4 * rounds if cfg.translate.uses_llm() else 2
     cpus = cfg.ray.num_cpus or cores + extra
     print(local_ray_line(cpus), flush=True)
     # address="local": a Ray of the job's own, never one that `ray start` keeps (or left an

@@ -90,7 +90,10 @@ class HttpFaultProxy:
                 if action.startswith("answer:"):
                     if sent.get("stream"):
                         return await self._stream(request, action.removeprefix("answer:"))
-                    self.generated_tokens += len(action.removeprefix("answer:").split())
+                    words = len(action.removeprefix("answer:").split())
+                    if self.stream_rate:  # generated at the same rate as a stream, sent whole
+                        await asyncio.sleep(words / self.stream_rate)
+                    self.generated_tokens += words
                     return _completion(sent, action.removeprefix("answer:"))
                 if action.startswith("cut:"):  # stopped at the token limit
                     return _completion(sent, action.removeprefix("cut:"), "length")
@@ -123,9 +126,8 @@ class HttpFaultProxy:
                 await response.write(f"data: {json.dumps(event)}\n\n".encode())
             await response.write(b"data: [DONE]\n\n")
             self.finished_streams += 1
-        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+        except ConnectionError:  # the client went away: the rest is never generated
             self.stopped_streams += 1
-            raise
         return response
 
     def close(self) -> None:

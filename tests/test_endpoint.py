@@ -121,13 +121,22 @@ def test_the_whole_job_through_the_endpoint_rejects_gibberish_with_reasons(
     assert counts["trace_filter"]["kept"] == 5
     assert counts["translate"]["seen"] == counts["make_tasks"]["kept"] > 10
     assert counts["translate"]["kept"] == counts["translate"]["seen"]  # every request answered
-    # the tiny model's 16 tokens never finish thinking (the server split the thinking out)
+    # the tiny model's 16 tokens never finish thinking (the server split the thinking out),
+    # nor after the one revision: one reject each, naming both attempts
     assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}
+    rejects = [r for r in read_rows(out / "rejects") if r["stage"] == "verify"]
+    assert len(rejects) == counts["translate"]["seen"]
+    assert all(r["detail"].startswith("attempt 1: unfinished_thinking") and
+               "; attempt 2: unfinished_thinking" in r["detail"] for r in rejects), rejects[:2]
     tr = manifest["translation"]
     assert tr["endpoint"] == public_endpoint(openai_server) and tr["model"] == "tiny"
-    # token counts from the answers' usage: 16 generated per request
-    assert tr["tokens"]["generated"] == 16 * counts["translate"]["seen"]
-    assert tr["tokens"]["prompt"] > 100 * counts["translate"]["seen"]
+    # token counts from the answers' usage (streamed): 16 generated per request, two requests
+    # an item
+    assert tr["bill"]["requests_by_attempt"] == {"attempt_1": counts["translate"]["seen"],
+                                                 "attempt_2": counts["translate"]["seen"]}
+    assert tr["tokens"]["generated"] == 16 * tr["bill"]["requests"]
+    assert tr["bill"]["first_attempt_pass_rate"] == tr["bill"]["pass_rate_after_revisions"] == 0
+    assert tr["tokens"]["prompt"] > 100 * tr["bill"]["requests"]
     assert public_endpoint(openai_server) in (out / "report.html").read_text()
     for path in out.rglob("*"):  # the key is in no file of the output
         assert not path.is_file() or key.encode() not in path.read_bytes(), path
@@ -151,7 +160,7 @@ def test_a_model_that_does_not_think_is_checked_whole_and_a_cut_answer_is_unfini
         out = tmp_path / "out"
         code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "1",
                          "--endpoint", server.url, "--model", "plain-chat", "--tasks", "output",
-                         "--samples-per-problem", "0", "--progress-s", "0.5"])
+                         "--samples-per-problem", "0", "--progress-s", "0.5", "--revisions", "0"])
     finally:
         server.close()
     manifest = json.loads((out / "manifest.json").read_text())
@@ -181,7 +190,7 @@ def test_without_max_tokens_each_request_asks_for_what_the_served_context_leaves
         code = cli.main(["run", "--input", str(source), "--output", str(tmp_path / "out"),
                          "--actors", "1", "--endpoint", answer_all.url, "--model", "tiny",
                          "--no-endpoint-seed", "--progress-s", "0", "--tasks", "output",
-                         "--samples-per-problem", "0"])
+                         "--samples-per-problem", "0", "--revisions", "0"])
     finally:
         answer_all.close()
     assert code == 0 and len(answer_all.bodies) == 5
@@ -213,7 +222,7 @@ def test_429_500_and_a_stall_are_retried_and_a_request_that_keeps_failing_is_one
         code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "1",
                          "--endpoint", proxy.url, *SERVED, "--tasks", "output,variable",
                          "--samples-per-problem", "0", "--endpoint-timeout-s", "8",
-                         "--endpoint-retries", "3"])
+                         "--endpoint-retries", "3", "--revisions", "0"])
     finally:
         proxy.close()
     manifest = json.loads((out / "manifest.json").read_text())
@@ -304,7 +313,8 @@ def test_a_resumed_run_does_not_ask_again_for_answers_it_wrote(tmp_path, openai_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["accounting_ok"] and manifest["resume"]["attempt"] == 2
     total = manifest["counts"]["translate"]["seen"]
-    # the second run asked exactly for what the first had not written
-    assert len(proxy.requests) - sent_before == total - answered_before
+    # the second run asked exactly for what the first had not written: each item twice (its
+    # gibberish goes back once for a revision), none of those the first run wrote
+    assert len(proxy.requests) - sent_before == 2 * (total - answered_before)
     ids = [r["id"] for r in read_rows(out / "rejects") if r["stage"] in ("translate", "verify")]
     assert len(ids) == len(set(ids)) == total  # every item once (all gibberish: all rejects)

@@ -20,7 +20,6 @@ from jobs import cli
 from translate.bill import attempts_bill
 from translate.early_stop import StepWatch
 from translate.revision import (
-    ATTEMPTS,
     TURNS,
     attempt_of,
     conversation,

@@ -170,6 +170,7 @@ def test_through_an_endpoint_each_wrong_step_is_a_wrong_step_reject_counted_by_k
         out = tmp_path / "out"
         code = cli.main(["run", "--input", str(source), "--output", str(out), "--actors", "2",
                          "--endpoint", proxy.url, "--model", "served", "--tasks", "output",
+                         "--revisions", "0",  # each wrong step counted once (test_revision)
                          "--progress-s", "0"])
     finally:
         proxy.close()

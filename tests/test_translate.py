@@ -67,7 +67,8 @@ def test_prompts_are_counted_in_tokens_and_rejected_before_the_gpu_when_too_long
 def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tmp_path, ray_local,
                                                                               tiny_model):
     """trace -> vLLM (ray.data.llm, CPU) -> verify, in one run: a random-weight model never
-    finishes thinking, and a prompt over max_model_len never reaches the engine."""
+    finishes thinking, not even when its answer goes back once for a revision (a second engine
+    pool), and a prompt over max_model_len never reaches the engine."""
     long_loop = program("def main_solution(n):\n    total = 0\n    for i in range(n):\n"
                         "        total += i * i\n    return total\n",
                         [({"n": 60}, sum(i * i for i in range(60)))], description="sum of squares")
@@ -113,6 +114,13 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     assert manifest["written"]["rewrites"] == 0 and manifest["checks"]["rewrites_written_equal_kept"]
     assert manifest["translation"] == {**manifest["translation"], "translator": "llm",
                                        "model": tiny_model, "verified_fraction": 0.0}
+    # each gibberish answer went back once: its one reject names both attempts
+    verify_rejects = [r for r in read_rows(out / "rejects") if r["stage"] == "verify"]
+    assert verify_rejects and all(r["detail"].startswith("attempt 1: ") and "; attempt 2: " in
+                                  r["detail"] for r in verify_rejects), verify_rejects[:3]
+    bill = manifest["translation"]["bill"]
+    # (a revision whose conversation no longer fits the context is no request: it is said so)
+    assert 0 < bill["requests_by_attempt"]["attempt_2"] <= len(verify_rejects)
     rejects = {(r["stage"], r["reason"]) for r in read_rows(out / "rejects")}
     assert ("translate", "prompt_too_long") in rejects and {"verify"} == {
         stage for stage, reason in rejects if reason in gibberish}

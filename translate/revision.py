@@ -24,7 +24,9 @@ ATTEMPTS = "attempt_reasons"  # each earlier attempt's "reason: detail"
 # the verify reasons a further turn may cure (a prompt that does not fit, an engine error or
 # an endpoint that fails for good are not the model's reasoning: they end the item)
 REVISABLE = frozenset({"wrong_step", "wrong_answer", "too_few_steps", "unfinished_thinking",
-                       "empty_answer", "no_final_answer"})
+                       "empty_answer", "no_final_answer", "speaks_of_feedback",
+                       # a proposal (input, rewrite) that cannot be read
+                       "bad_input", "no_program", "bad_program", "same_program"})
 
 _ASK = {
     "wrong_step": "Your reasoning has a wrong step: {detail}.",
@@ -35,6 +37,7 @@ _ASK = {
                            "more briefly.",
     "empty_answer": "Your answer is empty after the thinking.",
     "no_final_answer": "Your answer does not end as asked: {detail}.",
+    "speaks_of_feedback": "Your answer speaks of an earlier attempt ({detail}).",
 }
 _AGAIN = ("Reason through the run again from the start, right at every step, and end with the "
           "final answer line as asked before. Write it as a fresh answer: do not mention this "

@@ -151,7 +151,12 @@ def start_check(item: dict, generation: str, translator: dict[str, Any],
     verdict = task_of(item).read_proposal(generation, item, verify_cfg.thinking)
     if not verdict.ok:
         return reject(stats, "verify", verdict.reason, item["id"], item["problem_id"], verdict.detail)
-    check = {"item": item, "generation": generation, "translator": translator,
+    return check_row(item, generation, translator, verdict)
+
+
+def check_row(item: dict, generation: str, translator: dict[str, Any], verdict: Verdict) -> dict:
+    """The ``check`` row of a proposal read from a generation (the sandbox runs it)."""
+    check = {"item": without_conversation(item), "generation": generation, "translator": translator,
              "answer_text": verdict.answer_text, "proposed": verdict.final_answer}
     return row(CHECK, check)
 
@@ -309,7 +314,10 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
             stats.note("tokens", "early_stopped", int(generated_tokens[i] or 0))
             reason, detail = "wrong_step", f"{stops[i]} (stopped at {generated_tokens[i]} tokens)"
         if not reason and task_of(item).runs_proposal:
-            return [start_check(item, texts[i], translator, verify_cfg, stats)]
+            proposal = task_of(item).read_proposal(texts[i], item, verify_cfg.thinking)
+            if proposal.ok:
+                return [check_row(item, texts[i], translator, proposal)]
+            reason, detail = proposal.reason, proposal.detail
         if not reason:
             reason, detail, verdict, steps = judged(item, texts[i], translator, verify_cfg, stats)
             translator.update(steps)
