@@ -123,8 +123,8 @@ def test_the_whole_job_through_the_endpoint_rejects_gibberish_with_reasons(
     assert counts["translate"]["kept"] == counts["translate"]["seen"]  # every request answered
     # the tiny model's 16 tokens never finish thinking (the server split the thinking out),
     # nor after the one revision: one reject each, naming both attempts
-    assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}
     rejects = [r for r in read_rows(out / "rejects") if r["stage"] == "verify"]
+    assert set(counts["verify"]["reasons"]) == {"unfinished_thinking"}, [r["detail"] for r in rejects]
     assert len(rejects) == counts["translate"]["seen"]
     assert all(r["detail"].startswith("attempt 1: unfinished_thinking") and
                "; attempt 2: unfinished_thinking" in r["detail"] for r in rejects), rejects[:2]

@@ -95,9 +95,11 @@ def test_the_whole_job_on_the_real_vllm_engine_rejects_gibberish_with_reasons(tm
     # before the limit with no thinking block, checked whole and found wanting
     gibberish = {"unfinished_thinking", "no_final_answer", "empty_answer", "wrong_answer",
                  "bad_input", "no_program", "bad_program"}
-    assert set(counts["verify"]["reasons"]) <= gibberish and counts["verify"]["kept"] == 0
+    # (a revision whose conversation no longer fits the context is a verify reject too)
+    assert set(counts["verify"]["reasons"]) <= gibberish | {"prompt_too_long"}
+    assert counts["verify"]["kept"] == 0
     answers = manifest["translation"]["answers"]
-    assert sum(answers.values()) == counts["verify"]["seen"]
+    assert sum(answers.values()) == manifest["translation"]["bill"]["requests"]  # every attempt
     variable_rejects = [r for r in read_rows(out / "rejects") if ":v" in r["id"]]
     assert len(variable_rejects) == variable_items
     assert {r["reason"] for r in variable_rejects} <= {"prompt_too_long"} | gibberish

@@ -276,7 +276,7 @@ async def read_stream(response, watch: StepWatch | None) -> str:
     back together as the one chat completion a request without streaming gets."""
     content: list[str] = []
     thinking: list[str] = []
-    usage, finish, chunks, stop, done = None, None, 0, "", False
+    usage, finish, chunks, stop, done, said_any = None, None, 0, "", False, False
     async for raw in response.content:
         line = raw.decode("utf-8", "replace").strip()
         if not line.startswith("data:"):
@@ -294,6 +294,7 @@ async def read_stream(response, watch: StepWatch | None) -> str:
         said = ""
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
+            said_any = said_any or bool(delta.get("content"))
             said = delta.get("content") or ""
             thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
             chunks += bool(said or thought)
@@ -310,6 +311,8 @@ async def read_stream(response, watch: StepWatch | None) -> str:
     message = {"role": "assistant", "content": "".join(content)}
     if any(thinking):
         message["reasoning_content"] = "".join(thinking)
+        if not said_any:  # as a whole answer tells a thinking that never finished (vLLM)
+            message["content"] = None
     counted = (usage or {}).get("completion_tokens")
     answer = {"object": "chat.completion",
               "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop"}],

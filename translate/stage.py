@@ -310,9 +310,17 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
                 reason, detail = "unfinished_thinking", (
                     f"cut at the token limit ({generated_tokens[i]} tokens) before {THINK_END}")
         if not reason and stops[i]:
+            # the answer so far, checked as a whole answer is (its steps counted by kind): the
+            # check finds the wrong step the stream was stopped at
             stats.note("early_stops", "wrong_step")
             stats.note("tokens", "early_stopped", int(generated_tokens[i] or 0))
-            reason, detail = "wrong_step", f"{stops[i]} (stopped at {generated_tokens[i]} tokens)"
+            text = texts[i]
+            answer = text.split(THINK_END, 1)[1] if THINK_END in text else text
+            _, found, steps = step_verdict(item, Verdict(True, answer_text=answer), verify_cfg,
+                                           stats, "llm")
+            translator.update(steps)
+            reason, detail = "wrong_step", (
+                f"{found or stops[i]} (stopped at {generated_tokens[i]} tokens)")
         if not reason and task_of(item).runs_proposal:
             proposal = task_of(item).read_proposal(texts[i], item, verify_cfg.thinking)
             if proposal.ok:
