@@ -32,9 +32,10 @@ def _plan(cfg: JobConfig, *, actor_s: float = 1.0, items: int = 1) -> dict:
                       Measured(figures, "characters / 4", None, 2), wall_s=1.0)
 
 
-def _llm(**plan) -> JobConfig:
+def _llm(revisions: int = 0, **plan) -> JobConfig:
     cfg = JobConfig()
     cfg.translate.model, cfg.translate.translator = "some/model", "llm"
+    cfg.translate.revisions = revisions
     for key, value in plan.items():
         setattr(cfg.plan, key, value)
     return cfg
@@ -65,6 +66,25 @@ def test_gpu_hours_come_from_the_expected_output_and_the_gpus_speed():
     assert clock["gpu_s"]["estimate"] == pytest.approx(2000 * RECORDS / 500 / 4, rel=1e-3)
     assert clock["bound_by"] == "gpu" and "wait for the GPUs" in clock["advice"]
     assert plan["examples"]["estimate"] is None and "--expect-pass-rate" in plan["examples"]["pass_rate_from"]
+
+
+def test_revision_requests_and_their_tokens_are_counted_from_the_first_pass_rate():
+    """One revision at a first-attempt pass rate of 0.6: 1.4 requests an item, and 0.84 of the
+    items kept (each attempt assumed to pass as often); without a pass rate, 1 to 2 requests."""
+    plan = _plan(_llm(revisions=1, gpu_tokens_per_s=500.0, expect_output_tokens=2000, gpus=4,
+                      expect_pass_rate=0.6))
+    tr = plan["translation"]
+    assert tr["items"]["estimate"] == RECORDS
+    assert tr["requests"] == {"estimate": 1.4 * RECORDS, "low": RECORDS, "high": 2 * RECORDS}
+    assert tr["revision_requests"]["estimate"] == pytest.approx(0.4 * RECORDS)
+    assert tr["output_tokens"]["expected"]["estimate"] == pytest.approx(1.4 * 2000 * RECORDS)
+    assert tr["gpu_hours"]["estimate"] == pytest.approx(1.4 * 2000 * RECORDS / 500 / 3600, rel=1e-3)
+    assert plan["examples"]["estimate"] == pytest.approx(0.84 * RECORDS)
+    assert "400 (0-1,000) of them revisions" in "\n".join(plan_lines(plan))
+    unknown = _plan(_llm(revisions=1, gpu_tokens_per_s=500.0, expect_output_tokens=2000, gpus=4))
+    assert unknown["translation"]["requests"] == {"estimate": None, "low": RECORDS,
+                                                  "high": 2 * RECORDS}
+    assert unknown["translation"]["gpu_hours"]["estimate"] is None
 
 
 def test_without_an_expected_length_the_gpu_hours_are_a_range_between_the_bounds():

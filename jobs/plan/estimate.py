@@ -636,20 +636,45 @@ def slowest_share(seconds: list[float]) -> dict:
             "share": round(sum(ranked[:count]) / total, 4) if total else 0.0}
 
 
+def attempts_per_item(revisions: int, pass_rate: float | None) -> dict:
+    """Requests per item with ``revisions`` more turns for the rejected: between 1 (every
+    first answer passes) and 1 + revisions; with a first-attempt pass rate p, each attempt
+    assumed to pass as often, 1 + (1-p) + (1-p)^2 + ..."""
+    rounds = 1 + max(0, revisions)
+    estimate = (sum((1 - pass_rate) ** k for k in range(rounds))
+                if pass_rate is not None else 1.0 if rounds == 1 else None)
+    return {"estimate": estimate, "low": 1.0, "high": float(rounds)}
+
+
+def _times(r: dict, factor: dict) -> dict:
+    """A ranged figure times a ranged factor (an unknown estimate stays unknown)."""
+    return {key: (_round(r[key] * factor[key]) if r.get(key) is not None and
+                  factor[key] is not None else None) for key in ("estimate", "low", "high")}
+
+
 def _translation(cfg: JobConfig, figures: dict, measured: Measured, items: dict) -> dict:
     t, p = cfg.translate, cfg.plan
     tps, tps_from = gpu_throughput(cfg)
     renderer = figures.get("render_tokens", ZERO)
     ceiling = figures.get("max_output_tokens", ZERO)
     expected = scaled(items, p.expect_output_tokens) if p.expect_output_tokens else None
-    output = {"renderer": renderer, "max": ceiling, "expected": expected}
+    # revisions: requests per item (and their output tokens) between 1 and 1 + --revisions
+    per_item = attempts_per_item(t.revisions, p.expect_pass_rate) if t.uses_llm() else \
+        {"estimate": 1.0, "low": 1.0, "high": 1.0}
+    requests = _times(items, per_item)
+    output = {"renderer": renderer, "max": _times(ceiling, per_item),
+              "expected": _times(expected, per_item) if expected else None}
     gpus = _gpus(cfg)
     gpu_hours = None
     if t.uses_llm() and tps and gpus:
-        basis = expected or {"estimate": None, "low": renderer["low"], "high": ceiling["high"]}
+        basis = output["expected"] or {"estimate": None, "low": renderer["low"],
+                                       "high": output["max"]["high"]}
         gpu_hours = scaled(basis, 1 / (tps * 3600))
     return {"translator": "llm" if t.uses_llm() else "render", "model": t.model,
-            "tasks": list(t.task_settings(cfg.trace.seed).tasks), "requests": items,
+            "tasks": list(t.task_settings(cfg.trace.seed).tasks), "items": items,
+            "requests": requests, "revisions": t.revisions if t.uses_llm() else 0,
+            "revision_requests": {k: (_round(requests[k] - items[k]) if requests[k] is not None
+                                      and items[k] is not None else None) for k in requests},
             "prompt_tokens": figures.get("prompt_tokens", ZERO),
             "prompt_tokens_by": measured.prompt_tokens_by, "context": measured.context,
             "prompt_too_long": figures.get("prompt_too_long", ZERO),
@@ -667,8 +692,11 @@ def _examples(cfg: JobConfig, figures: dict, items: dict) -> dict:
         return {**examples, "pass_rate": round(rate, 4) if rate is not None else None,
                 "pass_rate_from": "the renderer on the sample"}
     if p.expect_pass_rate is not None:
-        return {**scaled(items, p.expect_pass_rate), "pass_rate": p.expect_pass_rate,
-                "pass_rate_from": "--expect-pass-rate"}
+        # kept after the revisions: each attempt assumed to pass as often as the first
+        after = 1 - (1 - p.expect_pass_rate) ** (1 + max(0, t.revisions))
+        return {**scaled(items, after), "pass_rate": round(after, 4),
+                "pass_rate_from": f"--expect-pass-rate {p.expect_pass_rate:g} at the first "
+                                  f"attempt, {t.revisions} revision(s), each passing as often"}
     return {"estimate": None, "low": 0.0, "high": items["high"], "pass_rate": None,
             "pass_rate_from": "unknown: pass --expect-pass-rate; at most every request verifies"}
 

@@ -60,7 +60,9 @@ def plan_lines(plan: dict) -> list[str]:
     if tr:
         out = tr["output_tokens"]
         lines.append(f"translation ({tr['translator']}{', ' + tr['model'] if tr['model'] else ''}; "
-                     f"tasks {','.join(tr['tasks'])}): {ranged(tr['requests'])} requests, "
+                     f"tasks {','.join(tr['tasks'])}): {ranged(tr['requests'])} requests"
+                     + (f" ({ranged(tr['revision_requests'])} of them revisions, "
+                        f"--revisions {tr['revisions']})" if tr.get("revisions") else "") + ", "
                      f"{ranged(tr['prompt_tokens'])} prompt tokens ({tr['prompt_tokens_by']})"
                      + (f", {ranged(tr['prompt_too_long'])} too long for {tr['context']}"
                         if tr["prompt_too_long"]["high"] else ""))
