@@ -20,10 +20,12 @@ import hashlib
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
-
-from datasketch import MinHash, MinHashLSH
+from typing import TYPE_CHECKING
 
 from jobs.screen.code_tokens import FUNCTION
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 RECALL_WEIGHTS = (0.3, 0.7)  # MinHashLSH's (false positive, false negative) weights
 
@@ -40,6 +42,10 @@ class BandHasher:
     """LSH band keys of a token list; one per process (permutations are made once)."""
 
     def __init__(self, settings: NearDupSettings):
+        # datasketch imports scipy (0.4 s a process): only the screen's processes pay for it,
+        # not every process that reads the job's settings
+        from datasketch import MinHashLSH
+
         self.settings = settings
         lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm,
                          weights=RECALL_WEIGHTS)
@@ -47,12 +53,16 @@ class BandHasher:
 
     @cached_property
     def _template(self) -> MinHash:
+        from datasketch import MinHash
+
         # crc32 as the base hash (C speed; sha1's default costs most of a signature): the
         # affine32 scheme mixes each value (murmur's finaliser) before its permutations
         return MinHash(num_perm=self.settings.num_perm, seed=self.settings.seed,
                        hashfunc=zlib.crc32)
 
     def signature(self, tokens: list[str]) -> MinHash:
+        from datasketch import MinHash
+
         k = self.settings.shingle
         shingles = {"\0".join(tokens[i:i + k]).encode("utf-8", "surrogatepass")
                     for i in range(max(1, len(tokens) - k + 1))}
