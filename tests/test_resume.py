@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, assert_same_output
+from conftest import ROOT, assert_same_counts, assert_same_output
 
 from jobs.config import JobConfig, RayConfig
 from jobs.ledger import Ledger
@@ -62,7 +62,7 @@ def _resume_ends_like(finished: Path, out: Path) -> dict:
     """Run the same command on ``out``; it ends with the finished run's counts and rows."""
     manifest = run_job(_config(out), "run")
     assert manifest["accounting_ok"], manifest["checks"]
-    assert manifest["counts"] == json.loads((finished / "manifest.json").read_text())["counts"]
+    assert_same_counts(manifest["counts"], json.loads((finished / "manifest.json").read_text())["counts"])
     assert_same_output(out, finished)
     return manifest
 

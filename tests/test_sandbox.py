@@ -251,6 +251,7 @@ def test_a_comprehension_that_runs_past_the_whole_limit_in_the_dry_run_is_a_time
     assert after["returned"] == "7"
 
 
+@pytest.mark.alone  # the dry run races its share of the time limit: a busy machine abandons it
 def test_the_dry_runs_side_effects_do_not_reach_the_real_run(sandbox):
     code = ("import os\n\ncalls = []\n\ndef main_solution(items):\n    calls.append(1)\n"
             "    items.append(len(calls))\n    seen = os.path.exists('mark')\n"
