@@ -340,14 +340,16 @@ def main_solution(n):
     assert fast["elapsed_s"] < plain["elapsed_s"] / 2
 
 
-def test_dev_set_traces_are_snoops_own(jails, dev_records):
-    """A spread of real PyEdu programs (two inputs each, every 6th program)."""
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_dev_set_traces_are_snoops_own(jails, dev_records, part):
+    """A spread of real PyEdu programs (two inputs each, every 6th program), in three parts
+    that the suite's workers run side by side."""
     from trace_workers.raw_filter import RawFilterConfig, filter_program
     from trace_workers.records import ProgramWork, parse_record
     from trace_workers.stats import StageStats
 
     compared = 0
-    for number, record in enumerate(dev_records[::6]):
+    for number, record in enumerate(dev_records[6 * part::18]):
         parsed = parse_record(json.dumps(record), f"dev:{number}")
         if hasattr(parsed, "reason"):
             continue
@@ -366,4 +368,4 @@ def test_dev_set_traces_are_snoops_own(jails, dev_records):
                     plain.get(key) for key in ("status", "trace", "detail", "trace_lines")
                 ], f"{work.problem_id} input {run.input[:100]}"
                 compared += 1
-    assert compared > 150
+    assert compared > 50

@@ -30,7 +30,7 @@ def _committed(out: Path) -> int:
     return len(list((out / "_ledger").glob("part-*.json"))) if (out / "_ledger").exists() else 0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def uninterrupted(tmp_path_factory, dev_records):
     folder = tmp_path_factory.mktemp("kill")
     source = write_jsonl(folder / "in.jsonl", dev_records[:60])

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("many_files")]
 PROGRAMS = 130
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def lines() -> list[str]:
     unique = corpus(PROGRAMS, seed=30, ios=1)
     return unique + [unique[3], unique[120]]  # two exact copies, last in input order
@@ -46,7 +46,7 @@ def _trace(source: str, out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def few_and_many(tmp_path_factory, lines, ray_local):
     """The corpus in 3 files and in one file per record, each traced once."""
     folder = tmp_path_factory.mktemp("many-files")

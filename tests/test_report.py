@@ -22,7 +22,7 @@ from trace_workers.stats import StageStats
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def finished(tmp_path_factory, ray_local) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("report") / "out"
     cfg = JobConfig(input=str(ROOT / "data" / "sample.jsonl"), output=str(out),

@@ -38,7 +38,7 @@ def _lines(done: subprocess.CompletedProcess) -> list[str]:
             if line.startswith(("groundtrace", "output:"))]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def first_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("rerun") / "whole"
     done = _run(out)

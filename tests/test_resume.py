@@ -30,7 +30,7 @@ def _config(out: Path, **changes) -> JobConfig:
                                    rows_per_shard=6), **changes)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def finished(tmp_path_factory, ray_local) -> Path:
     out = tmp_path_factory.mktemp("resume") / "whole"
     assert run_job(_config(out), "run")["accounting_ok"]

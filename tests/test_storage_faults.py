@@ -64,7 +64,7 @@ def _wait_for(s3: dict, key_prefix: str, process: subprocess.Popen, limit_s: flo
     assert _keys(s3, key_prefix), f"nothing under {key_prefix}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
 def clean(s3_server):
     """The input in the bucket, and the rows of a run that met no fault."""
     s3 = s3_server
