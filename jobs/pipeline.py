@@ -201,6 +201,25 @@ def build_trace_dataset(cfg: JobConfig, files: list[str], actors: int,
     )
 
 
+def request_rounds(cfg: JobConfig) -> int:
+    """1 + --revisions; but the revisions of engines on GPUs need an engine pool of their own,
+    and a local Ray whose GPUs hold only the first pool would wait for it forever: there the
+    run goes without revisions, and says so in one line (a cluster's autoscaler may add GPUs)."""
+    t = cfg.translate
+    rounds = 1 + max(0, t.revisions)
+    if rounds == 1 or not t.uses_engine() or t.device != "gpu" or cluster_address(cfg):
+        return rounds
+    per_engine = t.tensor_parallel_size * t.pipeline_parallel_size
+    need = (t.replicas + t.revision_replicas) * per_engine
+    have = ray.cluster_resources().get("GPU", 0)
+    if have >= need:
+        return rounds
+    print(f"groundtrace: no revisions in this run: they need {t.revision_replicas} more engine "
+          f"replica(s) ({need:g} GPUs in all) and this machine's Ray has {have:g}; translate "
+          "through an endpoint (--endpoint) for revisions on one GPU", flush=True)
+    return 1
+
+
 def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
                     llm: LLMSettings | None = None,
                     jail_nodes: dict | None = None) -> ray.data.Dataset:
@@ -221,7 +240,7 @@ def add_translation(ds: ray.data.Dataset, cfg: JobConfig, keep_traces: bool,
                         batch_format="pyarrow", batch_size=None)
     # one round per attempt: a generation the check rejects goes back for a revision through
     # the next round's processor (translate/revision.py); the last round's verdicts are final
-    rounds = 1 + max(0, cfg.translate.revisions)
+    rounds = request_rounds(cfg)
     for attempt in range(1, rounds + 1):
         if cfg.translate.endpoint and llm is None:
             model = str(cfg.translate.model)

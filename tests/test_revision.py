@@ -209,3 +209,20 @@ def test_one_revision_keeps_what_one_more_turn_saves_and_none_of_its_feedback(
     assert manifest0["counts"]["verify"]["reasons"] == {
         "wrong_step": len(wrong_first), "wrong_answer": 2}
     assert not any("attempt 1" in r["detail"] for r in read_rows(out0 / "rejects"))
+
+
+def test_engines_on_a_local_ray_without_gpus_for_a_second_pool_run_without_revisions(
+        ray_local, capsys):
+    """A second engine pool that cannot be placed would wait forever: the run goes without
+    revisions and says so; vLLM's CPU backend (and an endpoint) takes them."""
+    from jobs.config import JobConfig
+    from jobs.pipeline import request_rounds
+
+    cfg = JobConfig()
+    cfg.translate.model, cfg.translate.translator = "some/model", "llm"
+    assert request_rounds(cfg) == 1
+    assert "no revisions in this run" in capsys.readouterr().out
+    cfg.translate.device = "cpu"
+    assert request_rounds(cfg) == 2
+    cfg.translate.revisions = 0
+    assert request_rounds(cfg) == 1

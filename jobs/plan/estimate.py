@@ -705,7 +705,9 @@ def _gpus(cfg: JobConfig) -> int:
     t = cfg.translate
     if cfg.plan.gpus is not None:
         return cfg.plan.gpus
-    return t.replicas * t.tensor_parallel_size * t.pipeline_parallel_size if t.uses_engine() else 0
+    # revisions on engines take a pool of their own (--revision-replicas)
+    replicas = t.replicas + (t.revision_replicas if t.revisions > 0 else 0)
+    return replicas * t.tensor_parallel_size * t.pipeline_parallel_size if t.uses_engine() else 0
 
 
 def trace_actors(cfg: JobConfig, cpus: int) -> int:
