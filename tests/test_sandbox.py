@@ -143,6 +143,7 @@ def test_the_trace_budget_stops_a_runaway_program_at_once(sandbox):
     assert result["elapsed_s"] < 1.0  # far below the 2 s timeout
 
 
+@pytest.mark.alone  # a time limit raced: a busy machine decides it
 def test_without_the_dry_run_the_budget_still_stops_a_runaway_and_traces_are_the_same(sandbox):
     code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
     runaway = sandbox.run(code, "main_solution", '{"n": 100000000}', 1, dry_run=False)
@@ -176,6 +177,7 @@ def test_library_parts_that_load_on_first_use_are_loaded_once_in_the_zygote(sand
     assert "grid = array([[0., 0.]," in result["trace"]
 
 
+@pytest.mark.alone  # an import raced against the time limit: a busy machine decides it
 def test_an_unpreloaded_library_still_imports_inside_the_jail():
     with Sandbox(SandboxSettings(preload=())) as box:
         result = box.run("import sympy\n\ndef main_solution():\n    return str(sympy.sqrt(8))\n",
@@ -443,6 +445,7 @@ def test_the_zygote_compiles_a_program_only_after_a_run_of_it_ended_safely():
     assert (abandoned["status"], abandoned["dry_run"]) == ("timeout", "abandoned")
 
 
+@pytest.mark.alone  # the dry run races its share of the limit: a busy machine decides it
 def test_runs_report_the_dry_runs_outcome_and_a_program_rejected_by_it_is_not_parsed(sandbox):
     runaway = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
     over = [run_code(sandbox, runaway, {"n": 10**9}) for _ in range(2)]

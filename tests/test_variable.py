@@ -32,6 +32,18 @@ RECURSIVE = ("def main_solution(n):\n"
              "    return n * main_solution(n - 1)\n")
 
 
+@pytest.fixture(scope="module")
+def sandbox():
+    """A jail of the module's own, with room: these tests read traces and race no time limit
+    (the session's jail stops a run at 2 s, which a busy machine can reach)."""
+    from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
+
+    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=30.0), preload=("numpy",)))
+    box.start()
+    yield box
+    box.close()
+
+
 def _trace(sandbox, code: str, kwargs: dict, depth: int = 1) -> str:
     result = run_code(sandbox, code, kwargs, depth)
     assert result["status"] == "returned", result
