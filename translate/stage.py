@@ -97,11 +97,11 @@ def step_verdict(item: dict, verdict: Verdict, cfg: VerifySettings, stats: Stage
     return "", "", counts
 
 
-def judged(item: dict, generation: str, translator: dict[str, Any], verify_cfg: VerifySettings,
-           stats: StageStats) -> tuple[str, str, Verdict, dict]:
+def judged(item: dict, generation: str, expected: str, python: bool, translator: dict[str, Any],
+           verify_cfg: VerifySettings, stats: StageStats) -> tuple[str, str, Verdict, dict]:
     """(reason, detail, verdict, step counts) of one generation against the executed result
-    and the run: reason "" when it passes every check. Counts nothing but the step check."""
-    expected, python = expected_answer(item)
+    (``expected``, a Python literal when ``python``: expected_answer's) and the run: reason ""
+    when it passes every check. Counts nothing but the step check."""
     verdict = verify(generation, expected, thinking=verify_cfg.thinking,
                      rel_tol=verify_cfg.float_rel_tol, python=python)
     if not verdict.ok:
@@ -116,12 +116,13 @@ def finish_translation(trace: dict, generation: str, translator: dict[str, Any],
                        stats: StageStats) -> list[dict]:
     """Verify one generation against the executed result and build its training example."""
     stats.see("verify")
-    reason, detail, verdict, steps = judged(trace, generation, translator, verify_cfg, stats)
+    expected, python = expected_answer(trace)
+    reason, detail, verdict, steps = judged(trace, generation, expected, python, translator,
+                                            verify_cfg, stats)
     if reason:
         return [reject(stats, "verify", reason, trace["id"], trace["problem_id"], detail)]
     stats.keep("verify")
-    return accepted(trace, generation, verdict, {**translator, **steps},
-                    expected_answer(trace)[0], build_cfg, stats)
+    return accepted(trace, generation, verdict, {**translator, **steps}, expected, build_cfg, stats)
 
 
 def accepted(item: dict, generation: str, verdict: Verdict, translator: dict[str, Any],
@@ -327,16 +328,18 @@ def verify_batch(batch: pa.Table, model: str, verify_cfg: VerifySettings,
                 return [check_row(item, texts[i], translator, proposal)]
             reason, detail = proposal.reason, proposal.detail
         if not reason:
-            reason, detail, verdict, steps = judged(item, texts[i], translator, verify_cfg, stats)
+            expected, python = expected_answer(item)
+            reason, detail, verdict, steps = judged(item, texts[i], expected, python, translator,
+                                                    verify_cfg, stats)
             translator.update(steps)
-        if not reason and not first and SPEAKS_OF_FEEDBACK.search(verdict.answer_text or ""):
-            reason, detail = "speaks_of_feedback", (
-                f"the revision says {SPEAKS_OF_FEEDBACK.search(verdict.answer_text).group(0)!r}")
+        spoken = None if reason or first else SPEAKS_OF_FEEDBACK.search(verdict.answer_text or "")
+        if spoken:
+            reason, detail = "speaks_of_feedback", f"the revision says {spoken.group(0)!r}"
         if not reason:
             stats.keep("verify")
             stats.note("passed", f"attempt_{attempt}")
             return accepted(without_conversation(item), texts[i], verdict, translator,
-                            expected_answer(item)[0], build_cfg, stats)
+                            expected, build_cfg, stats)
         if revise and reason in REVISABLE:
             stats.note("revisions", reason)
             return [row(REQUEST, revised(item, texts[i], reason, detail))]
