@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench" / "trace_throughput.py"
 SAMPLE = ROOT / "data" / "sample.jsonl"
 
-# the dry run asks for the whole limit inside this comprehension (0.35 s of CPU time in)
+# the dry run asks for the whole limit inside this comprehension (0.35 s of CPU time in);
+# 20M iterations take 0.8 s here, far enough from both the 0.35 s and the 5 s limit on a busy
+# machine (30M took over 5 s in CI)
 LONG_COMPREHENSION = """\
 def main_solution(n):
     residues = {i % 7 for i in range(n)}
@@ -48,7 +50,7 @@ def _bench(*args: str) -> str:
 def test_the_floor_counts_every_run_including_one_whose_dry_run_asks_for_more_time(tmp_path):
     dev = tmp_path / "dev.jsonl"
     dev.write_text(_record(SHORT, [(3, 3), (10, 45)]) + "\n"
-                   + _record(LONG_COMPREHENSION, [(30_000_000, 7)]) + "\n")
+                   + _record(LONG_COMPREHENSION, [(20_000_000, 7)]) + "\n")
     printed = _bench("--dev", str(dev), "--floor", "--actors", "1")
     assert "floor: 3 runs" in printed
     assert "{'fits': 3}" in printed
