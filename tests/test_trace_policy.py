@@ -54,11 +54,14 @@ def test_a_slow_programs_runs_skip_the_dry_run_once_one_ran_out_of_time(dry_runs
 
 def test_runaways_keep_their_dry_run_and_a_run_after_one_that_fitted_skips_it(dry_runs_asked):
     code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
-    runaway = trace_all(work(code, [{"n": 10**7}] * 3, [10**7] * 3))
+    # a 10 s limit: the dry run's tenth of it is far more than counting the run budget's lines
+    # takes, even on a busy machine (a 2 s limit left it 0.2 s, and CI's load abandoned one)
+    runaway = trace_all(work(code, [{"n": 10**7}] * 3, [10**7] * 3), timeout_s=10.0)
     assert {json.loads(row["payload"])["reason"] for row in runaway} == {"trace_limit"}
     assert dry_runs_asked == [(True, "over_budget")] * 3
     dry_runs_asked.clear()
-    mixed = trace_all(work(code, [{"n": 2}, {"n": 3}, {"n": 10**7}, {"n": 4}], [2, 3, 10**7, 4]))
+    mixed = trace_all(work(code, [{"n": 2}, {"n": 3}, {"n": 10**7}, {"n": 4}], [2, 3, 10**7, 4]),
+                      timeout_s=10.0)
     # after a fitting run the next goes straight to snoop, whose line budget stops a runaway;
     # after that runaway the dry run is back
     assert [row["kind"] for row in mixed] == ["trace", "trace", "reject", "trace"]
