@@ -18,12 +18,15 @@ from conftest import ROOT, TIMING, assert_same_output, write_jsonl
 # one worker runs the module: its tests share a costly module fixture
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kill")]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# every command below has a run budget of 1,000 lines: the faults are what is tested here (long
+# runs are resumed in test_resume), and it spares each of the module's seven runs a quarter of
+# its CPU
 
 
 def _command(source: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "jobs.cli", "run", "--input", str(source), "--output", str(out),
             "--actors", "2", "--timeout-s", "1", "--programs-per-block", "4",
-            "--rows-per-shard", "40"]
+            "--rows-per-shard", "40", "--max-run-lines", "1000"]
 
 
 def _committed(out: Path) -> int:

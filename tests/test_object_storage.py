@@ -88,10 +88,10 @@ def _download(s3: dict, prefix: str, folder):
 def test_a_run_into_a_bucket_killed_part_way_resumes_with_each_row_once(s3_server, tmp_path,
                                                                          dev_records):
     s3, bucket = s3_server, s3_server["BUCKET"]
-    source = write_jsonl(tmp_path / "in.jsonl", dev_records[60:120])
+    source = write_jsonl(tmp_path / "in.jsonl", dev_records[60:100])
     s3["client"].upload_file(str(source), bucket, "killin/part-0.jsonl")
     args = ["run", "--input", f"s3://{bucket}/killin/", "--actors", "2", "--timeout-s", "1",
-            "--programs-per-block", "4", "--rows-per-shard", "40"]
+            "--programs-per-block", "4", "--rows-per-shard", "40", "--max-run-lines", "1000"]
     whole = _groundtrace(s3, *args, "--output", f"s3://{bucket}/whole")
     assert whole.returncode == 0, whole.stderr[-3000:]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def test_a_run_stopped_at_its_end_is_finished_by_the_same_command(tmp_path, whol
 
 def test_a_finished_run_of_other_flags_is_refused_naming_what_differs(tmp_path, whole):
     out = tmp_path / "other"
-    assert _run(out).returncode == 0
+    shutil.copytree(whole, out)  # a finished run (the folder holds all of it)
+    assert _run(out).returncode == 0  # found finished: nothing to do
     refused = _run(out, "--ios-per-program", "3")
     assert refused.returncode == 2
     assert "--ios-per-program 10 (now 3)" in refused.stderr + refused.stdout

@@ -27,20 +27,28 @@ def _env() -> dict:
 def _command(source: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "jobs.cli", "trace", "--input", str(source), "--output", str(out),
             "--timeout-s", "1", "--programs-per-block", "4", "--rows-per-shard", "20",
-            "--progress-s", "0", *extra]
+            "--progress-s", "0", "--max-run-lines", "1000", *extra]
 
 
 def _committed(out: Path) -> int:
     return len(list((out / "_ledger").glob("part-*.json"))) if (out / "_ledger").exists() else 0
 
 
-def test_a_worker_node_lost_half_way_leaves_the_rows_of_an_uninterrupted_run(tmp_path, dev_records):
-    from ray.cluster_utils import Cluster
-
-    source = write_jsonl(tmp_path / "in.jsonl", dev_records[:48])
-    whole = tmp_path / "whole"
+@pytest.fixture(scope="session")  # kept when xdist interleaves other modules
+def uninterrupted(tmp_path_factory, dev_records) -> tuple[Path, Path]:
+    """The input both tests run, and its run on a local Ray that lost nothing."""
+    folder = tmp_path_factory.mktemp("spot")
+    source = write_jsonl(folder / "in.jsonl", dev_records[:36])
+    whole = folder / "whole"
     subprocess.run(_command(source, whole, "--actors", "2"), env=_env(), check=True,
                    capture_output=True, cwd=ROOT)
+    return source, whole
+
+
+def test_a_worker_node_lost_half_way_leaves_the_rows_of_an_uninterrupted_run(tmp_path, uninterrupted):
+    from ray.cluster_utils import Cluster
+
+    source, whole = uninterrupted
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
         nodes = [cluster.add_node(num_cpus=2) for _ in range(2)]
@@ -70,7 +78,7 @@ def test_a_worker_node_lost_half_way_leaves_the_rows_of_an_uninterrupted_run(tmp
     assert_same_output(out, whole)
 
 
-def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, dev_records):
+def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, uninterrupted):
     """One node type without a working bubblewrap (here: a `bwrap` on its PATH that exits 1)
     must not end the job while healthy nodes remain; with none left, one line."""
     from ray.cluster_utils import Cluster
@@ -79,10 +87,7 @@ def test_a_node_that_cannot_start_the_sandbox_is_left_out_and_named(tmp_path, de
     fake.mkdir()
     (fake / "bwrap").write_text("#!/bin/sh\nexit 1\n")
     (fake / "bwrap").chmod(0o755)
-    source = write_jsonl(tmp_path / "in.jsonl", dev_records[:24])
-    whole = tmp_path / "whole"
-    subprocess.run(_command(source, whole, "--actors", "2"), env=_env(), check=True,
-                   capture_output=True, cwd=ROOT)
+    source, whole = uninterrupted
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
         healthy = cluster.add_node(num_cpus=2)
