@@ -26,15 +26,26 @@ def still_works(box: Sandbox) -> None:
     assert json.loads(result["returned"]) == "still fine"
 
 
-@pytest.fixture
-def jail(secret_env):
-    """A fresh jail per test, started while secrets sit in this process's environment."""
-    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=2.0, memory_mb=256, max_procs=16),
-                                  preload=()))
+def _jail(timeout_s: float):
+    """A fresh jail, started while secrets sit in this process's environment."""
+    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=timeout_s, memory_mb=256,
+                                                       max_procs=16), preload=()))
     box.start()
     yield box
     still_works(box)
     box.close()
+
+
+@pytest.fixture
+def jail(secret_env):
+    yield from _jail(2.0)
+
+
+@pytest.fixture
+def roomy_jail(secret_env):
+    """The same jail with a 10 s limit, for an attack whose own work (touching 768 MB) took
+    more than 2 s on a busy 2-core machine: what stops it must be what the test names."""
+    yield from _jail(10.0)
 
 
 def returned(result: dict):
@@ -179,15 +190,13 @@ def main_solution(processes, megabytes):
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["private", "map_shared"])
-def test_a_memory_bomb_split_over_processes_is_a_memory_reject(jail, shared):
-    """Each process stays under RLIMIT_AS; together they hold three times the run's limit."""
+def test_a_memory_bomb_split_over_processes_is_a_memory_reject(roomy_jail, shared):
+    """Each process stays under RLIMIT_AS; together they hold three times the run's limit.
+    Unstopped, the run returns after about a second: only the memory limit gives "memory"."""
     code = SPLIT_MEMORY_BOMB.format(shared=shared)
-    result = run_code(jail, code, {"processes": 6, "megabytes": 128})
+    result = run_code(roomy_jail, code, {"processes": 6, "megabytes": 128})
     assert result["status"] == "memory", result
     assert "together" in result["detail"]
-    # stopped for memory, before the fixture's 2 s time limit (touching 768 MB took 1.6 s on a
-    # busy 2-core machine: the status, not a tighter bound, says what stopped it)
-    assert result["elapsed_s"] < 2.0
 
 
 def test_a_run_may_fork_a_few_small_processes(jail):
