@@ -147,17 +147,16 @@ def test_filling_the_disk_is_stopped(jail):
     assert result["status"] == "sandbox"
 
 
-def test_flooding_the_scratch_with_empty_files_is_stopped_early(jail):
+def test_flooding_the_scratch_with_empty_files_is_stopped_early(roomy_jail):
     """A tmpfs bounds bytes, not files: each costs kernel memory, and wiping a million of them
     the next run's time."""
     code = ("import os\n\ndef main_solution():\n    return flood()\n\ndef flood():\n"
             "    n = 0\n    while True:\n        os.close(os.open(f'/tmp/{n}', os.O_CREAT))\n"
             "        n += 1\n")
-    result = run_code(jail, code, dry_run=False)
+    result = run_code(roomy_jail, code, dry_run=False)
+    # stopped by the file count, not by the time limit (a busy machine's file creation must
+    # not decide it: the status says what stopped it)
     assert result["status"] == "sandbox" and "files in /tmp" in result["detail"], result
-    # stopped for memory, before the fixture's 2 s time limit (touching 768 MB took 1.6 s on a
-    # busy 2-core machine: the status, not a tighter bound, says what stopped it)
-    assert result["elapsed_s"] < 2.0
 
 
 def test_a_memory_bomb_is_a_memory_reject(jail):
