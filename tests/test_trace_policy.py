@@ -33,9 +33,9 @@ def work(code: str, inputs: list[dict], expected: list) -> ProgramWork:
     return ProgramWork("p", "", "", code, "main_solution", 1, "stdlib", runs)
 
 
-def trace_all(program: ProgramWork, timeout_s: float = 2.0) -> list[dict]:
+def trace_all(program: ProgramWork, timeout_s: float = 2.0, **config) -> list[dict]:
     tracer = Tracer(TraceStageConfig(trace_all=True, samples_per_problem=0,
-                                     limits=SandboxLimits(timeout_s=timeout_s)))
+                                     limits=SandboxLimits(timeout_s=timeout_s), **config))
     try:
         return tracer.trace_program(program, StageStats())
     finally:
@@ -55,13 +55,16 @@ def test_a_slow_programs_runs_skip_the_dry_run_once_one_ran_out_of_time(dry_runs
 def test_runaways_keep_their_dry_run_and_a_run_after_one_that_fitted_skips_it(dry_runs_asked):
     code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
     # a 10 s limit: the dry run's tenth of it is far more than counting the run budget's lines
-    # takes, even on a busy machine (a 2 s limit left it 0.2 s, and CI's load abandoned one)
-    runaway = trace_all(work(code, [{"n": 10**7}] * 3, [10**7] * 3), timeout_s=10.0)
+    # takes, even on a busy machine (a 2 s limit left it 0.2 s, and CI's load abandoned one);
+    # no streak: a busy machine's slow dry runs would otherwise end the program early (the
+    # streak has tests of its own below)
+    runaway = trace_all(work(code, [{"n": 10**7}] * 3, [10**7] * 3), timeout_s=10.0,
+                        trace_limit_streak=0)
     assert {json.loads(row["payload"])["reason"] for row in runaway} == {"trace_limit"}
     assert dry_runs_asked == [(True, "over_budget")] * 3
     dry_runs_asked.clear()
     mixed = trace_all(work(code, [{"n": 2}, {"n": 3}, {"n": 10**7}, {"n": 4}], [2, 3, 10**7, 4]),
-                      timeout_s=10.0)
+                      timeout_s=10.0, trace_limit_streak=0)
     # after a fitting run the next goes straight to snoop, whose line budget stops a runaway;
     # after that runaway the dry run is back
     assert [row["kind"] for row in mixed] == ["trace", "trace", "reject", "trace"]
