@@ -45,13 +45,18 @@ def dev_records() -> list[dict]:
     return [json.loads(line) for line in DEV_SET.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def sandbox():
-    """One lean jail for the whole session (tests must leave it usable, or it restarts)."""
-    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=2.0), preload=("numpy",)))
+def numpy_jail(timeout_s: float):
+    """A lean jail with numpy preloaded, for a fixture to yield from (closed after)."""
+    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=timeout_s), preload=("numpy",)))
     box.start()
     yield box
     box.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """One lean jail for the whole session (tests must leave it usable, or it restarts)."""
+    yield from numpy_jail(2.0)
 
 
 @pytest.fixture(scope="session")

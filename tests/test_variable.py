@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ROOT, run_code
+from conftest import ROOT, numpy_jail, run_code
 
 from jobs import cli
 from trace_workers.stats import StageStats
@@ -36,12 +36,7 @@ RECURSIVE = ("def main_solution(n):\n"
 def sandbox():
     """A jail of the module's own, with room: these tests read traces and race no time limit
     (the session's jail stops a run at 2 s, which a busy machine can reach)."""
-    from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
-
-    box = Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=30.0), preload=("numpy",)))
-    box.start()
-    yield box
-    box.close()
+    yield from numpy_jail(30.0)
 
 
 def _trace(sandbox, code: str, kwargs: dict, depth: int = 1) -> str:
