@@ -11,12 +11,16 @@ stops at once with one line. A local run probes this machine, in the driver's pr
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from trace_workers.jail.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxSettings
 
 PROBE = "def main_solution():\n    return 1\n"
 PROBE_TIMEOUT_S = 180.0
+# the probe's run may take this long whatever --timeout-s says: a busy node is slow, not broken
+# (with --timeout-s 1, the trivial program once took over 1 s while tests loaded the machine,
+# and the job stopped as if no node could start the sandbox)
+PROBE_RUN_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -36,6 +40,7 @@ class NodeHealth:
 
 def start_a_jail(limits: SandboxLimits) -> str:
     """"" when a jail starts on this machine and runs a program, else why not."""
+    limits = replace(limits, timeout_s=max(limits.timeout_s, PROBE_RUN_TIMEOUT_S))
     box = Sandbox(SandboxSettings(limits=limits, preload=()))
     try:
         box.start()

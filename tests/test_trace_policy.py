@@ -52,6 +52,7 @@ def test_a_slow_programs_runs_skip_the_dry_run_once_one_ran_out_of_time(dry_runs
     assert dry_runs_asked == [(True, "abandoned"), (False, None), (False, None)]
 
 
+@pytest.mark.alone  # the dry run races its share of the limit: a loaded machine abandoned it
 def test_runaways_keep_their_dry_run_and_a_run_after_one_that_fitted_skips_it(dry_runs_asked):
     code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
     # a 10 s limit: the dry run's tenth of it is far more than counting the run budget's lines
