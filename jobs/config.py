@@ -79,6 +79,11 @@ class TraceConfig:
                                       "trace reaches this many lines")
     max_trace_bytes: int = _opt(SHARED, "a run is stopped when its trace passes this many characters")
     timeout_s: float = _opt(SHARED, "wall-clock limit of one run, seconds")
+    elide: bool = _opt(SHARED, "a problem none of whose runs fits the run budget has its runs "
+                               "traced again with the rest of their long loops and deep "
+                               "recursion left untraced, each within half of --timeout-s (kept "
+                               "traces told with those spans folded); --no-elide: they stay "
+                               "trace_limit rejects")
     timeout_streak: int = _opt(SHARED, "after this many timeouts in a row, a program's other runs are "
                                   "rejected as timeout_streak without running (0: never)")
     trace_limit_streak: int = _opt(SHARED, "after this many runs in a row whose trace passed the line "

@@ -67,6 +67,9 @@ def build_manifest(cfg: JobConfig, sink: StreamSink, started: float, wall_s: flo
             # how each executed run's dry run ended: fits, over_budget (the run settled as
             # trace_limit in one fork), abandoned, timeout, or skipped (no dry run)
             "dry_runs": dict(sorted(stats.details.get("dry_runs", {}).items())),
+            # how each run traced again with elision after passing the run budget ended
+            # (returned, error, trace_limit: still over, timeout: out of time)
+            "elisions": dict(sorted(stats.details.get("elisions", {}).items())),
         },
         "timing_s": {k: round(v, 3) for k, v in stats.timing.items()},
         "peaks": {k: round(v, 1) for k, v in stats.peaks.items() if k != BLOCK_RECORDS},
@@ -89,6 +92,7 @@ def story_summary(stats) -> dict:
     """How the kept traces are told: whole, or digested under the story budget (their long
     loops and deep calls folded, translate.digest), with the runs' lengths beside the told."""
     stories, folds = stats.details.get("stories", {}), stats.details.get("story_folds", {})
+    elided = stats.details.get("elided_traces", {})
 
     def histogram(name: str) -> dict:
         bins = stats.details.get(name, {})
@@ -97,6 +101,10 @@ def story_summary(stats) -> dict:
     return {"kept_traces": sum(stories.values()), "whole": stories.get("whole", 0),
             "digested": stories.get("digested", 0),
             "folded_iterations": folds.get("iterations", 0), "folded_calls": folds.get("calls", 0),
+            # kept traces recorded with elision (over the run budget whole), and their spans
+            "elided": {"kept_traces": elided.get("kept", 0), "loop_spans": elided.get("loops", 0),
+                       "iterations": elided.get("iterations", 0),
+                       "call_spans": elided.get("calls", 0)},
             "run_lines_histogram": histogram("run_lines"),
             "story_lines_histogram": histogram("story_lines")}
 
@@ -181,6 +189,11 @@ def summary_lines(manifest: dict) -> list[str]:
         lines.append(f"long runs: {s['digested']} of {s['kept_traces']} kept traces told folded "
                      f"({s['folded_iterations']} loop iterations and {s['folded_calls']} calls "
                      "folded, each checked against the whole run)")
+        if s["elided"]["kept_traces"]:
+            e = s["elided"]
+            lines.append(f"elision: {e['kept_traces']} kept traces were over the run budget and "
+                         f"recorded with spans ({e['iterations']} loop iterations in "
+                         f"{e['loop_spans']} loop spans and {e['call_spans']} calls untraced)")
     if len(manifest.get("tasks", {})) > 1:
         lines.append("tasks: " + ", ".join(f"{task} {c['examples']} examples of {c['items']}"
                                            for task, c in manifest["tasks"].items()))

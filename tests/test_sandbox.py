@@ -139,9 +139,11 @@ def test_a_missing_module_is_named(sandbox):
 def test_the_trace_budget_stops_a_runaway_program_at_once():
     """At once: the dry run counts the budget's lines (milliseconds) and settles the run; snoop
     never formats them. A 10 s limit gives the dry run a second, which no busy machine uses
-    up on 10,000 line events (the session jail's 2 s left it 0.2 s)."""
+    up on 10,000 line events (the session jail's 2 s left it 0.2 s). Without elision, which
+    would trace it again (test_elision)."""
     code = "def main_solution():\n    i = 0\n    while True:\n        i += 1\n"
-    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=10.0), preload=())) as box:
+    with Sandbox(SandboxSettings(limits=SandboxLimits(timeout_s=10.0, elide=False),
+                                 preload=())) as box:
         result = run_code(box, code)
     assert (result["status"], result["dry_run"]) == ("trace_limit", "over_budget"), result
     assert result["elapsed_s"] < 2.0
@@ -150,7 +152,8 @@ def test_the_trace_budget_stops_a_runaway_program_at_once():
 @pytest.mark.alone  # a time limit raced: a busy machine decides it
 def test_without_the_dry_run_the_budget_still_stops_a_runaway_and_traces_are_the_same(sandbox):
     code = "def main_solution(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n"
-    runaway = sandbox.run(code, "main_solution", '{"n": 100000000}', 1, dry_run=False)
+    runaway = sandbox.run(code, "main_solution", '{"n": 100000000}', 1, dry_run=False,
+                          elide=False)
     assert runaway["status"] == "trace_limit"
     assert runaway["elapsed_s"] < 1.0
     short = [sandbox.run(code, "main_solution", '{"n": 3}', 1, dry_run=dry) for dry in (True, False)]
@@ -208,7 +211,7 @@ def test_the_dry_run_never_stops_a_trace_that_fits_the_budget(sandbox):
         lengths = {n: box.run(code, "main_solution", json.dumps({"n": n}), 1)["trace_lines"]
                    for n in range(60, 80)}
     n_just_under = max(n for n, lines in lengths.items() if lines < 300)
-    budget = SandboxLimits(max_run_lines=300, timeout_s=2.0)
+    budget = SandboxLimits(max_run_lines=300, timeout_s=2.0, elide=False)
     with Sandbox(SandboxSettings(limits=budget, preload=())) as tight:
         fits = run_code(tight, code, {"n": n_just_under})
         assert fits["status"] == "returned" and fits["trace_lines"] == lengths[n_just_under] > 290
@@ -238,7 +241,7 @@ def test_a_dry_run_inside_a_long_comprehension_of_a_traced_frame_gets_the_whole_
     # The dry run goes through the ten million items at full speed, where snoop would pay
     # every one of them (far past the limit): past its share it goes on, and settles the run.
     # (a run budget the loop after it passes: 1,000 iterations, 3,000 lines)
-    limits = SandboxLimits(timeout_s=3.0, max_run_lines=300)
+    limits = SandboxLimits(timeout_s=3.0, max_run_lines=300, elide=False)
     with Sandbox(SandboxSettings(limits=limits, preload=())) as box:
         result = run_code(box, COMPREHENSION_THEN_LOOP, {"n": 10**7, "inline": inline}, depth)
     assert (result["status"], result["dry_run"]) == ("trace_limit", dry_run)
@@ -370,7 +373,7 @@ def test_the_dry_run_counts_a_floor_of_snoops_lines_never_more(name):
     with Sandbox(SandboxSettings(limits=roomy, preload=())) as box:
         whole = box.run(code, "main_solution", json.dumps(kwargs), depth)
     assert whole["status"] == "returned" and whole["trace_lines"] > 40
-    tight = SandboxLimits(max_run_lines=whole["trace_lines"] + 1, timeout_s=5.0)
+    tight = SandboxLimits(max_run_lines=whole["trace_lines"] + 1, timeout_s=5.0, elide=False)
     with Sandbox(SandboxSettings(limits=tight, preload=())) as box:
         fitted = box.run(code, "main_solution", json.dumps(kwargs), depth)
         kwargs_twice = {k: v * 3 if isinstance(v, int) else v for k, v in kwargs.items()}

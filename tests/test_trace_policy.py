@@ -33,9 +33,13 @@ def work(code: str, inputs: list[dict], expected: list) -> ProgramWork:
     return ProgramWork("p", "", "", code, "main_solution", 1, "stdlib", runs)
 
 
-def trace_all(program: ProgramWork, timeout_s: float = 2.0, **config) -> list[dict]:
+def trace_all(program: ProgramWork, timeout_s: float = 2.0, elide: bool = False,
+              **config) -> list[dict]:
+    """Every run of ``program`` through the trace actor; without elision unless asked (these
+    tests are about which runs get a dry run: a runaway stays a trace_limit reject)."""
     tracer = Tracer(TraceStageConfig(trace_all=True, samples_per_problem=0,
-                                     limits=SandboxLimits(timeout_s=timeout_s), **config))
+                                     limits=SandboxLimits(timeout_s=timeout_s, elide=elide),
+                                     **config))
     try:
         return tracer.trace_program(program, StageStats())
     finally:

@@ -75,6 +75,10 @@ class Tracer:
         # runs once one dry run ran out of its share of the time limit (a slow program would
         # pay that share again on every run, for nothing).
         previous_fit = dry_run_abandoned = False
+        # Runs over the run budget wait for a second pass (held), traced with elision
+        # (SandboxLimits.elide) only while the problem has no kept trace: a run that fits
+        # the budget is cheaper and told whole, and a problem with one keeps what it had.
+        held: list[tuple[Run, str]] = []
         for run in work.runs:
             stats.see("trace")
             if skip_reason or (quota and kept >= quota):
@@ -84,13 +88,11 @@ class Tracer:
                 continue
             verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
                                   call_format=work.call_format,
-                                  dry_run=not (previous_fit or dry_run_abandoned))
+                                  dry_run=not (previous_fit or dry_run_abandoned), elide=False)
             dry_run_abandoned = dry_run_abandoned or verdict.get("dry_run") == "abandoned"
             previous_fit = verdict["status"] == "returned"
-            stats.note("runs", "executed")
             stats.note("dry_runs", verdict.get("dry_run", "skipped"))
-            stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
-            status, reason, detail = self._judge(verdict, run, work.call_format)
+            status, reason, detail = self._executed(verdict, run, work, stats)
             if reason == "missing_module":
                 stats.note("missing_modules", str(verdict.get("module")))
                 # every other run of this program would fail the same way
@@ -113,27 +115,61 @@ class Tracer:
                     f"not run: {slow_limits_in_a_row} runs of this program in a row passed the "
                     f"trace budget, each after {self.cfg.trace_limit_streak_s} s or more, "
                     "and none of its runs returned"))
-            if status != "ok":
-                rows.append(reject(stats, "trace", reason, run.id, work.problem_id, detail))
+            if status == "trace_limit" and self.cfg.limits.elide:
+                held.append((run, detail))
                 continue
-            stats.keep("trace")
-            stats.see("trace_filter")
-            problem = trace_problem(verdict["trace"], work.funcname, self.cfg.limits.max_run_lines)
-            told = None if problem else digest(verdict["trace"], work.refcode,
-                                               self.cfg.max_trace_lines)
-            if told is None and not problem:
-                problem = ("story_too_long", f"{verdict['trace_lines']} lines, and told with its "
-                           f"loops and calls folded still {self.cfg.max_trace_lines} lines or "
-                           "more (--max-trace-lines)")
-            if problem:
-                rows.append(reject(stats, "trace_filter", problem[0], run.id, work.problem_id, problem[1]))
+            kept += self._settle(work, run, verdict, (status, reason, detail), stats, rows)
+        # The second pass: the held runs traced with elision, in order, until the problem
+        # has its traces; once one runs out of time the rest stay over the budget.
+        timed_out = False
+        for run, detail in held:
+            if timed_out or (quota and kept >= quota):
+                rows.append(reject(stats, "trace", "trace_limit", run.id, work.problem_id, detail))
                 continue
-            kept += 1
-            stats.keep("trace_filter")
-            note_story(stats, told)
-            rows.append(row(TRACE, {**self._trace_row(work, run, verdict),
-                                    "story_lines": told.told_lines, "story_level": told.level}))
+            verdict = sandbox.run(work.refcode, work.funcname, run.input, work.depth,
+                                  call_format=work.call_format, elided=True)
+            stats.note("elisions", verdict.get("elision", verdict["status"]))
+            timed_out = verdict.get("elision") == "timeout"
+            judged = self._executed(verdict, run, work, stats)
+            kept += self._settle(work, run, verdict, judged, stats, rows)
         return self._sample_kept(rows, work, stats) if self.cfg.trace_all else rows
+
+    def _executed(self, verdict: dict, run: Run, work: ProgramWork,
+                  stats: StageStats) -> tuple[str, str, str]:
+        """Count an executed run and judge its verdict: (status, reject reason, detail)."""
+        stats.note("runs", "executed")
+        stats.time("sandbox_s", verdict.get("elapsed_s", 0.0))
+        return self._judge(verdict, run, work.call_format)
+
+    def _settle(self, work: ProgramWork, run: Run, verdict: dict,
+                judged: tuple[str, str, str], stats: StageStats, rows: list[dict]) -> int:
+        """The row of a judged run: a reject, or the kept trace (through the trace filter and
+        the digest). Returns 1 when it is kept."""
+        status, reason, detail = judged
+        if status != "ok":
+            rows.append(reject(stats, "trace", reason, run.id, work.problem_id, detail))
+            return 0
+        stats.keep("trace")
+        stats.see("trace_filter")
+        problem = trace_problem(verdict["trace"], work.funcname, self.cfg.limits.max_run_lines)
+        told = None if problem else digest(verdict["trace"], work.refcode,
+                                           self.cfg.max_trace_lines)
+        if told is None and not problem:
+            problem = ("story_too_long", f"{verdict['trace_lines']} lines, and told with its "
+                       f"loops and calls folded still {self.cfg.max_trace_lines} lines or "
+                       "more (--max-trace-lines)")
+        if problem:
+            rows.append(reject(stats, "trace_filter", problem[0], run.id, work.problem_id, problem[1]))
+            return 0
+        stats.keep("trace_filter")
+        note_story(stats, told)
+        if verdict.get("elided"):  # recorded with spans (trace_workers.jail.elision)
+            stats.note("elided_traces", "kept")
+            for what, count in verdict["elided"].items():
+                stats.note("elided_traces", what, count)
+        rows.append(row(TRACE, {**self._trace_row(work, run, verdict),
+                                "story_lines": told.told_lines, "story_level": told.level}))
+        return 1
 
     def check(self, code: str, funcname: str, input_text: str, expected_output: str,
               call_format: bool = False) -> tuple[str, str, str]:

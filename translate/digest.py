@@ -26,6 +26,7 @@ from translate.trace_model import (
     CALL_EVENT,
     LINE,
     RETURN_EVENT,
+    SPAN,
     Trace,
     loop_runs,
     parse_trace,
@@ -142,25 +143,36 @@ class _Structure:
             if event.kind == RETURN_EVENT:
                 self.returns.setdefault(event.frame, number)
         self.calls = [number for number, event in enumerate(events) if event.kind == CALL_EVENT]
+        # what the tracer left untraced (trace_workers.jail.elision): always folded
+        self.spans = [number for number, event in enumerate(events) if event.kind == SPAN]
         self.total = count_lines("\n".join(trace.lines))
 
-    def at_level(self, level: int) -> Digest:
+    def at_level(self, level: int) -> Digest | None:
+        """The digest at ``level``; None when a span would be told unfolded there."""
         head, tail, deepest, scope = LEVELS[level - 1]
-        folds = _outermost(self.loop_folds(head, tail, scope) + self.call_folds(deepest))
+        folds = _outermost(self.loop_folds(head, tail, scope) + self.call_folds(deepest)
+                           + self.spanned_calls())
+        if not all(any(f.start <= number < f.end for f in folds) for number in self.spans):
+            return None
         told = self.total - sum(f.hidden_lines for f in folds) + len(folds)
         return Digest(self.trace, folds, told, level)
 
     def loop_folds(self, head: int, tail: int, scope: str) -> list[LoopFold]:
+        """Each loop run's middle iterations, a run that ends in a span up to its end."""
         events, folds = self.trace.events, []
         for run in self.runs:
-            if scope == "inner" and id(run) not in self.inner:
+            if run.spanned:
+                first, last = min(head + 1, run.untraced[0]), run.iterations
+            elif scope == "inner" and id(run) not in self.inner:
                 continue
-            first, last = head + 1, run.iterations - tail
-            if last - first + 1 < 2:
-                continue
+            else:
+                first, last = head + 1, run.iterations - tail
+                if last - first + 1 < 2:
+                    continue
             start = self.index.get(run.iteration_start(first))
             end = self.index.get(run.iteration_ends[last - 1])
-            if start is None or end is None or not self._clean(start, end, run.frame, run.header):
+            if start is None or end is None or not self._clean(start, end, run.frame, run.header,
+                                                               run.spanned):
                 continue
             values: dict[str, str] = {}
             for event in events[start:end]:
@@ -173,13 +185,16 @@ class _Structure:
                                   first, last, tuple(values.items()), lines))
         return folds
 
-    def _clean(self, start: int, end: int, frame: int, header: int) -> bool:
+    def _clean(self, start: int, end: int, frame: int, header: int, to_exit: bool) -> bool:
         """A span that is whole iterations of its frame's loop: from a header run to the
-        next, never returning to a frame above it."""
+        next (``to_exit``: to the loop's end, the next event of its frame), never returning
+        to a frame above it."""
         events = self.trace.events
         first, after = events[start], events[end]
-        if not (first.kind == LINE and after.kind == LINE and first.lineno == header == after.lineno
-                and first.frame == frame == after.frame):
+        if not (first.kind == LINE and first.lineno == header and first.frame == frame
+                and after.frame == frame):
+            return False
+        if not to_exit and not (after.kind == LINE and after.lineno == header):
             return False
         depth = first.depth
         # a generator's loop may yield inside the span when nothing the trace follows runs
@@ -206,6 +221,25 @@ class _Structure:
         return folds
 
 
+    def spanned_calls(self) -> list[CallFold]:
+        """A call span's call: its arguments, the span, its return."""
+        events, folds = self.trace.events, []
+        for number in self.spans:
+            span = events[number]
+            if span.lineno:
+                continue
+            call = next((at for at in range(number - 1, -1, -1)
+                         if events[at].kind == CALL_EVENT and events[at].frame == span.frame), None)
+            ret = self.returns.get(span.frame)
+            if call is None or ret is None:
+                continue
+            lines = events[ret].at - events[call + 1].at
+            folds.append(CallFold(call + 1, ret, span.frame, events[call].name,
+                                  tuple((c.name, c.text) for c in events[call].changes),
+                                  events[ret].value, lines))
+        return folds
+
+
 def _outermost(folds: list[Fold]) -> list[Fold]:
     """The folds no other fold holds (a fold that would cut another in two is left out)."""
     kept: list[Fold] = []
@@ -221,11 +255,11 @@ def digest(trace: Trace | str, code: str, budget: int) -> Digest | None:
     at the first level of :data:`LEVELS` that fits; None when even the last does not."""
     model = parse_trace(trace) if isinstance(trace, str) else trace
     structure = _Structure(model, code)
-    if structure.total < budget:
+    if structure.total < budget and not structure.spans:
         return Digest(model, [], structure.total, 0)
     for level in range(1, len(LEVELS) + 1):
         told = structure.at_level(level)
-        if told.told_lines < budget:
+        if told is not None and told.told_lines < budget:
             return told
     return None
 
@@ -237,4 +271,4 @@ def digest_at(trace: Trace | str, code: str, level: int) -> Digest:
     structure = _Structure(model, code)
     if not 0 < level <= len(LEVELS):
         return Digest(model, [], structure.total, 0)
-    return structure.at_level(level)
+    return structure.at_level(level) or Digest(model, [], structure.total, 0)

@@ -30,6 +30,7 @@ from translate.trace_model import (
     RESUME,
     RETURN_EVENT,
     START,
+    UNTRACED,
     YIELD_EVENT,
     Event,
     block_ends,
@@ -102,6 +103,9 @@ class _Renderer:
                 values = [f"`{name}` takes the values {shown}" for name, shown in event.values_of]
                 over = f" ({_join(values)})" if values else ""
                 self.say(f"A {event.comprehension} comprehension runs{over} and gives {event.value}.")
+            elif event.kind == UNTRACED:
+                self.say(f"Then {event.count} more call{'s are' if event.count > 1 else ' is'} "
+                         "made here, which we do not follow step by step.")
             else:  # a generator starts or resumes
                 self.stack.append(_Frame(event.name))
                 self.say(f"The generator `{event.name}` {'starts' if event.kind == START else 'resumes'}.")

@@ -66,6 +66,7 @@ from translate.trace_model import (
     Trace,
     block_ends,
     enters_block,
+    frame_lines,
     loop_runs,
     parse_trace,
     program_loops,
@@ -113,7 +114,7 @@ class _Run:
         self.name_positions = {name: [c.position for c in changes]
                                for name, changes in self.by_name.items()}
         self.runs_of_line: dict[int, list[Event]] = {}
-        self.frame_lines: dict[int, list[Event]] = {}  # each frame's runs (no reprints)
+        self.frame_lines = frame_lines(trace)  # each frame's runs (no reprints), its spans
         self.event_positions: list[int] = []
         self.stacks: list[tuple[int, ...]] = []  # the open frames after each event
         self.returns: list[Event] = []
@@ -122,8 +123,6 @@ class _Run:
         for event in trace.events:
             if event.kind == LINE:
                 self.runs_of_line.setdefault(event.lineno, []).append(event)
-                if not event.reprint and not event.in_comprehension:
-                    self.frame_lines.setdefault(event.frame, []).append(event)
             if event.kind in ("call", "start", "resume"):
                 stack.append(event.frame)
             elif event.kind in (RETURN_EVENT, YIELD_EVENT):
@@ -434,6 +433,10 @@ class _Walk:
             frame = loop.frame
         if claim.summary == "iteration" and loop is not None and loop.iteration_ends:
             n = claim.iteration
+            if n > 0 and not loop.traced_end(n):
+                self.count("value", False, f"`{claim.name}` when iteration {n} of the loop at "
+                           f"line {loop.header} ends: the trace did not follow that iteration")
+                return True
             if n == -1 or n > len(loop.iteration_ends):
                 points.append(loop.iteration_ends[-1])
             else:
@@ -489,7 +492,7 @@ class _Walk:
         if owner is None or owner.kind != LINE:
             return ""
         nth = sum(1 for e in self.run.frame_lines.get(owner.frame, [])
-                  if e.lineno == owner.lineno and e.position <= owner.origin)
+                  if e.kind == LINE and e.lineno == owner.lineno and e.position <= owner.origin)
         return f", at line {owner.lineno}'s {ordinal(nth)} run"
 
     def returned(self, claim: ReturnClaim) -> None:
@@ -660,7 +663,7 @@ class _Walk:
                 told = claim.first - 1 if told <= claim.first - 1 else -1
             last = told + claim.count
             return (told >= 0 and claim.count > 0 and last <= loop.iterations
-                    and claim.last in (0, last)), told, last
+                    and claim.last in (0, last) and loop.traced_end(last)), told, last
 
         loop = next((candidate for candidate in loops if fits(candidate)[0]), loops[0])
         right, told, last = fits(loop)

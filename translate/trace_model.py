@@ -10,6 +10,13 @@ snoop's lines, as the trace stage writes them (indentation = call depth):
     >>> Start generator g / >>> Re-enter generator g / <<< Yield value from g: v
     <<< Return value from f: 6          the call returns
 
+A run traced with elision (``trace_workers.jail.elision``: over the run budget whole) also has
+
+    ~~~ loop at line 5: iterations 4 to 38 not traced (140 lines run)   the rest of a loop run;
+    .......... total = 703                                             the values it leaves
+    ~~~ call not traced (12 lines run)      a call's steps, between its arguments and return
+    ~~~ 570 more calls from here not traced                 calls its frame made untraced
+
 Anything else is the continuation of a multi-line value.
 
 snoop prints a frame's current line again when the frame resumes after another frame (a call
@@ -38,6 +45,11 @@ ITERATING = re.compile(r"^\s*\.{3,} Iterating over (.*)$")
 ASSIGN = re.compile(r"^\s*\.{3,} (.+?) = (.*)$")
 COMPREHENSION = re.compile(r"^\s*(List|Dict|Set) comprehension:$")
 RESULT = re.compile(r"^\s*Result: (.*)$")
+# a span the tracer left untraced (trace_workers.jail.elision): the rest of a loop run, or a
+# call's steps; the changes printed after it are the values it leaves
+LOOP_SPAN = re.compile(r"^\s*~~~ loop at line (\d+): iterations (\d+) to (\d+) not traced")
+CALL_SPAN = re.compile(r"^\s*~~~ call not traced")
+UNTRACED_CALLS = re.compile(r"^\s*~~~ (\d+) more calls? from here not traced")
 
 CONDITION = re.compile(r"^(if|elif|while)(?:\s+|(?=\())(.*):\s*(#.*)?$")
 FOR = re.compile(r"^(?:async\s+)?for\s+(.+?)\s+in\s+(.*):\s*(#.*)?$")
@@ -45,8 +57,9 @@ _LITERAL_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)\s*(.+?)\s*(#.*)?$")
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
 # event kinds
-CALL_EVENT, LINE, RETURN_EVENT, YIELD_EVENT, START, RESUME, COMPREHENSION_EVENT = (
-    "call", "line", "return", "yield", "start", "resume", "comprehension")
+CALL_EVENT, LINE, RETURN_EVENT, YIELD_EVENT, START, RESUME, COMPREHENSION_EVENT, SPAN = (
+    "call", "line", "return", "yield", "start", "resume", "comprehension", "span")
+UNTRACED = "untraced"  # calls a frame made that the tracer did not follow (``count`` of them)
 
 
 @dataclass(slots=True)
@@ -73,7 +86,7 @@ class Event:
     frame: int  # the frame it runs in (a call, a return: the callee's)
     depth: int  # open calls and generators, the comprehension blocks not counted
     at: int  # its line in the trace's text
-    lineno: int = 0  # a line: the program's line number
+    lineno: int = 0  # a line: the program's line number; a loop span: its loop's line
     code: str = ""  # a line: its source as printed
     name: str = ""  # a call, return, yield or generator: the function's name
     value: str = ""  # a return or yield: the value; a comprehension: its result
@@ -83,6 +96,7 @@ class Event:
     comprehension: str = ""  # a comprehension: "list", "dict" or "set"
     values_of: list[tuple[str, str]] = field(default_factory=list)  # a comprehension's
     changes: list[Change] = field(default_factory=list)  # printed after it (args, changes)
+    count: int = 0  # a loop span: the iterations it left untraced; untraced: the calls
 
 
 @dataclass
@@ -208,6 +222,22 @@ def parse_trace(trace: str) -> Trace:
                 add(comprehension)
             blocks[-1] = max(0, blocks[-1] - 1)
             resumed, last = True, None
+        elif (m := LOOP_SPAN.match(raw)) or CALL_SPAN.match(raw):
+            close(owner)
+            event = Event(SPAN, 0, frame(), len(stack), at)
+            if m:
+                event.lineno = int(m.group(1))
+                event.count = max(0, int(m.group(3)) - int(m.group(2)) + 1)
+            add(event)
+            event.origin = event.position
+            if current:
+                current[-1] = event
+            owner, last, resumed, restating = event, None, False, False
+        elif m := UNTRACED_CALLS.match(raw):
+            close(owner)
+            add(Event(UNTRACED, 0, frame(), len(stack), at, count=int(m.group(1)),
+                      in_comprehension=blocks[-1] > 0))
+            last = None
         elif m := ASSIGN.match(raw):
             run = current[-1] if current else None
             last = Change(m.group(1), m.group(2), position, frame(),
@@ -259,6 +289,8 @@ def enters_block(event: Event, following: Event, ends: dict[int, int]) -> bool:
     """Whether ``following`` (the next line its frame ran) is in the block ``event``'s line
     opens: the body of an if, not its else; the body of a loop. Without the program's source,
     judged by indentation."""
+    if following.kind == SPAN:
+        return True  # a loop span follows the header run that leads into its iterations
     end = ends.get(event.lineno)
     if end is not None:
         return event.lineno < following.lineno <= end
@@ -282,6 +314,14 @@ class LoopRun:
     end: int  # position of the first line its frame runs after it (or its frame's end)
     iterations: int
     iteration_ends: list[int]
+    # iterations whose ends the trace does not hold (inside a loop span: first, last), the
+    # span's last iteration excluded (it ends where the span's values are printed)
+    untraced: tuple[int, int] = (0, -1)
+    spanned: bool = False  # whether it ends in a loop span (its last iterations untraced)
+
+    def traced_end(self, k: int) -> bool:
+        """Whether the trace holds the values where iteration ``k`` ends."""
+        return not self.untraced[0] <= k <= self.untraced[1]
 
     def iteration_start(self, k: int) -> int:
         """Position of the header run that leads into iteration ``k`` (1-based)."""
@@ -307,10 +347,12 @@ def program_loops(code: str) -> list[tuple[int, int, int]]:
 
 
 def frame_lines(trace: Trace) -> dict[int, list[Event]]:
-    """Each frame's line runs in order (reprints and comprehension blocks left out)."""
+    """Each frame's line runs in order (reprints and comprehension blocks left out), with
+    its loop spans (which stand for the rest of a loop run)."""
     lines: dict[int, list[Event]] = {}
     for event in trace.events:
-        if event.kind == LINE and not event.reprint and not event.in_comprehension:
+        if (event.kind == LINE and not event.reprint and not event.in_comprehension) or (
+                event.kind == SPAN and event.lineno):
             lines.setdefault(event.frame, []).append(event)
     return lines
 
@@ -328,6 +370,17 @@ def loop_runs(trace: Trace, loops: list[tuple[int, int, int]],
             previous = None
             for event in lines:
                 lineno = event.lineno
+                if event.kind == SPAN and lineno == header:
+                    if active is not None and event.count:
+                        active.spanned = True
+                        # the header run before it led into the first of them; the last
+                        # ends where the span's values are printed (the next line or return)
+                        active.untraced = (active.iterations + 1,
+                                           active.iterations + event.count - 1)
+                        active.iterations += event.count
+                        active.iteration_ends += [event.position] * (event.count - 1)
+                    previous = event
+                    continue
                 if lineno == header:
                     if active is None:
                         active = LoopRun(frame, header, event.position, -1, 0, [])

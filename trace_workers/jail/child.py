@@ -63,7 +63,14 @@ def run_child(request: dict, result_fd: int, limits: dict) -> None:
         elif request.get("phase") == "dry_run":
             run_dry(function, args, kwargs, request["depth"], limits, result_fd, marks)
         else:
-            returned = tracing.TRACER(depth=request["depth"])(function)(*args, **kwargs)
+            if request.get("phase") == "elided":
+                from trace_workers.jail.elision import loop_bodies  # imported by the zygote
+
+                tracer = tracing.ELIDING_TRACER(depth=request["depth"], loops=loop_bodies(code))
+                buffer.notes["elided"] = tracer.spans  # filled in as the run goes
+            else:
+                tracer = tracing.TRACER(depth=request["depth"])
+            returned = tracer(function)(*args, **kwargs)
             try:
                 if "call" in request:
                     encoded = literal_text(returned)

@@ -181,7 +181,7 @@ def parse_result(data: bytes, wait_status: int | None) -> dict:
 RESULT_FIELDS = {
     "status": (str,), "returned": (str,), "reason": (str, type(None)), "detail": (str,),
     "module": (str, type(None)), "trace": (str,), "trace_lines": (int,), "run_s": (int, float),
-    "marks": (dict,), "dry_run": (str,), "cached": (str,),
+    "marks": (dict,), "dry_run": (str,), "cached": (str,), "elided": (dict,),
 }
 CHILD_STATUSES = frozenset({"returned", "error", "timeout", "memory", "trace_limit", "crashed",
                             "sandbox", "fits"})
@@ -203,6 +203,8 @@ def _well_formed(message) -> dict:
     marks = checked.get("marks", {})
     if not all(type(value) in (int, float) for value in marks.values()):
         raise ValueError("marks")
+    if not all(type(value) is int for value in checked.get("elided", {}).values()):
+        raise ValueError("elided")
     if not 0 <= checked.get("trace_lines", 0) < 1 << 31:  # an int32 column downstream
         raise ValueError("trace_lines")
     if checked.get("dry_run", "fits") not in ("fits", "over_budget"):

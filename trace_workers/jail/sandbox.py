@@ -29,7 +29,7 @@ from trace_workers.jail.protocol import RESTART_EXIT_CODE
 # the files the jail runs: the zygote and the tracer it imports, copied out of the checkout
 # what the jail holds in JAIL_FOLDER (copied there as a set; nothing else of the project)
 JAIL_FILES = ("zygote.py", "protocol.py", "limits.py", "tracing.py", "dry_run.py", "child.py",
-              "supervisor.py", "preload.py", "fast_snoop.py")
+              "supervisor.py", "preload.py", "fast_snoop.py", "elision.py")
 # the jail sees them as the package trace_workers.jail (an empty __init__.py in it and in
 # trace_workers) under JAIL_FOLDER, its one PYTHONPATH entry
 JAIL_FOLDER = "/opt/groundtrace"
@@ -65,6 +65,9 @@ class SandboxLimits:
     max_stdout_bytes: int = 1_048_576
     dry_run: bool = True  # count lines cheaply first; stop runaways before snoop formats them
     fast_tracer: bool = True  # fast_snoop's tracer (the same trace); False: snoop's own
+    # a run the dry run finds over the run budget is traced again with the rest of its long
+    # loops and deep recursion left untraced (trace_workers.jail.elision); needs fast_tracer
+    elide: bool = True
     warm_up: bool = True  # the zygote traces a small program of its own before its first fork
     # run on an architecture that has no seccomp filter (trace_workers.jail.seccomp), without one
     allow_unfiltered_arch: bool = False
@@ -81,6 +84,7 @@ class SandboxLimits:
             "max_stdout_bytes": self.max_stdout_bytes,
             "dry_run": self.dry_run,
             "fast_tracer": self.fast_tracer,
+            "elide": self.elide,
             "warm_up": self.warm_up,
             "max_result_bytes": 4 * self.max_trace_bytes + (1 << 20),
         }
@@ -341,11 +345,15 @@ class Sandbox:
     # -- runs -------------------------------------------------------------------------------
 
     def run(self, code: str, funcname: str, kwargs_json: str, depth: int,
-            call_format: bool = False, dry_run: bool = True) -> dict:
+            call_format: bool = False, dry_run: bool = True, elide: bool = True,
+            elided: bool = False) -> dict:
         """Run ``funcname(**json.loads(kwargs_json))`` from ``code`` under snoop; with
         ``call_format``, ``kwargs_json`` is a Python-literal argument list (``"1, k=(2, 3)"``),
         parsed inside the jail by ``ast.literal_eval``. ``dry_run=False`` skips the dry run
         (a saving when the program's traces are known to be short; the budget still holds).
+        ``elide=False`` leaves a run over the run budget a ``trace_limit`` (no run with
+        elision, ``SandboxLimits.elide``, after it); ``elided=True`` traces with elision
+        straight away (the caller knows the run is over the budget).
 
         Returns the zygote's verdict: ``status`` plus ``trace``, ``returned`` (JSON text; with
         ``call_format`` the value's repr), ``detail`` and timings where they apply. Never
@@ -357,11 +365,16 @@ class Sandbox:
                    ("call" if call_format else "kwargs"): kwargs_json}
         if not dry_run:
             request["dry_run"] = False
+        if not elide:
+            request["elide"] = False
+        if elided:
+            request["phase"] = "elided"
         try:
             self._proc.stdin.write(json.dumps(request).encode("utf-8", "surrogatepass") + b"\n")
             self._proc.stdin.flush()
-            # The zygote enforces the run's own limit; this one only catches a dead jail.
-            return self._read_message(self.settings.limits.timeout_s + 10.0)
+            # The zygote enforces the run's own limits (a dry run's share, the run, a run with
+            # elision after it); this one only catches a dead jail.
+            return self._read_message(self.settings.limits.timeout_s * 2.1 + 10.0)
         except (SandboxError, OSError) as exc:
             asked_for_restart = self._exit_code() == RESTART_EXIT_CODE
             self.stop()
@@ -369,7 +382,8 @@ class Sandbox:
             if asked_for_restart and not self._buffer:
                 # the zygote left after the previous run, having failed to wipe what that run
                 # wrote: this run never started, and goes to a fresh jail
-                return self.run(code, funcname, kwargs_json, depth, call_format, dry_run)
+                return self.run(code, funcname, kwargs_json, depth, call_format, dry_run, elide,
+                                elided)
             return {"status": "crashed", "detail": f"the sandbox died during the run ({exc})"}
 
     def _exit_code(self) -> int | None:

@@ -49,6 +49,7 @@ class TraceBuffer:
 
 current_buffer: TraceBuffer | None = None
 TRACER = None  # the tracer class: fast_snoop's (default) or snoop's own
+ELIDING_TRACER = None  # fast_snoop's with spans (trace_workers.jail.elision); None for snoop's
 
 
 class ProgramCache:
@@ -163,6 +164,17 @@ def snoop_tracer(fast: bool = True):
         formatter_class=Formatter, pformat=pprint.pformat,
     )
     return fast_snoop.install(config) if fast else config.snoop
+
+
+def eliding_tracer(tracer):
+    """The eliding tracer class on ``tracer``'s configuration; None when ``tracer`` is snoop's
+    own (elision is built on fast_snoop's)."""
+    fast_snoop = _fast_snoop()
+    if not issubclass(tracer, fast_snoop.FastTracer):
+        return None
+    from trace_workers.jail import elision
+
+    return type("snoop", (elision.ElidingTracer,), {"config": tracer.config})
 
 
 def _fast_snoop():

@@ -39,7 +39,7 @@ from trace_workers.jail.preload import (
 )
 from trace_workers.jail.protocol import INT_DIGITS, RESTART_EXIT_CODE, send
 from trace_workers.jail.supervisor import ScratchNotWiped, finish_run, run_request, undumpable
-from trace_workers.jail.tracing import PROGRAMS, snoop_tracer
+from trace_workers.jail.tracing import PROGRAMS, eliding_tracer, snoop_tracer
 
 
 def main() -> None:
@@ -72,6 +72,7 @@ def main() -> None:
     load_lazy_parts()
     snoop.tracer.internal_directories = untraced_directories()
     tracing.TRACER = snoop_tracer(limits.get("fast_tracer", True))
+    tracing.ELIDING_TRACER = eliding_tracer(tracing.TRACER)
     warm_up = warm_up_interpreter() if limits.get("warm_up", True) else "off"
     gc.collect()
     gc.freeze()  # keep forked children from touching (copying) every preloaded object
