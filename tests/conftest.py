@@ -19,6 +19,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 HEAVY_FIXTURES = {"sandbox", "ray_local", "tiny_model", "s3_server", "tracer", "proxy",
                   "openai_server"}
 HEAVY_MODULES = {"test_adversarial", "test_bench", "test_call_format", "test_checked_tasks",
+                 "test_elision",
                  "test_cli", "test_fast_snoop", "test_job_submit", "test_sandbox",
                  "test_trace_policy", "test_pipeline", "test_report"}
 

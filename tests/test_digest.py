@@ -25,7 +25,8 @@ from translate.trace_model import parse_trace
 pytestmark = pytest.mark.fast
 
 BUDGET = 60  # a small story budget, so that small programs need folding
-BUDGETS = {"digest_chain": 100}  # ...where the calls two deep fold, not the first
+BUDGETS = {"digest_chain": 100,  # ...where the calls two deep fold, not the first
+           "digest_elided_calls": 120}
 
 PROGRAMS = {
     # one long loop with a branch, then a while loop that halves
@@ -59,6 +60,20 @@ PROGRAMS = {
                      "    first = combine(list(range(n)))\n"
                      "    second = combine(list(range(n, 2 * n)))\n    return first + second\n",
                      {"n": 6}, 4),
+    # runs past the run budget (10,000 lines), recorded with elision (trace_workers.jail.
+    # elision): a loop's rest and a nested loop's as spans, whose folds the digest must make
+    "digest_elided_loops": ("def main_solution(n):\n    total = 0\n    hits = []\n"
+                            "    for i in range(n):\n        for j in range(i % 7 + 40):\n"
+                            "            total += i * j\n        if i % 97 == 0:\n"
+                            "            hits.append(i)\n    k = 0\n    while total > 1:\n"
+                            "        total //= 3\n        k += 1\n    return [k, hits]\n",
+                            {"n": 3000}, 1),
+    # ...deep recursion (call spans) and a generator expression's many resumes
+    "digest_elided_calls": ("def fib(k):\n    if k < 2:\n        return k\n"
+                            "    return fib(k - 1) + fib(k - 2)\n\n"
+                            "def main_solution(n):\n    first = fib(n)\n"
+                            "    odd = sum(1 for m in range(n * 400) if m % 3 == 1)\n"
+                            "    return [first, odd]\n", {"n": 16}, 8),
 }
 
 

@@ -27,6 +27,7 @@ from translate.trace_model import (
     LINE,
     RETURN_EVENT,
     SPAN,
+    UNTRACED,
     Trace,
     loop_runs,
     parse_trace,
@@ -145,6 +146,9 @@ class _Structure:
         self.calls = [number for number, event in enumerate(events) if event.kind == CALL_EVENT]
         # what the tracer left untraced (trace_workers.jail.elision): always folded
         self.spans = [number for number, event in enumerate(events) if event.kind == SPAN]
+        # ...and calls it did not follow: such a run is never told as whole (no question asks
+        # how often a line ran, the prompt says what the line means)
+        self.elided = bool(self.spans) or any(event.kind == UNTRACED for event in events)
         self.total = count_lines("\n".join(trace.lines))
 
     def at_level(self, level: int) -> Digest | None:
@@ -255,7 +259,7 @@ def digest(trace: Trace | str, code: str, budget: int) -> Digest | None:
     at the first level of :data:`LEVELS` that fits; None when even the last does not."""
     model = parse_trace(trace) if isinstance(trace, str) else trace
     structure = _Structure(model, code)
-    if structure.total < budget and not structure.spans:
+    if structure.total < budget and not structure.elided:
         return Digest(model, [], structure.total, 0)
     for level in range(1, len(LEVELS) + 1):
         told = structure.at_level(level)
