@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/long_runs.py [--dev PATH] [--programs N] [--story-lines 300]
 
-(a) A/B of the trace stage on the dev set, in one process, program by program (the order of
-    A and B alternates): A is the reference method's cut (a run is stopped and rejected at 300
-    lines), B the defaults (a run budget of ``SandboxLimits().max_run_lines`` lines, the story
-    budget ``--story-lines``: a longer kept run is told with its long loops and deep calls
-    folded). For each: problems with a kept trace, kept traces told folded, sandbox seconds
-    and trace-stage seconds per program.
-(b) Over B's kept traces: the renderer's reasoning checked step by step against the whole run,
+(a) A/B/C of the trace stage on the dev set, in one process, program by program (the order
+    turns): A is the reference method's cut (a run is stopped and rejected at 300 lines), B the
+    defaults without elision (a run budget of ``SandboxLimits().max_run_lines`` lines, the
+    story budget ``--story-lines``: a longer kept run is told with its long loops and deep
+    calls folded; a run over the run budget is a reject), C the defaults (B, and a problem
+    none of whose runs fits the run budget traced again with elision). For each: problems with
+    a kept trace, kept traces told folded, sandbox seconds and trace-stage seconds per program.
+(b) Over C's kept traces: the renderer's reasoning checked step by step against the whole run,
     with and without "Line N:" anchors (share kept: every stated step must be right); the
     check's median cost per translation; the longest example (characters, and tokens at 3.5
     characters a token, the low end for English prose with numbers).
@@ -62,14 +63,18 @@ def trace_both(works: list[ProgramWork], story_lines: int) -> dict[str, dict]:
     configs = {
         "A: cut at 300 lines": TraceStageConfig(max_trace_lines=300,
                                                 limits=SandboxLimits(max_run_lines=300,
-                                                                     max_trace_bytes=262_144)),
-        "B: defaults (digest)": TraceStageConfig(max_trace_lines=story_lines),
+                                                                     max_trace_bytes=262_144,
+                                                                     elide=False)),
+        "B: no elision (--no-elide)": TraceStageConfig(max_trace_lines=story_lines,
+                                                       limits=SandboxLimits(elide=False)),
+        "C: defaults (digest, elision)": TraceStageConfig(max_trace_lines=story_lines),
     }
     tracers = {name: Tracer(cfg) for name, cfg in configs.items()}
     results = {name: {"kept": [], "stats": StageStats(), "wall_s": 0.0} for name in configs}
     try:
         for number, work in enumerate(works):
-            order = list(configs) if number % 2 == 0 else list(reversed(configs))
+            names = list(configs)
+            order = names[number % len(names):] + names[:number % len(names)]
             for name in order:
                 started = time.perf_counter()
                 rows = tracers[name].trace_program(work, results[name]["stats"])
@@ -157,7 +162,7 @@ def main() -> None:
     works = programs(args.dev, args.programs)
     results = trace_both(works, args.story_lines)
     stage_table(results, len(works))
-    rows = results["B: defaults (digest)"]["kept"]
+    rows = results["C: defaults (digest, elision)"]["kept"]
     check_table(rows)
     perturbation_table(rows)
 

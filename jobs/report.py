@@ -250,9 +250,19 @@ def stories_section(manifest: dict) -> str:
             f"story budget ({html.escape(str(budget))} lines) told with their long loops and deep "
             f"calls folded: {stories['folded_iterations']} loop iterations and "
             f"{stories['folded_calls']} calls told in one step each, every one checked against "
-            "the whole run.</p>"
+            "the whole run." + _elided_sentence(stories.get("elided")) + "</p>"
             + _table(["lines", "runs (as traced)", "runs (as told)"],
                      [[b, runs.get(b, 0), told.get(b, 0)] for b in bins]))
+
+
+def _elided_sentence(elided: dict | None) -> str:
+    """The kept runs over the run budget, recorded with elision (trace_workers.jail.elision)."""
+    if not elided or not elided.get("kept_traces"):
+        return ""
+    return (f" {elided['kept_traces']} of them ran past the run budget and were recorded with "
+            f"the rest of their long loops ({elided['iterations']} iterations in "
+            f"{elided['loop_spans']} spans) and {elided['call_spans']} deep calls left untraced; "
+            "what a span leaves is printed with it and told as a fold.")
 
 
 def _training(manifest: dict) -> str:

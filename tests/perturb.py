@@ -312,7 +312,15 @@ def perturb_fold(text: str, kind: str, rng: random.Random, code: str, trace: str
 
 def _other_value(text: str) -> str | None:
     """A value one step away from ``text``'s: a number one higher, a list's last item one
-    higher, a string one letter longer."""
+    higher, a string one letter longer. A value snoop cut ("[1, 2, ..., 9]") keeps its cut:
+    its last number is made one higher in the text (reading it as a literal would turn the
+    "..." into ``Ellipsis``)."""
+    if "..." in text:
+        numbers = list(re.finditer(r"-?\d+", text))
+        if not numbers:
+            return None
+        last = numbers[-1]
+        return text[:last.start()] + str(int(last.group()) + 1) + text[last.end():]
     ok, value = literal(text)
     if not ok or isinstance(value, bool):
         return None

@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from jobs.manifest import story_summary
+from jobs.report import stories_section
 from trace_workers.actor import Tracer, TraceStageConfig
 from trace_workers.jail.elision import CALL_DEPTH, CALLS_TRACED, LOOP_HEAD
 from trace_workers.jail.sandbox import Sandbox, SandboxLimits, SandboxSettings
@@ -243,3 +245,9 @@ def test_elision_is_only_for_a_problem_none_of_whose_runs_fits_the_budget():
     assert stats.details["elisions"] == {"returned": 1}
     kept = json.loads(next(row for row in rows if row["kind"] == "trace")["payload"])
     assert kept["story_level"] > 0 and "~~~ loop at line 4" in kept["trace"]
+    # the manifest and the report count what was recorded with elision
+    summary = story_summary(stats)
+    assert summary["elided"] == {"kept_traces": 1, "loop_spans": 1,
+                                 "iterations": 5000 - LOOP_HEAD, "call_spans": 0}
+    html = stories_section({"stories": summary, "config": {"trace": {"max_trace_lines": 300}}})
+    assert "1 of them ran past the run budget" in html

@@ -119,4 +119,5 @@ times, iterations A to B, left out here; after iteration B: x = v)` stands for t
 one step, in these words: "the loop over `items` runs K more times, iterations A to B; after the \
 Bth iteration, `x` is v", then go on with the iteration that follows.
 - Where it leaves out the steps of a call, tell the call by what it returns: "`f(3)` returns 2".
-- A line `~~~ N more calls from here not traced` stands for N calls the trace does not follow: say "N more calls are made here" and go on; state no value from inside them."""
+- A line `~~~ N more calls from here not traced` stands for N calls the trace does not follow: \
+say "N more calls are made here" and go on; state no value from inside them."""

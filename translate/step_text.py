@@ -395,6 +395,14 @@ def _summary(sentence: str) -> tuple[str, int]:
     return "", 0
 
 
+def _rest_of_line(text: str, start: int) -> str:
+    """The text of a value that cannot be read, from ``start`` to its line's end (at most
+    NOT_READ_SPAN characters): compared as text where it copies the trace's."""
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end < 0 else line_end
+    return text[start:min(line_end, start + NOT_READ_SPAN)].strip()
+
+
 def read_claims(text: str) -> list[Claim]:
     """Every claim ``text`` makes, in text order (see the module)."""
     prose = _prose(text)
@@ -432,10 +440,8 @@ def read_claims(text: str) -> list[Claim]:
             # a value that cannot be read (`seen` becomes set(), `q` is deque([1])): a change
             # still marks its place, and a fold's value is compared as text, when it copies
             # the trace's (translate.steps)
-            line_end = text.find("\n", verb.end())
-            line_end = len(text) if line_end < 0 else line_end
-            shown = text[verb.end():min(line_end, verb.end() + NOT_READ_SPAN)].strip()
-            claims.append(ValueClaim(at, name, NOT_READ, shown, change, "", 0))
+            claims.append(ValueClaim(at, name, NOT_READ, _rest_of_line(text, verb.end()),
+                                     change, "", 0))
             continue
         if not ok:
             continue
@@ -457,12 +463,13 @@ def read_claims(text: str) -> list[Claim]:
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
         if args is not None:
             claims.append(ReturnClaim(match.start(), match.group(1), value if ok else NOT_READ,
-                                      shown, args))
+                                      shown if ok else _rest_of_line(text, match.end()), args))
     for match in _WE_CALL.finditer(text):
         claims.append(CallClaim(match.start(), match.group(1)))
     for match in _THIS_CALL_RETURNS.finditer(prose):
         ok, value, shown, _ = stated_value(text[match.end():match.end() + 4000])
-        claims.append(ReturnClaim(match.start(), "", value if ok else NOT_READ, shown))
+        claims.append(ReturnClaim(match.start(), "", value if ok else NOT_READ,
+                                  shown if ok else _rest_of_line(text, match.end())))
 
     claims.extend(_branch_claims(text, prose, sentences))
 

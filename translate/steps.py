@@ -73,6 +73,9 @@ from translate.trace_model import (
 )
 
 KINDS = ("value", "branch", "loop_count")
+# a value the check cannot read is held to the trace's text when the reasoning copies at least
+# this many of its first characters (spaces aside): a copy must then be whole
+COPIED_HEAD = 8
 
 
 @dataclass
@@ -557,7 +560,15 @@ class _Walk:
         if event is None or event.position < self.position and not claim.name:
             return
         if claim.value is NOT_READ:
-            self.move(event.position)  # not checked, but the text is past this call
+            # not read (array([[0, 1], ...]), <Node object>), but the text is past this call;
+            # where it copies the head of the value the trace printed, it must copy it whole
+            # (spaces aside: the trace's first line of a long value)
+            held_text, stated = "".join(event.value.split()), "".join(claim.shown.split())
+            if len(held_text) >= COPIED_HEAD and stated.startswith(held_text[:COPIED_HEAD]):
+                self.count("value", stated.startswith(held_text),
+                           f"the call of `{event.name}` said to return {claim.shown[:80]}: the "
+                           f"trace has it return {event.value[:80]}")
+            self.move(event.position)
             return
         ok, held = literal(event.value) if "..." not in event.value else (False, None)
         if isinstance(claim.value, Abbreviated):
