@@ -111,7 +111,8 @@ def _elided_if_over(request: dict, limits: dict, verdict: dict, pid: int | None,
                     reaped: bool) -> tuple[dict, int, bool]:
     """``verdict``, or where it is over the run budget and elision is on, the verdict of a
     run traced with spans (in a fresh child, within ELISION_SHARE of the time limit). One
-    that runs out of time stays over the budget, its detail saying so; ``elision`` is that run's status."""
+    that runs out of time is a timeout whose detail says it was over the budget first;
+    ``elision`` is that run's status."""
     if verdict["status"] != "trace_limit" or not (limits.get("elide", True)
                                                   and request.get("elide", True)) \
             or tracing.ELIDING_TRACER is None:
@@ -121,10 +122,9 @@ def _elided_if_over(request: dict, limits: dict, verdict: dict, pid: int | None,
     time_limit = limits["timeout_s"] * ELISION_SHARE
     elided, pid, reaped = run_one({**request, "phase": "elided"}, limits, time_limit)
     elided["elision"] = elided["status"]
-    if elided["status"] == "timeout":
-        elided = {**verdict, "elapsed_s": elided["elapsed_s"], "elision": "timeout", "detail": (
-            f"{verdict.get('detail', '')}; traced with its long loops and deep calls elided, "
-            f"it passed {time_limit:g} s")}
+    if elided["status"] == "timeout":  # what stops it now is its time, not its length
+        elided["detail"] = (f"{verdict.get('detail', '')}; traced with its long loops and deep "
+                            f"calls elided, it passed {time_limit:g} s")
     elided["elapsed_s"] += verdict["elapsed_s"]
     if "dry_run" in verdict:
         elided["dry_run"] = verdict["dry_run"]
