@@ -159,7 +159,9 @@ def parse_trace(trace: str) -> Trace:
         changes.append(change)
 
     for at, raw in enumerate(lines):
-        if m := SOURCE.match(raw):
+        # each kind of line starts with its own character: one test before its patterns
+        first = raw.lstrip()[:1]
+        if first.isdigit() and (m := SOURCE.match(raw)):
             close(owner)
             lineno, code = int(m.group(1)), m.group(2)
             run = current[-1] if current else None
@@ -176,7 +178,7 @@ def parse_trace(trace: str) -> Trace:
                 if not blocks[-1] and current:
                     current[-1] = event
             owner, last, resumed, restating = event, None, False, False
-        elif (m := CALL.match(raw)) or (m := GENERATOR.match(raw)):
+        elif first == ">" and ((m := CALL.match(raw)) or (m := GENERATOR.match(raw))):
             close(owner)
             name = m.group(1) if m.re is CALL else m.group(2)
             kind = CALL_EVENT if m.re is CALL else (START if m.group(1) == "Start" else RESUME)
@@ -190,7 +192,7 @@ def parse_trace(trace: str) -> Trace:
             event = add(Event(kind, 0, number, len(stack), at, name=name))
             owner = event if kind == CALL_EVENT else None
             last, resumed, restating = None, False, kind == RESUME
-        elif (m := RETURN.match(raw)) or (m := YIELD.match(raw)):
+        elif first == "<" and ((m := RETURN.match(raw)) or (m := YIELD.match(raw))):
             close(owner)
             kind = RETURN_EVENT if m.re is RETURN else YIELD_EVENT
             add(Event(kind, 0, frame(), len(stack), at, name=m.group(1), value=m.group(2)))
@@ -204,25 +206,25 @@ def parse_trace(trace: str) -> Trace:
                 if kind == YIELD_EVENT:
                     suspended[m.group(1)] = number
             owner, last, resumed = None, None, True
-        elif m := COMPREHENSION.match(raw):
+        elif first in "LDS" and (m := COMPREHENSION.match(raw)):
             blocks[-1] += 1
             comprehensions.append(Event(COMPREHENSION_EVENT, 0, frame(), len(stack), at,
                                         comprehension=m.group(1).lower()))
             last = None
-        elif m := VALUES_OF.match(raw):
+        elif first == "." and (m := VALUES_OF.match(raw)):
             if comprehensions:
                 comprehensions[-1].values_of.append((m.group(1), m.group(2)))
             last = None
-        elif ITERATING.match(raw):
+        elif first == "." and ITERATING.match(raw):
             last = None
-        elif m := RESULT.match(raw):
+        elif first == "R" and (m := RESULT.match(raw)):
             if comprehensions:
                 comprehension = comprehensions.pop()
                 comprehension.value, comprehension.at = m.group(1), at
                 add(comprehension)
             blocks[-1] = max(0, blocks[-1] - 1)
             resumed, last = True, None
-        elif (m := LOOP_SPAN.match(raw)) or CALL_SPAN.match(raw):
+        elif first == "~" and ((m := LOOP_SPAN.match(raw)) or CALL_SPAN.match(raw)):
             close(owner)
             event = Event(SPAN, 0, frame(), len(stack), at)
             if m:
@@ -233,12 +235,12 @@ def parse_trace(trace: str) -> Trace:
             if current:
                 current[-1] = event
             owner, last, resumed, restating = event, None, False, False
-        elif m := UNTRACED_CALLS.match(raw):
+        elif first == "~" and (m := UNTRACED_CALLS.match(raw)):
             close(owner)
             add(Event(UNTRACED, 0, frame(), len(stack), at, count=int(m.group(1)),
                       in_comprehension=blocks[-1] > 0))
             last = None
-        elif m := ASSIGN.match(raw):
+        elif first == "." and (m := ASSIGN.match(raw)):
             run = current[-1] if current else None
             last = Change(m.group(1), m.group(2), position, frame(),
                           owner.position if owner else -1, run.position if run else -1,
