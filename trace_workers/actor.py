@@ -115,7 +115,7 @@ class Tracer:
                     f"not run: {slow_limits_in_a_row} runs of this program in a row passed the "
                     f"trace budget, each after {self.cfg.trace_limit_streak_s} s or more, "
                     "and none of its runs returned"))
-            if status == "trace_limit" and self.cfg.limits.elide:
+            if status == "trace_limit" and self.cfg.limits.elide and self.cfg.limits.fast_tracer:
                 held.append((run, detail))
                 continue
             kept += self._settle(work, run, verdict, (status, reason, detail), stats, rows)

@@ -11,6 +11,10 @@ the run's shape and folds the rest, on the one trace model (:mod:`translate.trac
 - folds are made from the inside out (inner loops first, then every loop, then fewer whole
   iterations, then calls from the deepest up) until what is told fits the budget.
 
+A run recorded with elision (trace_workers.jail.elision) has spans, which every level folds:
+a loop span with the iterations before it down to the level's head, a call span as a call
+fold; such a run is never told whole.
+
 A fold never invents a value: each one it states is a change the trace printed (or the
 literal the model adds for ``total = 0``). The renderer tells the folds
 (:mod:`translate.render`), the LLM's prompt shows :meth:`Digest.text`, and the step check
@@ -223,7 +227,6 @@ class _Structure:
                                   tuple((c.name, c.text) for c in call.changes),
                                   events[ret].value, lines))
         return folds
-
 
     def spanned_calls(self) -> list[CallFold]:
         """A call span's call: its arguments, the span, its return."""

@@ -19,7 +19,7 @@ from trace_workers.jail.tracing import PROGRAMS
 
 # a run traced with elision gets this share of the time limit: such a run is 2-4x slower than
 # the program (a trace function on every line of a long loop); one that needs more is nearly
-# always far over (dev set: 16 of 219 elided runs ran out of the whole limit, 5 s each)
+# always far over (dev set: 16 of 256 elided runs ran out of the whole limit, 5 s each)
 ELISION_SHARE = 0.5
 
 
