@@ -208,8 +208,9 @@ def test_a_run_too_slow_even_with_elision_is_a_timeout_that_says_it_was_over_the
                                  preload=())) as box:
         verdict = box.run(code, "main_solution", "{}", 1)
     assert (verdict["status"], verdict["elision"]) == ("timeout", "timeout")
-    assert verdict["detail"].startswith("a dry run passed 400 traced lines; traced with its "
-                                        "long loops and deep calls elided, it passed 0.5 s")
+    # (over the budget by the dry run, or by the trace where a loaded machine abandoned it)
+    assert verdict["detail"].endswith("traced with its long loops and deep calls elided, it "
+                                      "passed 0.5 s")
 
 
 def work(code: str, inputs: list[dict]) -> ProgramWork:
