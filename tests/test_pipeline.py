@@ -27,8 +27,12 @@ MIXED = [
     GOOD,
     program("def main_solution(n):\n    return n * 2\n", [({"n": 1}, 2), ({"n": 2}, 5)],
             description="one pair right, one wrong"),
+    # past the run budget, then past the time limit traced with elision: a timeout
     program("def main_solution(n):\n    while True:\n        n += 1\n", [({"n": 1}, 0)],
             description="runaway"),
+    # past the output budget, traced with elision too: a trace_limit
+    program("def main_solution(n):\n    while True:\n        print('x' * 65536)\n",
+            [({"n": 1}, 0)], description="printer"),
     program("import ctypes\n\ndef main_solution():\n    return ctypes.string_at(0)\n", [({}, 0)],
             description="segfaults"),
     program("def main_solution():\n    return bytearray(8 * 1024 ** 3)\n", [({}, 0)],
@@ -60,7 +64,8 @@ def test_every_pair_is_kept_or_rejected_with_a_reason(tmp_path, ray_local):
 
     reasons = {(r["stage"], r["reason"]) for r in rejects}
     assert {("read", "invalid_json"), ("program_filter", "uses_randomness"),
-            ("trace", "mismatch"), ("trace", "trace_limit"), ("trace", "crashed"),
+            ("trace", "mismatch"), ("trace", "trace_limit"), ("trace", "timeout"),
+            ("trace", "crashed"),
             ("trace", "memory"), ("trace", "missing_module")} <= reasons
     assert manifest["missing_modules"] == {"not_installed_mod": 1}  # programs, not pairs
     assert len(manifest["sandbox_isolation"]) == 1
