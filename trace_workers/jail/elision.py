@@ -140,6 +140,7 @@ class ElidingTracer(FastTracer):
         self.spans = {"loops": 0, "iterations": 0, "calls": 0}
 
     def trace(self, frame, event, arg):
+        caller = info = None
         if event == "call":
             caller = self.frame_infos.get(frame.f_back)
             if caller is not None and caller.calls_made >= CALLS_TRACED:
@@ -152,16 +153,12 @@ class ElidingTracer(FastTracer):
                 self._write_untraced(info)
         if event == "line" and self.loops and self._loop_span_starts(frame):
             return self.span.local
-        if event == "return":
-            info = self.frame_infos.get(frame)
-            if info is not None and info.counted:
-                self.open_calls[id(frame.f_code)] -= 1
+        if event == "return" and info is not None and info.counted:
+            self.open_calls[id(frame.f_code)] -= 1
         traced = super().trace(frame, event, arg)
         code = frame.f_code
-        if event == "call" and traced is not None:
-            caller = self.frame_infos.get(frame.f_back)
-            if caller is not None:
-                caller.calls_made += 1
+        if caller is not None and traced is not None:
+            caller.calls_made += 1
         if event == "call" and traced is not None and code.co_name not in _UNSPANNED \
                 and code.co_filename == PROGRAM_FILENAME and not code.co_flags & RESUMABLE:
             info = self.frame_infos.get(frame)
@@ -253,7 +250,3 @@ class ElidingTracer(FastTracer):
         for variable in variables:
             lines += config.formatter.format_variable(variable, dots, False)
         config.write(config.formatter.format_lines(current, lines))
-        lineno = frame.f_lineno  # the event that ends the span: its loop runs are noted
-        info.previous_line = lineno
-        info.loop_counts = {header: count for header, count in info.loop_counts.items()
-                            if header <= lineno <= self.loops[header][1]}
